@@ -1,0 +1,45 @@
+package dev.kwal
+
+/**
+ * When an append is acknowledged, relative to the disk.
+ *
+ * Set a log-wide default with [WalOptions.durability] and override it per call. As a per-call override,
+ * [Sync] waits for the sync of the record's group; [None] and [Interval] acknowledge once the write has
+ * reached the operating system (the background sync of [Interval] is a log-wide setting).
+ */
+public sealed class Durability {
+
+    /**
+     * Acknowledge after the record's group is written and `fdatasync`ed. Survives a process crash and
+     * a power loss. One sync covers every record in the group, so concurrent appenders share its cost.
+     * The default.
+     */
+    public data object Sync : Durability()
+
+    /**
+     * Acknowledge after the write reaches the operating system; sync in the background every [millis]
+     * milliseconds. Survives a process crash; a power loss may lose up to about [millis] ms of records.
+     */
+    public data class Interval(public val millis: Long) : Durability() {
+        init {
+            require(millis > 0) { "Interval must be positive, was $millis ms" }
+        }
+    }
+
+    /**
+     * Acknowledge after the write reaches the operating system; never sync except on [Wal.sync] and
+     * [Wal.close]. Survives a process crash, not a power loss.
+     */
+    public data object None : Durability()
+
+    public companion object {
+        /** [Sync], for Java. */
+        @JvmField public val SYNC: Durability = Sync
+
+        /** [None], for Java. */
+        @JvmField public val NONE: Durability = None
+
+        /** [Interval] of [millis] ms, for Java. */
+        @JvmStatic public fun interval(millis: Long): Durability = Interval(millis)
+    }
+}

@@ -1,0 +1,127 @@
+package dev.kwal
+
+import kotlinx.coroutines.flow.Flow
+import java.nio.file.Path
+
+/**
+ * A durable, multi-topic write-ahead log.
+ *
+ * A `Wal` stores records in named *topics*. Each topic is an append-only sequence whose records are
+ * numbered densely from 0: the first record appended to a topic gets sequence 0, the next 1, and so on,
+ * with no gaps and no duplicates, across crashes and reopens.
+ *
+ * ### Durability
+ * [append] and [appendBatch] suspend until the record is as durable as the [Durability] in force for
+ * that call says (by default [WalOptions.durability], [Durability.Sync]: written and `fdatasync`ed).
+ * Under [Durability.Sync] a record that has been acknowledged survives a process crash and a power
+ * loss; a record whose call failed or was cancelled may or may not survive, but never partially.
+ *
+ * ### Visibility
+ * A record becomes visible to [replay] and [follow] only after it is acknowledged, and records of one
+ * topic become visible in sequence order: a reader never sees sequence *n + 1* without *n*.
+ *
+ * ### Thread-safety
+ * Every method is safe to call from any thread or coroutine concurrently. Appends to one topic from one
+ * coroutine are ordered; concurrent appends to one topic are ordered in some order the log chooses, and
+ * each caller receives its own sequence number.
+ *
+ * ### Cancellation
+ * Cancelling a coroutine suspended in [append] or [appendBatch] resumes it with a
+ * [kotlinx.coroutines.CancellationException] at once. Its record (or batch) is then either committed in
+ * full — readable and durable like any other — or not written at all; which one is not reported. A
+ * record is never half-written.
+ *
+ * ### What it deliberately does not do
+ * It does not delete or compact records, index payloads, or deduplicate retries: an append retried
+ * after an error or cancellation may store the payload twice under two sequence numbers.
+ *
+ * Obtain an instance from the engine (`dev.kwal.Kwal.open` in `wal-impl`). Java callers wrap it in
+ * [AsyncWal] for a [java.util.concurrent.CompletableFuture]-based API.
+ */
+public interface Wal : AutoCloseable {
+
+    /** The directory this log lives in. */
+    public val directory: Path
+
+    /** What recovery found and did when this log was opened. */
+    public val recovery: RecoveryReport
+
+    /**
+     * Appends [payload] to [topic], creating the topic on first use, and returns the record's sequence
+     * number once it is durable under [durability] (the log's default when `null`).
+     *
+     * The log keeps a reference to [payload] until this call returns: do not modify it meanwhile.
+     *
+     * @throws InvalidTopicException if [topic] is not a valid name (see [TopicNames]); nothing is written.
+     * @throws RecordTooLargeException if [payload] is larger than [WalOptions.maxRecordSize]; nothing is written.
+     * @throws WalClosedException if the log is closed or closes before the record is written.
+     * @throws WalFailedException if the log has stopped after an unrecoverable I/O failure.
+     * @throws WalException for an I/O failure of this record's write; the record is not stored.
+     */
+    public suspend fun append(topic: String, payload: ByteArray, durability: Durability? = null): Long
+
+    /**
+     * Appends [payloads] to [topic] as one unit and returns the range of their sequence numbers.
+     *
+     * The batch is all-or-nothing: after any failure or crash either every record of it is readable or
+     * none is. Its sequence numbers are consecutive; no other record of the topic lands between them.
+     * An empty batch writes nothing and returns an empty range starting at the topic's next sequence.
+     *
+     * @throws RecordTooLargeException if any payload exceeds [WalOptions.maxRecordSize] or the batch as a
+     *   whole does not fit in one segment; nothing is written.
+     * @throws InvalidTopicException, WalClosedException, WalFailedException, WalException as [append].
+     */
+    public suspend fun appendBatch(
+        topic: String,
+        payloads: List<ByteArray>,
+        durability: Durability? = null,
+    ): LongRange
+
+    /**
+     * A cold flow of the acknowledged records of [topic] whose sequence is at least [from], in sequence
+     * order, ending with the last record acknowledged when collection started.
+     *
+     * Each collection reads the log afresh. Every record's checksum is verified as it is read; a record
+     * that fails its check ends the flow with [WalCorruptedException] and is never emitted. An unknown
+     * topic, or [from] past the end, gives an empty flow. The flow reads the disk with blocking calls in
+     * [kotlinx.coroutines.Dispatchers.IO] and emits in the collector's context; it is safe to collect
+     * concurrently with appends and with other collectors.
+     *
+     * @throws InvalidTopicException (when collected) if [topic] is not a valid name.
+     */
+    public fun replay(topic: String, from: Long = 0): Flow<Record>
+
+    /**
+     * Like [replay], but never completes: after the last acknowledged record it waits for new ones and
+     * emits them as they are acknowledged. Cancel the collector to stop. When the log closes, the flow
+     * completes normally after the last record that was acknowledged.
+     */
+    public fun follow(topic: String, from: Long = 0): Flow<Record>
+
+    /** The names of all topics that have at least one acknowledged record, in no particular order. */
+    public fun topics(): Set<String>
+
+    /**
+     * The number of acknowledged records of [topic], which is also the sequence the next acknowledged
+     * append will get if no other append overtakes it; 0 for a topic that does not exist.
+     */
+    public fun nextSequence(topic: String): Long
+
+    /**
+     * Suspends until every record acknowledged before this call is durable on disk, whatever the
+     * durability it was appended with.
+     *
+     * @throws WalClosedException if the log is closed.
+     * @throws WalFailedException if the sync fails; the log then stops (see [WalFailedException]).
+     */
+    public suspend fun sync()
+
+    /**
+     * Closes the log: refuses new appends, commits and syncs the appends already accepted, completes
+     * every waiting caller (with its position, or with [WalClosedException] if its record was not
+     * written), ends [follow] flows, and releases the directory lock.
+     *
+     * Blocks the calling thread until that is done. Idempotent.
+     */
+    override fun close()
+}

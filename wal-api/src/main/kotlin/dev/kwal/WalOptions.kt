@@ -1,0 +1,112 @@
+package dev.kwal
+
+import java.nio.file.Path
+
+/**
+ * How to open a [Wal]. Immutable; every size is in bytes.
+ *
+ * From Kotlin, use named arguments: `WalOptions(dir, durability = Durability.None)`. From Java, use
+ * [builder]: `WalOptions.builder(dir).segmentSize(128 << 20).build()`. Only [directory] is required;
+ * the defaults suit a service appending small records from many coroutines.
+ *
+ * @property directory where the log's files live. Created if missing. One [Wal] at a time per directory.
+ * @property segmentSize the size of each segment file, pre-written with zeros when created; the log
+ *   grows one segment at a time. 64 KiB to 1 GiB; default 64 MiB. May change between opens.
+ * @property blockSize the largest block: the run of one topic's records written together, which is
+ *   also the unit that replay reads and recovery verifies at once. 4 KiB up to [segmentSize] less 4 KiB;
+ *   at least [maxRecordSize] + [RECORD_OVERHEAD]. Default 4 MiB (clamped to the segment).
+ * @property maxRecordSize the largest payload [Wal.append] accepts. Default 1 MiB.
+ * @property maxGroupBytes how many payload bytes one group commit gathers at most before it writes;
+ *   larger groups mean fewer syncs under load. At least [maxRecordSize]. Default 4 MiB.
+ * @property durability when appends are acknowledged unless a call says otherwise. Default [Durability.Sync].
+ * @property corruptionPolicy what recovery does with corruption in synced data. Default [CorruptionPolicy.FAIL].
+ * @throws IllegalArgumentException if a value is out of range.
+ */
+public class WalOptions(
+    public val directory: Path,
+    public val segmentSize: Int = DEFAULT_SEGMENT_SIZE,
+    blockSize: Int = DEFAULT_BLOCK_SIZE,
+    public val maxRecordSize: Int = DEFAULT_MAX_RECORD_SIZE,
+    public val maxGroupBytes: Int = DEFAULT_MAX_GROUP_BYTES,
+    public val durability: Durability = Durability.Sync,
+    public val corruptionPolicy: CorruptionPolicy = CorruptionPolicy.FAIL,
+) {
+    /** See the class description. */
+    public val blockSize: Int = minOf(blockSize, segmentSize - SEGMENT_RESERVE)
+
+    init {
+        require(segmentSize in MIN_SEGMENT_SIZE..MAX_SEGMENT_SIZE) {
+            "segmentSize must be in $MIN_SEGMENT_SIZE..$MAX_SEGMENT_SIZE, was $segmentSize"
+        }
+        require(maxRecordSize >= 1) { "maxRecordSize must be positive, was $maxRecordSize" }
+        require(this.blockSize >= MIN_BLOCK_SIZE) { "blockSize must be at least $MIN_BLOCK_SIZE, was ${this.blockSize}" }
+        require(maxRecordSize.toLong() + RECORD_OVERHEAD <= this.blockSize) {
+            "maxRecordSize ($maxRecordSize) + $RECORD_OVERHEAD must fit in blockSize (${this.blockSize})"
+        }
+        require(maxGroupBytes >= maxRecordSize) {
+            "maxGroupBytes ($maxGroupBytes) must be at least maxRecordSize ($maxRecordSize)"
+        }
+    }
+
+    /** A builder initialised from these options. */
+    public fun toBuilder(): Builder = Builder(directory)
+        .segmentSize(segmentSize).blockSize(blockSize).maxRecordSize(maxRecordSize)
+        .maxGroupBytes(maxGroupBytes).durability(durability).corruptionPolicy(corruptionPolicy)
+
+    override fun toString(): String =
+        "WalOptions(directory=$directory, segmentSize=$segmentSize, blockSize=$blockSize, " +
+            "maxRecordSize=$maxRecordSize, maxGroupBytes=$maxGroupBytes, durability=$durability, " +
+            "corruptionPolicy=$corruptionPolicy)"
+
+    /** A fluent builder for Java callers. Not thread-safe. */
+    public class Builder(private val directory: Path) {
+        private var segmentSize = DEFAULT_SEGMENT_SIZE
+        private var blockSize = DEFAULT_BLOCK_SIZE
+        private var maxRecordSize = DEFAULT_MAX_RECORD_SIZE
+        private var maxGroupBytes = DEFAULT_MAX_GROUP_BYTES
+        private var durability: Durability = Durability.Sync
+        private var corruptionPolicy = CorruptionPolicy.FAIL
+
+        /** See [WalOptions.segmentSize]. */
+        public fun segmentSize(bytes: Int): Builder = apply { segmentSize = bytes }
+
+        /** See [WalOptions.blockSize]. */
+        public fun blockSize(bytes: Int): Builder = apply { blockSize = bytes }
+
+        /** See [WalOptions.maxRecordSize]. */
+        public fun maxRecordSize(bytes: Int): Builder = apply { maxRecordSize = bytes }
+
+        /** See [WalOptions.maxGroupBytes]. */
+        public fun maxGroupBytes(bytes: Int): Builder = apply { maxGroupBytes = bytes }
+
+        /** See [WalOptions.durability]. */
+        public fun durability(value: Durability): Builder = apply { durability = value }
+
+        /** See [WalOptions.corruptionPolicy]. */
+        public fun corruptionPolicy(value: CorruptionPolicy): Builder = apply { corruptionPolicy = value }
+
+        /** @throws IllegalArgumentException if a value is out of range. */
+        public fun build(): WalOptions = WalOptions(
+            directory, segmentSize, blockSize, maxRecordSize, maxGroupBytes, durability, corruptionPolicy,
+        )
+    }
+
+    public companion object {
+        public const val DEFAULT_SEGMENT_SIZE: Int = 64 shl 20
+        public const val DEFAULT_BLOCK_SIZE: Int = 4 shl 20
+        public const val DEFAULT_MAX_RECORD_SIZE: Int = 1 shl 20
+        public const val DEFAULT_MAX_GROUP_BYTES: Int = 4 shl 20
+        public const val MIN_SEGMENT_SIZE: Int = 64 shl 10
+        public const val MAX_SEGMENT_SIZE: Int = 1 shl 30
+        public const val MIN_BLOCK_SIZE: Int = 4 shl 10
+
+        /** Room a block needs beyond one record's payload: its header and the record's frame header. */
+        public const val RECORD_OVERHEAD: Int = 128
+
+        /** Room a segment keeps beyond its largest block: its header, with margin. */
+        public const val SEGMENT_RESERVE: Int = 4 shl 10
+
+        /** A builder for [directory] with every other option at its default. */
+        @JvmStatic public fun builder(directory: Path): Builder = Builder(directory)
+    }
+}

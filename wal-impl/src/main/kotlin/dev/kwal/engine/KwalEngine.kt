@@ -1,0 +1,204 @@
+package dev.kwal.engine
+
+import dev.kwal.Durability
+import dev.kwal.Record
+import dev.kwal.RecordTooLargeException
+import dev.kwal.RecoveryReport
+import dev.kwal.TopicNames
+import dev.kwal.Wal
+import dev.kwal.WalLockedException
+import dev.kwal.WalOptions
+import dev.kwal.engine.commit.AppendRequest
+import dev.kwal.engine.commit.Group
+import dev.kwal.engine.commit.GroupAcknowledger
+import dev.kwal.engine.commit.GroupWriter
+import dev.kwal.engine.commit.LogState
+import dev.kwal.engine.commit.Request
+import dev.kwal.engine.commit.SyncRequest
+import dev.kwal.engine.commit.unitBytesBound
+import dev.kwal.engine.format.LogPosition
+import dev.kwal.engine.format.SegmentHeader
+import dev.kwal.engine.io.FileIo
+import dev.kwal.engine.recovery.Recovery
+import dev.kwal.engine.replay.TopicReader
+import dev.kwal.engine.storage.SegmentFiles
+import dev.kwal.engine.storage.TopicTable
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.isActive
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.suspendCancellableCoroutine
+import java.io.Closeable
+import java.nio.file.Path
+import java.util.concurrent.ExecutorService
+import java.util.concurrent.Executors
+import java.util.concurrent.atomic.AtomicBoolean
+import kotlin.coroutines.resumeWithException
+
+/**
+ * The [Wal] implementation: validates calls, queues appends for the [GroupWriter], serves reads through
+ * [TopicReader], and owns the log's threads, files and lock.
+ *
+ * Threads: one writer thread (the group-commit coroutine and its `AsynchronousFileChannel` completions) and
+ * one sync thread (the acknowledging coroutine and its blocking `fsync`). Callers' coroutines never block.
+ */
+internal class KwalEngine private constructor(
+    private val options: WalOptions,
+    private val lock: Closeable,
+    private val table: TopicTable,
+    private val state: LogState,
+    override val recovery: RecoveryReport,
+    private val writerExecutor: ExecutorService,
+    private val syncExecutor: ExecutorService,
+) : Wal {
+    override val directory: Path get() = options.directory
+
+    private val requests = Channel<Request>(Channel.UNLIMITED)
+    private val written = Channel<Group>(Channel.UNLIMITED)
+    private val scope = CoroutineScope(SupervisorJob())
+    private val closing = AtomicBoolean(false)
+    private val defaultSync = options.durability == Durability.Sync
+    private lateinit var writerJob: Job
+    private lateinit var acknowledgerJob: Job
+    private var intervalJob: Job? = null
+    private val maxBatchBytes = options.segmentSize.toLong() - SegmentHeader.SIZE
+
+    override suspend fun append(topic: String, payload: ByteArray, durability: Durability?): Long {
+        if (table[topic] == null) TopicNames.validate(topic)
+        if (payload.size > options.maxRecordSize) throw RecordTooLargeException(payload.size.toLong(), options.maxRecordSize.toLong())
+        return submit(AppendRequest(topic, payload, null, sync = needsSync(durability)))
+    }
+
+    override suspend fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability?): LongRange {
+        if (table[topic] == null) TopicNames.validate(topic)
+        if (payloads.isEmpty()) {
+            if (state.failure != null || closing.get()) throw state.unavailable()
+            val next = nextSequence(topic)
+            return next until next
+        }
+        val copy = payloads.toList() // the caller may reuse its list once we return
+        for (p in copy) if (p.size > options.maxRecordSize) throw RecordTooLargeException(p.size.toLong(), options.maxRecordSize.toLong())
+        val request = AppendRequest(topic, null, copy, sync = needsSync(durability))
+        val bound = unitBytesBound(request.frameBytes, request.count, options.blockSize)
+        if (bound > maxBatchBytes) throw RecordTooLargeException(bound, maxBatchBytes, "batch")
+        val first = submit(request)
+        return first until first + copy.size
+    }
+
+    private fun needsSync(durability: Durability?): Boolean = if (durability == null) defaultSync else durability == Durability.Sync
+
+    private suspend fun submit(request: AppendRequest): Long = suspendCancellableCoroutine { cont ->
+        request.cont = cont
+        if (requests.trySend(request).isFailure) cont.resumeWithException(state.unavailable())
+    }
+
+    override fun replay(topic: String, from: Long): Flow<Record> = flow {
+        TopicNames.validate(topic)
+        val t = table[topic] ?: return@flow
+        TopicReader(state, options.blockSize).read(t, from, t.acked) { emit(it) }
+    }
+
+    override fun follow(topic: String, from: Long): Flow<Record> = flow {
+        TopicNames.validate(topic)
+        val reader = TopicReader(state, options.blockSize)
+        var next = from
+        while (true) {
+            val version = state.ackVersion.value
+            val t = table[topic]
+            val end = t?.acked ?: 0
+            if (t != null && next < end) {
+                reader.read(t, next, end) { emit(it) }
+                next = end
+                continue
+            }
+            if (state.closed || state.failure != null) return@flow
+            state.ackVersion.first { it != version }
+        }
+    }
+
+    override fun topics(): Set<String> = table.visibleNames()
+
+    override fun nextSequence(topic: String): Long = table[topic]?.acked ?: 0
+
+    override suspend fun sync() {
+        suspendCancellableCoroutine { cont ->
+            if (requests.trySend(SyncRequest(cont)).isFailure) cont.resumeWithException(state.unavailable())
+        }
+    }
+
+    override fun close() {
+        if (!closing.compareAndSet(false, true)) {
+            runBlocking { writerJob.join(); acknowledgerJob.join() }
+            return
+        }
+        intervalJob?.cancel()
+        requests.close()
+        try {
+            runBlocking { writerJob.join(); acknowledgerJob.join() }
+        } finally {
+            state.closed = true
+            state.ackVersion.value++
+            scope.cancel()
+            for (s in state.segments.values) runCatching { s.file.close() }
+            runCatching { lock.close() }
+            writerExecutor.shutdown()
+            syncExecutor.shutdown()
+        }
+    }
+
+    private fun start(writer: GroupWriter, acknowledger: GroupAcknowledger) {
+        writerJob = scope.launch(writerExecutor.asCoroutineDispatcher()) { writer.run() }
+        acknowledgerJob = scope.launch(syncExecutor.asCoroutineDispatcher()) { acknowledger.run() }
+        val interval = options.durability as? Durability.Interval
+        if (interval != null) {
+            intervalJob = scope.launch {
+                while (isActive) {
+                    delay(interval.millis)
+                    requests.trySend(SyncRequest(null))
+                }
+            }
+        }
+    }
+
+    override fun toString(): String = "Kwal(${options.directory})"
+
+    companion object {
+        private const val LOCK_FILE = "kwal.lock"
+
+        fun open(options: WalOptions, io: FileIo): KwalEngine {
+            val dir = options.directory
+            io.createDirectories(dir)
+            val lock = io.tryLock(dir.resolve(LOCK_FILE)) ?: throw WalLockedException(dir)
+            val writerExecutor = Executors.newSingleThreadExecutor { r -> Thread(r, "kwal-writer").apply { isDaemon = true } }
+            val syncExecutor = Executors.newSingleThreadExecutor { r -> Thread(r, "kwal-sync").apply { isDaemon = true } }
+            try {
+                val files = SegmentFiles(dir, io, writerExecutor)
+                val recovered = Recovery(options, io, files).run()
+                val active = recovered.segments.last()
+                val state = LogState(LogPosition(active.id, recovered.tail))
+                for (s in recovered.segments) state.segments[s.id] = s
+                val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor)
+                val writer = GroupWriter(
+                    options, files, recovered.table, state, recovered.logId, active, recovered.tail, recovered.spares,
+                    engine.requests, engine.written, engine.scope,
+                )
+                engine.start(writer, GroupAcknowledger(state, engine.written, engine.requests))
+                return engine
+            } catch (e: Throwable) {
+                writerExecutor.shutdownNow()
+                syncExecutor.shutdownNow()
+                lock.close()
+                throw e
+            }
+        }
+    }
+}

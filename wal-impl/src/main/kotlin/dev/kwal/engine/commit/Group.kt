@@ -1,0 +1,49 @@
+package dev.kwal.engine.commit
+
+import dev.kwal.engine.format.LogPosition
+import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.Topic
+
+/**
+ * One group commit: the requests drained together, and, once encoded, where their bytes go and which blocks
+ * they form. Built and written by the writer thread, then handed to the acknowledging thread.
+ */
+internal class Group {
+    val appends = ArrayList<AppendRequest>()
+    val syncs = ArrayList<SyncRequest>()
+    var needsSync = false
+    var frameBytes = 0L
+
+    /** Topics with requests in this group, in order of first appearance. */
+    val topics = ArrayList<Topic>()
+
+    /** Topics this group registers (its registry run names them). */
+    val newTopics = ArrayList<Topic>()
+
+    /** The contiguous file ranges this group's buffer is written to, one per segment touched. */
+    val regions = ArrayList<Region>()
+
+    /** Segments this group sealed by rolling past them. */
+    val sealed = ArrayList<Segment>()
+
+    /** Each block written: its topic, first sequence, record count and position. */
+    val blockTopics = ArrayList<Topic>()
+    var blockInfo = LongArray(24) // firstSeq, count, position per block
+        private set
+    var blockCount = 0
+        private set
+
+    /** Where the log ends after this group. */
+    var end: LogPosition = LogPosition.ZERO
+
+    fun addBlock(topic: Topic, firstSeq: Long, count: Int, position: LogPosition) {
+        if (3 * blockCount + 3 > blockInfo.size) blockInfo = blockInfo.copyOf(blockInfo.size * 2)
+        blockTopics.add(topic)
+        blockInfo[3 * blockCount] = firstSeq
+        blockInfo[3 * blockCount + 1] = count.toLong()
+        blockInfo[3 * blockCount + 2] = position.packed
+        blockCount++
+    }
+
+    class Region(val segment: Segment, val fileOffset: Int, val bufferStart: Int, val bufferEnd: Int)
+}

@@ -1,0 +1,311 @@
+package dev.kwal.engine.commit
+
+import dev.kwal.WalException
+import dev.kwal.WalOptions
+import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.LogPosition
+import dev.kwal.engine.format.RecordFrame
+import dev.kwal.engine.format.SegmentHeader
+import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.SegmentFiles
+import dev.kwal.engine.storage.Topic
+import dev.kwal.engine.storage.TopicTable
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Deferred
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.channels.ReceiveChannel
+import kotlinx.coroutines.channels.SendChannel
+import org.slf4j.LoggerFactory
+import java.nio.ByteBuffer
+import java.util.zip.CRC32C
+import kotlin.coroutines.resumeWithException
+
+/**
+ * The first stage of group commit, one coroutine on the log's writer thread.
+ *
+ * It takes the first queued request, drains whatever else is queued up to [WalOptions.maxGroupBytes],
+ * assigns sequence numbers, lays the group out as blocks — a registry run naming new topics, then one run
+ * per topic — encodes it into one buffer, writes that with one write per segment touched (one, unless the
+ * group rolls to a new segment), and hands the group to the [GroupAcknowledger], which syncs and completes
+ * it while this stage writes the next group.
+ *
+ * If a write fails, the group is rolled back: its bytes are overwritten with zeros, its sequence numbers and
+ * topic registrations are given back, and every caller in it gets the error. The log goes on.
+ */
+internal class GroupWriter(
+    private val options: WalOptions,
+    private val files: SegmentFiles,
+    private val table: TopicTable,
+    private val state: LogState,
+    private val logId: Long,
+    private var active: Segment,
+    private var tail: Int,
+    spares: List<Segment>,
+    private val requests: ReceiveChannel<Request>,
+    private val toAcknowledger: SendChannel<Group>,
+    private val scope: CoroutineScope,
+) {
+    private val log = LoggerFactory.getLogger(GroupWriter::class.java)
+    private val spares = ArrayDeque(spares)
+    private var preparing: Deferred<Segment>? = null
+    private var buffer: ByteBuffer = ByteBuffer.allocateDirect(minOf(options.maxGroupBytes.toLong() * 2, 64L shl 20).toInt())
+    private val crc = CRC32C()
+    private val codec = RecordFrame.Codec()
+    private val blockSize = options.blockSize
+
+    suspend fun run() {
+        try {
+            while (true) {
+                val first = requests.receiveCatching().getOrNull() ?: break
+                val group = Group()
+                add(group, first)
+                while (group.frameBytes < options.maxGroupBytes) {
+                    add(group, requests.tryReceive().getOrNull() ?: break)
+                }
+                process(group)
+            }
+            // Closed: one last barrier so that close() syncs everything written.
+            toAcknowledger.send(Group().apply { needsSync = true })
+        } catch (e: Throwable) {
+            state.fail(e)
+            log.error("kwal writer stopped", e)
+            while (true) failAll(requests.tryReceive().getOrNull() ?: break)
+            throw e
+        } finally {
+            toAcknowledger.close()
+            preparing?.let { p -> p.cancel(); if (p.isCompleted && !p.isCancelled) runCatching { p.getCompleted().file.close() } }
+        }
+    }
+
+    private fun add(group: Group, request: Request) {
+        when (request) {
+            is SyncRequest -> { group.syncs.add(request); group.needsSync = true }
+            is AppendRequest -> {
+                if (!request.cont.isActive) return // cancelled while queued: never written
+                val topic = table[request.topicName] ?: table.add(request.topicName).also { group.newTopics.add(it) }
+                request.topic = topic
+                request.next = null
+                val tailRequest = topic.groupTail as AppendRequest?
+                if (tailRequest == null) { topic.groupHead = request; group.topics.add(topic) } else tailRequest.next = request
+                topic.groupTail = request
+                group.appends.add(request)
+                group.frameBytes += request.frameBytes
+                if (request.sync) group.needsSync = true
+            }
+        }
+    }
+
+    private fun failAll(request: Request) {
+        val error = state.unavailable()
+        when (request) {
+            is AppendRequest -> request.cont.resumeWithException(error)
+            is SyncRequest -> request.cont?.resumeWithException(error)
+        }
+    }
+
+    private suspend fun process(group: Group) {
+        if (state.failure != null) {
+            unlinkTopics(group)
+            rollbackRegistrations(group)
+            group.appends.forEach(::failAll)
+            group.syncs.forEach(::failAll)
+            return
+        }
+        val startSegment = active
+        val startTail = tail
+        if (group.appends.isNotEmpty()) {
+            encode(group)
+            try {
+                for (r in group.regions) {
+                    val src = buffer.duplicate()
+                    src.limit(r.bufferEnd).position(r.bufferStart)
+                    r.segment.file.write(src, r.fileOffset.toLong())
+                }
+            } catch (e: Throwable) {
+                rollback(group, startSegment, startTail, e)
+                return
+            }
+        }
+        group.end = LogPosition(active.id, tail)
+        toAcknowledger.send(group)
+    }
+
+    // ---- layout and encoding ----
+
+    private var regionStart = 0
+    private var regionFileOffset = 0
+    private var runTopic: Topic? = null
+    private var blockOpen = false
+    private var blockStart = 0
+    private var blockFirstSeq = 0L
+    private var blockRecords = 0
+    private var seq = 0L
+    private var timestamp = 0L
+    private var synced = LogPosition.ZERO
+    private lateinit var group: Group
+
+    private fun filePosition(bufferIndex: Int) = regionFileOffset + (bufferIndex - regionStart)
+
+    private suspend fun encode(g: Group) {
+        group = g
+        buffer.clear()
+        regionStart = 0
+        regionFileOffset = tail
+        timestamp = System.currentTimeMillis()
+        synced = state.durableFrontier
+        if (g.newTopics.isNotEmpty()) {
+            val registry = table.registry
+            beginRun(registry)
+            for (t in g.newTopics) {
+                val name = t.name.encodeToByteArray()
+                fitUnit(RecordFrame.HEADER_SIZE.toLong() + name.size, 1)
+                frame(name)
+            }
+            endRun()
+        }
+        for (topic in g.topics) {
+            beginRun(topic)
+            var r = topic.groupHead as AppendRequest?
+            while (r != null) {
+                fitUnit(r.frameBytes, r.count)
+                r.firstSeq = seq
+                for (i in 0 until r.count) frame(r.payloadAt(i))
+                r = r.next
+            }
+            endRun()
+        }
+        unlinkTopics(g)
+        closeRegion()
+        tail = regionFileOffset + (buffer.position() - regionStart)
+    }
+
+    private fun unlinkTopics(g: Group) {
+        for (t in g.topics) { t.groupHead = null; t.groupTail = null }
+    }
+
+    private fun beginRun(topic: Topic) {
+        runTopic = topic
+        seq = topic.reserved
+        blockOpen = false
+    }
+
+    private fun endRun() {
+        if (blockOpen) closeBlock(0)
+        runTopic!!.reserved = seq
+    }
+
+    /** Rolls to a new segment first if a unit of [count] frames, [frameBytes] in all, might not fit in this one. */
+    private suspend fun fitUnit(frameBytes: Long, count: Int) {
+        val needed = unitBytesBound(frameBytes, count, blockSize)
+        if (filePosition(buffer.position()) + needed <= active.size) return
+        val topic = runTopic!!
+        endRun()
+        closeRegion()
+        roll()
+        regionStart = buffer.position()
+        regionFileOffset = SegmentHeader.SIZE
+        beginRun(topic)
+        check(regionFileOffset + needed <= active.size) { "unit of $frameBytes bytes cannot fit in an empty segment" }
+    }
+
+    private fun frame(payload: ByteArray) {
+        val length = RecordFrame.HEADER_SIZE + payload.size
+        if (blockOpen && (buffer.position() - blockStart) + length > blockSize) closeBlock(BlockHeader.FLAG_CONTINUED)
+        if (!blockOpen) {
+            ensure(BlockHeader.SIZE + length)
+            blockOpen = true
+            blockStart = buffer.position()
+            blockFirstSeq = seq
+            blockRecords = 0
+            buffer.position(blockStart + BlockHeader.SIZE)
+        } else ensure(length)
+        codec.encode(buffer, runTopic!!.id, seq, payload)
+        seq++
+        blockRecords++
+    }
+
+    private fun closeBlock(flags: Int) {
+        val topic = runTopic!!
+        val position = LogPosition(active.id, filePosition(blockStart))
+        BlockHeader.write(
+            buffer, blockStart, position, flags, topic.id, blockFirstSeq, blockRecords,
+            buffer.position() - blockStart - BlockHeader.SIZE, synced, timestamp, crc,
+        )
+        group.addBlock(topic, blockFirstSeq, blockRecords, position)
+        blockOpen = false
+    }
+
+    private fun closeRegion() {
+        if (buffer.position() > regionStart) {
+            group.regions.add(Group.Region(active, regionFileOffset, regionStart, buffer.position()))
+        }
+    }
+
+    private fun ensure(bytes: Int) {
+        if (buffer.remaining() >= bytes) return
+        val bigger = ByteBuffer.allocateDirect(maxOf(buffer.capacity() * 2, buffer.position() + bytes))
+        buffer.flip()
+        bigger.put(buffer)
+        buffer = bigger
+    }
+
+    // ---- segments ----
+
+    private suspend fun roll() {
+        val next = nextSegment()
+        active.sealed = true
+        group.sealed.add(active)
+        active = next
+        state.segments[next.id] = next
+        if (spares.isEmpty() && preparing == null) {
+            val id = next.id + 1
+            preparing = scope.async(Dispatchers.IO) { files.create(id, options.segmentSize, logId) }
+        }
+    }
+
+    private suspend fun nextSegment(): Segment {
+        val id = active.id + 1
+        spares.removeFirstOrNull()?.let { check(it.id == id) { "spare ${it.id} is not segment $id" }; return it }
+        preparing?.let { p ->
+            preparing = null
+            val s = runCatching { p.await() }.getOrNull()
+            if (s != null && s.id == id) return s
+            s?.file?.close()
+        }
+        return files.create(id, options.segmentSize, logId)
+    }
+
+    // ---- rollback ----
+
+    private fun rollback(g: Group, startSegment: Segment, startTail: Int, cause: Throwable) {
+        log.warn("write failed; rolling back a group of {} requests: {}", g.appends.size, cause.toString())
+        val error = (cause as? WalException) ?: WalException("write failed: $cause", cause)
+        try {
+            for (r in g.regions) {
+                SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), (r.fileOffset + r.bufferEnd - r.bufferStart).toLong())
+            }
+        } catch (e: Throwable) {
+            // The failed group's bytes may still be on disk and could pass recovery's checks: stop.
+            e.addSuppressed(cause)
+            state.fail(e)
+        }
+        // Give back the segments this group rolled into, newest last, so they are used again in order.
+        for (s in g.sealed.asReversed()) s.sealed = false
+        for (id in active.id downTo startSegment.id + 1) state.segments.remove(id)?.let { spares.addFirst(it) }
+        active = startSegment
+        tail = startTail
+        // Each topic's first request in this group got the topic's sequence at the group's start.
+        val firstSeqOf = HashMap<Topic, Long>()
+        for (r in g.appends) firstSeqOf.putIfAbsent(r.topic!!, r.firstSeq)
+        for ((t, s) in firstSeqOf) if (s >= 0) t.reserved = s
+        rollbackRegistrations(g)
+        for (r in g.appends) r.cont.resumeWithException(error)
+        for (s in g.syncs) s.cont?.resumeWithException(error)
+    }
+
+    private fun rollbackRegistrations(g: Group) {
+        for (t in g.newTopics.asReversed()) table.removeLast(t)
+        table.registry.reserved = table.count.toLong()
+    }
+}

@@ -1,0 +1,63 @@
+package dev.kwal.engine.io
+
+import java.io.Closeable
+import java.nio.ByteBuffer
+import java.nio.file.Path
+import java.util.concurrent.ExecutorService
+
+/**
+ * Every file-system operation the engine performs, and nothing else: the seam where tests inject
+ * failures and simulate power loss. The engine has no other path to the disk.
+ *
+ * Implementations throw [java.io.IOException] for I/O failures. They must be safe to call from several
+ * threads at once on different files.
+ */
+internal interface FileIo {
+    fun createDirectories(dir: Path)
+
+    /** The regular files directly in [dir]. */
+    fun list(dir: Path): List<Path>
+
+    /**
+     * Opens [path] for reading and writing, creating it if [create]. Suspending writes run on
+     * [writeExecutor] (the log's writer thread), so their completion resumes the writer without a hop.
+     */
+    fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile
+
+    /** Renames [from] to [to] atomically, replacing [to]. */
+    fun move(from: Path, to: Path)
+
+    /** Deletes [path] if it exists. */
+    fun delete(path: Path)
+
+    /** Makes the entries of [dir] (creations, renames, deletions) durable. */
+    fun syncDirectory(dir: Path)
+
+    /**
+     * Takes an exclusive lock on [path] (created if missing) for as long as the returned handle is open,
+     * or returns `null` if another holder — in this process or another — has it.
+     */
+    fun tryLock(path: Path): Closeable?
+}
+
+/** One open file. Thread-safe, except that writes to overlapping ranges must not race. */
+internal interface LogFile : Closeable {
+    val path: Path
+
+    /** Writes all of [src]'s remaining bytes at [position], suspending until the write has completed. */
+    suspend fun write(src: ByteBuffer, position: Long)
+
+    /** Writes all of [src]'s remaining bytes at [position], blocking. For headers and pre-written zeros. */
+    fun writeBlocking(src: ByteBuffer, position: Long)
+
+    /** Reads up to [dst]'s remaining bytes at [position]; returns how many, or -1 at end of file. */
+    fun read(dst: ByteBuffer, position: Long): Int
+
+    /** Makes every write so far durable (`fdatasync`). */
+    fun force()
+
+    /** Maps the first [size] bytes read-only. */
+    fun map(size: Long): ByteBuffer
+
+    fun size(): Long
+}

@@ -1,0 +1,117 @@
+package dev.kwal.engine.io
+
+import kotlinx.coroutines.suspendCancellableCoroutine
+import java.io.Closeable
+import java.io.IOException
+import java.nio.ByteBuffer
+import java.nio.channels.AsynchronousFileChannel
+import java.nio.channels.CompletionHandler
+import java.nio.channels.FileChannel
+import java.nio.channels.OverlappingFileLockException
+import java.nio.file.Files
+import java.nio.file.NoSuchFileException
+import java.nio.file.Path
+import java.nio.file.StandardCopyOption
+import java.nio.file.StandardOpenOption.CREATE
+import java.nio.file.StandardOpenOption.READ
+import java.nio.file.StandardOpenOption.WRITE
+import java.util.concurrent.ExecutorService
+import kotlin.coroutines.resume
+import kotlin.coroutines.resumeWithException
+
+/** The real file system: [AsynchronousFileChannel] for log writes, [FileChannel] for everything else. */
+internal object RealFileIo : FileIo {
+    override fun createDirectories(dir: Path) {
+        Files.createDirectories(dir)
+    }
+
+    override fun list(dir: Path): List<Path> = Files.list(dir).use { s -> s.filter { Files.isRegularFile(it) }.toList() }
+
+    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile {
+        val options = if (create) setOf(READ, WRITE, CREATE) else setOf(READ, WRITE)
+        val channel = FileChannel.open(path, options)
+        try {
+            return RealLogFile(path, channel, AsynchronousFileChannel.open(path, setOf(READ, WRITE), writeExecutor))
+        } catch (e: Throwable) {
+            channel.close()
+            throw e
+        }
+    }
+
+    override fun move(from: Path, to: Path) {
+        Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING)
+    }
+
+    override fun delete(path: Path) {
+        Files.deleteIfExists(path)
+    }
+
+    override fun syncDirectory(dir: Path) {
+        // Linux lets a directory be opened read-only and fsync'ed; that makes its entries durable.
+        try {
+            FileChannel.open(dir, READ).use { it.force(true) }
+        } catch (e: NoSuchFileException) {
+            throw e
+        } catch (e: IOException) {
+            // Some platforms (Windows) cannot open directories; there is nothing more to do there.
+            if (!System.getProperty("os.name").startsWith("Windows")) throw e
+        }
+    }
+
+    override fun tryLock(path: Path): Closeable? {
+        val channel = FileChannel.open(path, READ, WRITE, CREATE)
+        val lock = try {
+            channel.tryLock()
+        } catch (e: OverlappingFileLockException) {
+            null
+        } catch (e: Throwable) {
+            channel.close()
+            throw e
+        }
+        if (lock == null) {
+            channel.close()
+            return null
+        }
+        return Closeable { channel.use { lock.release() } }
+    }
+}
+
+private class RealLogFile(
+    override val path: Path,
+    private val channel: FileChannel,
+    private val async: AsynchronousFileChannel,
+) : LogFile {
+
+    override suspend fun write(src: ByteBuffer, position: Long) {
+        var at = position
+        while (src.hasRemaining()) {
+            val n = suspendCancellableCoroutine { cont ->
+                async.write(src, at, cont, Handler)
+            }
+            at += n
+        }
+    }
+
+    override fun writeBlocking(src: ByteBuffer, position: Long) {
+        var at = position
+        while (src.hasRemaining()) at += channel.write(src, at)
+    }
+
+    override fun read(dst: ByteBuffer, position: Long): Int = channel.read(dst, position)
+
+    override fun force() = channel.force(false)
+
+    override fun map(size: Long): ByteBuffer = channel.map(FileChannel.MapMode.READ_ONLY, 0, size)
+
+    override fun size(): Long = channel.size()
+
+    override fun close() {
+        try { async.close() } finally { channel.close() }
+    }
+
+    /** One stateless handler for every write: the continuation travels as the attachment. */
+    private object Handler : CompletionHandler<Int, kotlinx.coroutines.CancellableContinuation<Int>> {
+        override fun completed(result: Int, cont: kotlinx.coroutines.CancellableContinuation<Int>) = cont.resume(result)
+        override fun failed(exc: Throwable, cont: kotlinx.coroutines.CancellableContinuation<Int>) = cont.resumeWithException(exc)
+    }
+}

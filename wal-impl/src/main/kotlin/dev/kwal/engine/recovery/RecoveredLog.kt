@@ -1,0 +1,18 @@
+package dev.kwal.engine.recovery
+
+import dev.kwal.RecoveryReport
+import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.TopicTable
+
+/** The state recovery hands to the engine: a consistent log, ready for the writer to continue. */
+internal class RecoveredLog(
+    val logId: Long,
+    /** Segments holding data, in order; the last is the active one. Never empty. */
+    val segments: List<Segment>,
+    /** Pre-written empty segments after the active one, in order. */
+    val spares: List<Segment>,
+    /** Offset in the active segment where the next group goes. */
+    val tail: Int,
+    val table: TopicTable,
+    val report: RecoveryReport,
+)

@@ -1,0 +1,314 @@
+package dev.kwal.engine.recovery
+
+import dev.kwal.CorruptionPolicy
+import dev.kwal.RecoveryReport
+import dev.kwal.WalCorruptedException
+import dev.kwal.WalOptions
+import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.LogPosition
+import dev.kwal.engine.format.RecordFrame
+import dev.kwal.engine.format.SegmentHeader
+import dev.kwal.engine.io.FileIo
+import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.SegmentFiles
+import dev.kwal.engine.storage.TopicTable
+import dev.kwal.TopicNames
+import org.slf4j.LoggerFactory
+import java.nio.ByteBuffer
+import java.nio.charset.CodingErrorAction
+import java.security.SecureRandom
+import java.util.zip.CRC32C
+
+/**
+ * The open-time scan. It reads every segment in order and every block in it, checks every header and record
+ * checksum and that each topic's sequences continue densely, and rebuilds the topic registry and each
+ * topic's block index from what it finds.
+ *
+ * Scanning stops at the first place P where the bytes are not a sound continuation of the log. What P is
+ * decides what happens:
+ * - a **torn tail** — bytes of groups that were being written when the process or machine stopped — is
+ *   truncated (overwritten with zeros and synced; later segments deleted) and reported. P is a torn tail
+ *   when no sound block after it says, by its synced-through field, that P had been made durable.
+ * - **corruption** — P lies in bytes a later block says were durable, or a segment header is bad, or a
+ *   segment is missing — fails the open with [WalCorruptedException] under [CorruptionPolicy.FAIL], and is
+ *   truncated like a torn tail under [CorruptionPolicy.TRUNCATE].
+ *
+ * A run of blocks (one topic's records of one group, see `FORMAT.md`) is kept whole or not at all.
+ */
+internal class Recovery(
+    private val options: WalOptions,
+    private val io: FileIo,
+    private val files: SegmentFiles,
+) {
+    private val log = LoggerFactory.getLogger(Recovery::class.java)
+    private val crc = CRC32C()
+    private val codec = RecordFrame.Codec()
+    private val table = TopicTable()
+    private var records = 0L
+
+    private class Block(val position: LogPosition, val at: Int, val topicId: Int, val firstSeq: Long, val count: Int, val end: Int, val continued: Boolean)
+
+    /** Where scanning stopped, and why. */
+    private class Stop(val position: LogPosition, val reason: String, val corrupt: Boolean)
+
+    fun run(): RecoveredLog {
+        val started = System.nanoTime()
+        val dir = files.directory
+        var removedTemporary = false
+        val ids = ArrayList<Int>()
+        for (p in io.list(dir)) {
+            val name = p.fileName.toString()
+            if (SegmentFiles.isTemporary(name)) { io.delete(p); removedTemporary = true }
+            SegmentFiles.idOf(name)?.let(ids::add)
+        }
+        if (removedTemporary) io.syncDirectory(dir)
+        ids.sort()
+        if (ids.isEmpty()) {
+            val logId = SecureRandom().nextLong()
+            val first = files.create(1, options.segmentSize, logId)
+            return RecoveredLog(logId, listOf(first), emptyList(), SegmentHeader.SIZE, table, report(started, 1, 0, 0, null))
+        }
+
+        val opened = ArrayList<Segment>()
+        try {
+            return scan(ids, opened, started)
+        } catch (e: Throwable) {
+            opened.forEach { runCatching { it.file.close() } }
+            throw e
+        }
+    }
+
+    private fun scan(ids: List<Int>, opened: MutableList<Segment>, started: Long): RecoveredLog {
+        // Open and map every segment first: the scan needs them in order, the evidence check all of them.
+        val maps = ArrayList<ByteBuffer>()
+        val limits = ArrayList<Int>()
+        val headers = ArrayList<SegmentHeader.Result>()
+        for (id in ids) {
+            val file = files.open(id, options.segmentSize).file
+            val fileSize = file.size()
+            val map = file.map(fileSize)
+            val header = SegmentHeader.decode(map.duplicate())
+            val declared = (header as? SegmentHeader.Result.Ok)?.header?.segmentSize
+                ?.takeIf { it in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE } ?: options.segmentSize
+            opened.add(Segment(id, declared, file))
+            maps.add(map)
+            headers.add(header)
+            limits.add(minOf(fileSize, declared.toLong()).toInt())
+        }
+
+        var logId: Long? = null
+        var stop: Stop? = null
+        val dataEnds = ArrayList<Int>()
+        var firstEmpty = -1 // the first segment with no data, while no later one has data
+        for ((index, id) in ids.withIndex()) {
+            val at0 = LogPosition(index + 1, 0)
+            if (id != index + 1) { stop = Stop(at0, "segment file ${SegmentFiles.nameOf(index + 1)} is missing", true); break }
+            val header = when (val h = headers[index]) {
+                is SegmentHeader.Result.Bad -> { stop = Stop(at0, h.reason, true); break }
+                is SegmentHeader.Result.Ok -> h.header
+            }
+            if (header.segmentId != id) { stop = Stop(at0, "header names segment ${header.segmentId}", true); break }
+            if (logId != null && header.logId != logId) { stop = Stop(at0, "segment belongs to another log", true); break }
+            if (header.segmentSize != opened[index].size) { stop = Stop(at0, "segment size ${header.segmentSize} out of range", true); break }
+            logId = header.logId
+            if (firstEmpty >= 0 && !BlockHeader.isZero(maps[index], SegmentHeader.SIZE)) {
+                stop = Stop(LogPosition(ids[firstEmpty], SegmentHeader.SIZE), "segment ${ids[firstEmpty]} is empty but a later one has data", false)
+                break
+            }
+            val (end, segmentStop) = scanSegment(id, maps[index], limits[index])
+            dataEnds.add(end)
+            if (segmentStop != null) { stop = segmentStop; break }
+            if (end == SegmentHeader.SIZE && firstEmpty < 0) firstEmpty = index
+        }
+
+        var truncatedBytes = 0L
+        var dropped = 0L
+        var corruption: String? = null
+        val segments: List<Segment>
+        val spares: List<Segment>
+        val tail: Int
+        if (stop == null) {
+            val lastData = dataEnds.indexOfLast { it > SegmentHeader.SIZE }.coerceAtLeast(0)
+            segments = opened.subList(0, lastData + 1).toList()
+            spares = opened.subList(lastData + 1, opened.size).toList()
+            tail = dataEnds[lastData]
+        } else {
+            val p = stop.position
+            val evidence = evidenceAfter(p, ids, maps, limits)
+            val corrupt = stop.corrupt || evidence.syncedPast
+            dropped = evidence.records
+            if (corrupt) {
+                val what = "corruption at $p: ${stop.reason}"
+                if (options.corruptionPolicy == CorruptionPolicy.FAIL) {
+                    throw WalCorruptedException(
+                        "$what${if (evidence.syncedPast) " (later blocks show it had been synced)" else ""}; " +
+                            "open with CorruptionPolicy.TRUNCATE to drop it and everything after it",
+                        files.pathOf(p.segmentId), p.offset.toLong(),
+                    )
+                }
+                corruption = what
+                log.warn("kwal: truncating the log at {} ({}) as CorruptionPolicy.TRUNCATE allows", p, stop.reason)
+            } else {
+                log.info("kwal: truncating a torn tail at {} ({})", p, stop.reason)
+            }
+            // Truncate: zero the stop segment from P (if it is sound), delete every later segment.
+            val keepStopSegment = p.offset >= SegmentHeader.SIZE
+            for (i in (p.segmentId - 1) until opened.size) {
+                val s = opened[i]
+                val map = maps.getOrNull(i)
+                if (i == p.segmentId - 1 && keepStopSegment) {
+                    val last = BlockHeader.lastNonZero(map!!, p.offset, limits[i])
+                    if (last >= 0) {
+                        truncatedBytes += last + 1 - p.offset
+                        SegmentFiles.writeZeros(s.file, p.offset.toLong(), (last + 1).toLong())
+                        s.file.force()
+                    }
+                } else {
+                    truncatedBytes += if (map != null) maxOf(0, BlockHeader.lastNonZero(map, SegmentHeader.SIZE, limits[i]) + 1 - SegmentHeader.SIZE).toLong()
+                    else s.file.size()
+                    s.file.close()
+                    io.delete(s.file.path)
+                }
+            }
+            io.syncDirectory(files.directory)
+            val kept = if (keepStopSegment) p.segmentId else p.segmentId - 1
+            spares = emptyList()
+            if (kept == 0) {
+                val id = logId ?: SecureRandom().nextLong()
+                val fresh = files.create(1, options.segmentSize, id)
+                return RecoveredLog(id, listOf(fresh), spares, SegmentHeader.SIZE, table,
+                    report(started, 1, truncatedBytes, dropped, corruption))
+            }
+            segments = opened.subList(0, kept).toList()
+            tail = if (keepStopSegment) p.offset else dataEnds[kept - 1]
+        }
+
+        // Every sealed segment can be replayed through the mapping recovery already made.
+        for ((i, s) in segments.withIndex()) if (i < segments.size - 1) { s.sealed = true; s.adoptMapping(maps[i]) }
+        val active = segments.last()
+        if (active.file.size() < active.size) SegmentFiles.writeZeros(active.file, active.file.size(), active.size.toLong())
+        // Whatever survived may still be only in the page cache (a crash under Durability.None): make it durable
+        // now, so that the synced-through positions the writer records from here on are true.
+        for (s in segments) s.file.force()
+        return RecoveredLog(logId!!, segments, spares, tail, table,
+            report(started, segments.size, truncatedBytes, dropped, corruption))
+    }
+
+    private fun report(started: Long, segments: Int, truncated: Long, dropped: Long, corruption: String?) =
+        RecoveryReport(segments, records, truncated, dropped, corruption, (System.nanoTime() - started) / 1_000_000)
+
+    // ---- one segment ----
+
+    private val pending = ArrayList<Block>()
+    private var pendingRecords = 0L
+
+    /** Scans the blocks of segment [id]; returns where its data ends and, if it stopped early, why. */
+    private fun scanSegment(id: Int, map: ByteBuffer, limit: Int): Pair<Int, Stop?> {
+        val view = map.duplicate()
+        var at = SegmentHeader.SIZE
+        while (true) {
+            if (at + BlockHeader.SIZE > limit || BlockHeader.isZero(view, at)) {
+                if (!BlockHeader.allZero(view, at, limit)) return at to Stop(LogPosition(id, at), "unreadable bytes where a block should start", false)
+                if (pending.isNotEmpty()) return at to stopAtPending("run cut off at the end of the segment")
+                return at to null
+            }
+            val position = LogPosition(id, at)
+            val block = readBlock(view, at, limit, position)
+                ?: return at to (if (pending.isNotEmpty()) stopAtPending("run cut off by a bad block") else Stop(position, lastReason, false))
+            if (pending.isNotEmpty() && pending[0].topicId != block.topicId) return at to stopAtPending("run interrupted by another topic")
+            pending.add(block)
+            pendingRecords += block.count
+            if (!block.continued) commitRun(view)
+            at = block.end
+        }
+    }
+
+    private fun stopAtPending(reason: String): Stop = Stop(pending[0].position, reason, false)
+
+    private var lastReason = ""
+
+    /** Checks the block at [at] completely; returns it, or null with [lastReason] set. */
+    private fun readBlock(view: ByteBuffer, at: Int, limit: Int, position: LogPosition): Block? {
+        view.limit(view.capacity())
+        BlockHeader.check(view, at, position, crc)?.let { lastReason = it; return null }
+        val topicId = view.getInt(at + BlockHeader.OFF_TOPIC)
+        val firstSeq = view.getLong(at + BlockHeader.OFF_FIRST_SEQ)
+        val count = view.getInt(at + BlockHeader.OFF_COUNT)
+        val body = view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
+        val end = at.toLong() + BlockHeader.SIZE + body
+        if (body < 0 || end > limit) { lastReason = "block body runs past the segment"; return null }
+        val topic = if (topicId == 0) table.registry else table.byId(topicId)
+        if (topic == null && !(pending.isNotEmpty() && pending[0].topicId == topicId)) { lastReason = "block of unknown topic $topicId"; return null }
+        val expected = if (pending.isNotEmpty()) pending.last().let { it.firstSeq + it.count } else topic!!.reserved
+        if (firstSeq != expected) { lastReason = "topic $topicId continues at sequence $firstSeq, expected $expected"; return null }
+        var p = at + BlockHeader.SIZE
+        for (i in 0 until count) {
+            val len = codec.check(view, p, end.toInt(), topicId, firstSeq + i)
+            if (len < 0) { lastReason = "record ${firstSeq + i} of topic $topicId fails its checksum"; return null }
+            p += RecordFrame.HEADER_SIZE + len
+        }
+        if (p.toLong() != end) { lastReason = "block body length does not match its records"; return null }
+        val continued = view.get(at + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED != 0
+        return Block(position, at, topicId, firstSeq, count, end.toInt(), continued)
+    }
+
+    private val utf8 = Charsets.UTF_8.newDecoder()
+        .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
+
+    private fun commitRun(view: ByteBuffer) {
+        for (b in pending) {
+            if (b.topicId == 0) {
+                var p = b.at + BlockHeader.SIZE
+                for (i in 0 until b.count) {
+                    val len = view.getInt(p + 4)
+                    val bytes = ByteArray(len)
+                    view.get(p + RecordFrame.HEADER_SIZE, bytes)
+                    val name = try { utf8.decode(ByteBuffer.wrap(bytes)).toString() } catch (e: Exception) { null }
+                    if (name == null || TopicNames.problem(name) != null || table[name] != null) {
+                        throw WalCorruptedException("topic registry holds an invalid or duplicate name", files.pathOf(b.position.segmentId), b.position.offset.toLong())
+                    }
+                    table.add(name)
+                    p += RecordFrame.HEADER_SIZE + len
+                }
+                table.registry.reserved = b.firstSeq + b.count
+                table.registry.acked = b.firstSeq + b.count
+            } else {
+                val topic = table.byId(b.topicId)!!
+                topic.index.add(b.firstSeq, b.position)
+                topic.reserved = b.firstSeq + b.count
+                topic.acked = topic.reserved
+            }
+            records += b.count
+        }
+        pending.clear()
+        pendingRecords = 0
+    }
+
+    // ---- after the stop ----
+
+    private class Evidence(val syncedPast: Boolean, val records: Long)
+
+    /**
+     * Looks past [p] for blocks that pass their header check where they lie, to count what is dropped and to
+     * see whether any says [p] had been synced.
+     */
+    private fun evidenceAfter(p: LogPosition, ids: List<Int>, maps: List<ByteBuffer>, limits: List<Int>): Evidence {
+        var syncedPast = false
+        var count = 0L
+        for (i in (p.segmentId - 1) until maps.size) {
+            val view = maps[i].duplicate()
+            val id = ids[i]
+            var at = if (i == p.segmentId - 1) maxOf(p.offset, SegmentHeader.SIZE) else SegmentHeader.SIZE
+            val limit = limits[i] - BlockHeader.SIZE
+            while (at <= limit) {
+                if ((at and 7) == 0 && at + 8 <= limits[i] && view.getLong(at) == 0L) { at += 8; continue }
+                if (view.getInt(at) == BlockHeader.MAGIC && BlockHeader.check(view, at, LogPosition(id, at), crc) == null) {
+                    if (LogPosition(view.getLong(at + BlockHeader.OFF_SYNCED)) > p) syncedPast = true
+                    count += view.getInt(at + BlockHeader.OFF_COUNT)
+                }
+                at++
+            }
+        }
+        return Evidence(syncedPast, count)
+    }
+}

@@ -1,0 +1,31 @@
+package dev.kwal.engine.storage
+
+import dev.kwal.engine.io.LogFile
+import java.nio.ByteBuffer
+
+/**
+ * One open segment file. Only the writer thread writes it, and only while it is the active segment;
+ * once [sealed], its bytes never change, so readers map it. The file stays open while the log is open.
+ */
+internal class Segment(val id: Int, val size: Int, val file: LogFile) {
+    /** Set when the writer has moved on to the next segment. Readers may then use [mapping]. */
+    @Volatile var sealed: Boolean = false
+
+    @Volatile private var mapped: ByteBuffer? = null
+
+    /** A read-only mapping of the whole (sealed) segment; create a [ByteBuffer.duplicate] per reader. */
+    fun mapping(): ByteBuffer {
+        mapped?.let { return it }
+        synchronized(this) {
+            mapped?.let { return it }
+            return file.map(minOf(size.toLong(), file.size())).also { mapped = it }
+        }
+    }
+
+    /** Hands over a mapping made elsewhere (recovery) so it is not made twice. */
+    fun adoptMapping(buffer: ByteBuffer) {
+        if (mapped == null) mapped = buffer
+    }
+
+    override fun toString(): String = "segment $id (${file.path.fileName})"
+}
