@@ -6,6 +6,7 @@ import dev.kwal.RecordTooLargeException
 import dev.kwal.RecoveryReport
 import dev.kwal.TopicNames
 import dev.kwal.Wal
+import dev.kwal.WalClosedException
 import dev.kwal.WalLockedException
 import dev.kwal.WalOptions
 import dev.kwal.engine.commit.AppendRequest
@@ -103,13 +104,15 @@ internal class KwalEngine private constructor(
 
     override fun replay(topic: String, from: Long): Flow<Record> = flow {
         TopicNames.validate(topic)
+        if (state.closed) throw WalClosedException()
         val t = table[topic] ?: return@flow
-        TopicReader(state, options.blockSize).read(t, from, t.acked) { emit(it) }
+        TopicReader(state).read(t, from, t.acked) { emit(it) }
     }
 
     override fun follow(topic: String, from: Long): Flow<Record> = flow {
         TopicNames.validate(topic)
-        val reader = TopicReader(state, options.blockSize)
+        if (state.closed) throw WalClosedException()
+        val reader = TopicReader(state)
         var next = from
         while (true) {
             val version = state.ackVersion.value

@@ -50,8 +50,15 @@ internal class GroupAcknowledger(
                     if (state.fail(e)) requests.close(WalFailedException("fsync failed: $e", e))
                 }
             }
-            val failed = state.failure != null
-            for (g in batch) if (failed) fail(g) else complete(g)
+            try {
+                val failed = state.failure != null
+                for (g in batch) if (failed) fail(g) else complete(g)
+            } catch (e: Throwable) {
+                // A bug: stop the log rather than leave callers waiting.
+                log.error("kwal acknowledger failed", e)
+                if (state.fail(e)) requests.close(WalFailedException("internal error: $e", e))
+                for (g in batch) runCatching { fail(g) }
+            }
             state.ackVersion.value++
         }
     }

@@ -14,7 +14,7 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
-import kotlinx.coroutines.channels.ReceiveChannel
+import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
 import org.slf4j.LoggerFactory
 import java.nio.ByteBuffer
@@ -42,7 +42,7 @@ internal class GroupWriter(
     private var active: Segment,
     private var tail: Int,
     spares: List<Segment>,
-    private val requests: ReceiveChannel<Request>,
+    private val requests: Channel<Request>,
     private val toAcknowledger: SendChannel<Group>,
     private val scope: CoroutineScope,
 ) {
@@ -63,18 +63,30 @@ internal class GroupWriter(
                 while (group.frameBytes < options.maxGroupBytes) {
                     add(group, requests.tryReceive().getOrNull() ?: break)
                 }
-                process(group)
+                try {
+                    process(group)
+                } catch (e: Throwable) {
+                    // A bug, not an I/O error (those are rolled back in process): fail this group's callers too.
+                    state.fail(e)
+                    group.appends.forEach(::failAll)
+                    group.syncs.forEach(::failAll)
+                    throw e
+                }
             }
             // Closed: one last barrier so that close() syncs everything written.
             toAcknowledger.send(Group().apply { needsSync = true })
         } catch (e: Throwable) {
             state.fail(e)
             log.error("kwal writer stopped", e)
+            requests.close(e)
             while (true) failAll(requests.tryReceive().getOrNull() ?: break)
             throw e
         } finally {
             toAcknowledger.close()
-            preparing?.let { p -> p.cancel(); if (p.isCompleted && !p.isCancelled) runCatching { p.getCompleted().file.close() } }
+            for (s in spares) runCatching { s.file.close() }
+            preparing?.let { p ->
+                runCatching { p.await().file.close() }
+            }
         }
     }
 
@@ -285,6 +297,9 @@ internal class GroupWriter(
             for (r in g.regions) {
                 SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), (r.fileOffset + r.bufferEnd - r.bufferStart).toLong())
             }
+            // Durable zeros: otherwise a power cut could bring back blocks of this group that a later, shorter
+            // group does not overwrite, and recovery would find them sound.
+            for (r in g.regions) r.segment.file.force()
         } catch (e: Throwable) {
             // The failed group's bytes may still be on disk and could pass recovery's checks: stop.
             e.addSuppressed(cause)

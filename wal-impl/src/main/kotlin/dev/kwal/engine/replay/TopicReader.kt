@@ -18,7 +18,7 @@ import java.util.zip.CRC32C
  *
  * One reader per collection (it holds scratch state); not thread-safe.
  */
-internal class TopicReader(private val state: LogState, private val blockSize: Int) {
+internal class TopicReader(private val state: LogState) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
     private var mappedId = -1
@@ -78,7 +78,7 @@ internal class TopicReader(private val state: LogState, private val blockSize: I
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { throw corrupt(it, position) }
         val body = view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
-        if (body > blockSize || at.toLong() + BlockHeader.SIZE + body > view.capacity()) throw corrupt("block body runs past its bounds", position)
+        if (at.toLong() + BlockHeader.SIZE + body > view.capacity()) throw corrupt("block body runs past its bounds", position)
         return view to at
     }
 
@@ -86,8 +86,10 @@ internal class TopicReader(private val state: LogState, private val blockSize: I
         val file = segment.file
         scratch.clear()
         readFully(file, scratch, position.offset.toLong(), BlockHeader.SIZE)
+        // Check the header before trusting its length to size a buffer; the body is bounded by the segment.
+        BlockHeader.check(scratch, 0, position, crc)?.let { throw corrupt(it, position) }
         val body = scratch.getInt(BlockHeader.OFF_BODY_LENGTH)
-        if (body < 0 || body > blockSize) throw corrupt("block length $body out of bounds", position)
+        if (body < 0 || position.offset.toLong() + BlockHeader.SIZE + body > segment.size) throw corrupt("block length $body out of bounds", position)
         val total = BlockHeader.SIZE + body
         if (scratch.capacity() < total) {
             val bigger = ByteBuffer.allocate(maxOf(total, scratch.capacity() * 2))
