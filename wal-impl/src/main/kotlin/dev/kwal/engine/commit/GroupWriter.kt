@@ -127,8 +127,9 @@ internal class GroupWriter(
         val startSegment = active
         val startTail = tail
         if (group.appends.isNotEmpty()) {
-            encode(group)
             try {
+                // Encoding can fail too: rolling may have to create a segment, and the disk may be full.
+                encode(group)
                 for (r in group.regions) {
                     val src = buffer.duplicate()
                     src.limit(r.bufferEnd).position(r.bufferStart)
@@ -292,6 +293,7 @@ internal class GroupWriter(
 
     private fun rollback(g: Group, startSegment: Segment, startTail: Int, cause: Throwable) {
         log.warn("write failed; rolling back a group of {} requests: {}", g.appends.size, cause.toString())
+        unlinkTopics(g)
         val error = (cause as? WalException) ?: WalException("write failed: $cause", cause)
         try {
             for (r in g.regions) {
