@@ -3,6 +3,7 @@ package dev.kwal.engine.commit
 import dev.kwal.WalFailedException
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.SegmentFiles
 import kotlinx.coroutines.channels.ReceiveChannel
 import kotlinx.coroutines.channels.SendChannel
 import org.slf4j.LoggerFactory
@@ -77,6 +78,13 @@ internal class GroupAcknowledger(
     }
 
     private fun fail(g: Group) {
+        // None of this group was acknowledged. Erase it, best effort, so that a reopen does not bring back
+        // records whose callers were told they failed (unless the disk already had them and the erase is lost).
+        for (r in g.regions) {
+            runCatching {
+                SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), (r.fileOffset + r.bufferEnd - r.bufferStart).toLong())
+            }
+        }
         val error = state.unavailable()
         for (r in g.appends) r.cont.resumeWithException(error)
         for (s in g.syncs) s.cont?.resumeWithException(error)

@@ -26,7 +26,7 @@ import kotlin.coroutines.resumeWithException
  *
  * It takes the first queued request, drains whatever else is queued up to [WalOptions.maxGroupBytes],
  * assigns sequence numbers, lays the group out as blocks — a registry run naming new topics, then one run
- * per topic — encodes it into one buffer, writes that with one write per segment touched (one, unless the
+ * per topic, every block but the group's last flagged CONTINUED — encodes it into one buffer, writes that with one write per segment touched (one, unless the
  * group rolls to a new segment), and hands the group to the [GroupAcknowledger], which syncs and completes
  * it while this stage writes the next group.
  *
@@ -157,6 +157,8 @@ internal class GroupWriter(
     private var timestamp = 0L
     private var synced = LogPosition.ZERO
     private lateinit var group: Group
+    private var lastBlockStart = 0
+    private var lastBlockPosition = LogPosition.ZERO
 
     private fun filePosition(bufferIndex: Int) = regionFileOffset + (bufferIndex - regionStart)
 
@@ -189,6 +191,8 @@ internal class GroupWriter(
             endRun()
         }
         unlinkTopics(g)
+        // The group's last block says so: recovery keeps the group only if this block is there and sound.
+        BlockHeader.rewriteFlags(buffer, lastBlockStart, lastBlockPosition, 0, crc)
         closeRegion()
         tail = regionFileOffset + (buffer.position() - regionStart)
     }
@@ -204,7 +208,7 @@ internal class GroupWriter(
     }
 
     private fun endRun() {
-        if (blockOpen) closeBlock(0)
+        if (blockOpen) closeBlock()
         runTopic!!.reserved = seq
     }
 
@@ -224,7 +228,7 @@ internal class GroupWriter(
 
     private fun frame(payload: ByteArray) {
         val length = RecordFrame.HEADER_SIZE + payload.size
-        if (blockOpen && (buffer.position() - blockStart) + length > blockSize) closeBlock(BlockHeader.FLAG_CONTINUED)
+        if (blockOpen && (buffer.position() - blockStart) + length > blockSize) closeBlock()
         if (!blockOpen) {
             ensure(BlockHeader.SIZE + length)
             blockOpen = true
@@ -238,14 +242,17 @@ internal class GroupWriter(
         blockRecords++
     }
 
-    private fun closeBlock(flags: Int) {
+    /** Closes the open block as CONTINUED; [encode] clears the flag on the group's last block. */
+    private fun closeBlock() {
         val topic = runTopic!!
         val position = LogPosition(active.id, filePosition(blockStart))
         BlockHeader.write(
-            buffer, blockStart, position, flags, topic.id, blockFirstSeq, blockRecords,
+            buffer, blockStart, position, BlockHeader.FLAG_CONTINUED, topic.id, blockFirstSeq, blockRecords,
             buffer.position() - blockStart - BlockHeader.SIZE, synced, timestamp, crc,
         )
         group.addBlock(topic, blockFirstSeq, blockRecords, position)
+        lastBlockStart = blockStart
+        lastBlockPosition = position
         blockOpen = false
     }
 

@@ -4,7 +4,10 @@ import java.nio.ByteBuffer
 import java.util.zip.CRC32C
 
 /*
- * A block: one run of one topic's records, written together in one group commit.
+ * A block: consecutive records of one topic, written in one group commit. A group is a sequence of blocks —
+ * a registry run naming new topics, then each topic's records — laid out back to back (across a segment roll
+ * if it must), and it is the unit recovery keeps or drops: every block of a group but its last has the
+ * CONTINUED flag, so a group whose last block is missing or bad is dropped whole.
  *
  *   +--------------+---------------+---------------+-- ... --+
  *   | block header | record frame  | record frame  |         |   (bodyLength bytes of frames)
@@ -17,8 +20,8 @@ import java.util.zip.CRC32C
  *   4      4    header CRC32C: over bytes 8..47 of this header, then the block's own segment id (4 bytes)
  *               and offset (4 bytes). A block copied to another place therefore fails its check.
  *   8      1    format version (1)
- *   9      1    flags: bit 0 CONTINUED = the next block continues this topic's run in the same group
- *               (a run is all-or-nothing: recovery keeps a CONTINUED block only with the block after it)
+ *   9      1    flags: bit 0 CONTINUED = this is not the last block of its group; the group goes on in the
+ *               next block (in this segment, or at the start of the next segment after a roll)
  *   10     2    reserved, zero
  *   12     4    topic id (0 = the topic registry, whose records are topic names)
  *   16     8    sequence of the block's first record in the topic
@@ -62,6 +65,12 @@ internal object BlockHeader {
         b.putInt(at + OFF_BODY_LENGTH, bodyLength)
         b.putLong(at + OFF_SYNCED, syncedThrough.packed)
         b.putLong(at + OFF_TIMESTAMP, timestamp)
+        b.putInt(at + OFF_CRC, computeCrc(b, at, position, crc))
+    }
+
+    /** Replaces the flags of the header at absolute index [at] of [b], which lives at [position], and its CRC. */
+    fun rewriteFlags(b: ByteBuffer, at: Int, position: LogPosition, flags: Int, crc: CRC32C) {
+        b.put(at + OFF_FLAGS, flags.toByte())
         b.putInt(at + OFF_CRC, computeCrc(b, at, position, crc))
     }
 

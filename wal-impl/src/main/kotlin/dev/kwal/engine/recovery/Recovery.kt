@@ -33,7 +33,8 @@ import java.util.zip.CRC32C
  *   segment is missing — fails the open with [WalCorruptedException] under [CorruptionPolicy.FAIL], and is
  *   truncated like a torn tail under [CorruptionPolicy.TRUNCATE].
  *
- * A run of blocks (one topic's records of one group, see `FORMAT.md`) is kept whole or not at all.
+ * A group (every block up to and including one without the CONTINUED flag, see `FORMAT.md`) is kept whole or
+ * not at all, so a stop inside a group moves P back to the group's first block.
  */
 internal class Recovery(
     private val options: WalOptions,
@@ -46,7 +47,10 @@ internal class Recovery(
     private val table = TopicTable()
     private var records = 0L
 
-    private class Block(val position: LogPosition, val at: Int, val topicId: Int, val firstSeq: Long, val count: Int, val end: Int, val continued: Boolean)
+    private class Block(
+        val map: ByteBuffer, val position: LogPosition, val topicId: Int, val firstSeq: Long, val count: Int,
+        val end: Int, val continued: Boolean,
+    )
 
     /** Where scanning stopped, and why. */
     private class Stop(val position: LogPosition, val reason: String, val corrupt: Boolean)
@@ -102,17 +106,17 @@ internal class Recovery(
         var firstEmpty = -1 // the first segment with no data, while no later one has data
         for ((index, id) in ids.withIndex()) {
             val at0 = LogPosition(index + 1, 0)
-            if (id != index + 1) { stop = Stop(at0, "segment file ${SegmentFiles.nameOf(index + 1)} is missing", true); break }
+            if (id != index + 1) { stop = stopAt(at0, "segment file ${SegmentFiles.nameOf(index + 1)} is missing", true); break }
             val header = when (val h = headers[index]) {
-                is SegmentHeader.Result.Bad -> { stop = Stop(at0, h.reason, true); break }
+                is SegmentHeader.Result.Bad -> { stop = stopAt(at0, h.reason, true); break }
                 is SegmentHeader.Result.Ok -> h.header
             }
-            if (header.segmentId != id) { stop = Stop(at0, "header names segment ${header.segmentId}", true); break }
-            if (logId != null && header.logId != logId) { stop = Stop(at0, "segment belongs to another log", true); break }
-            if (header.segmentSize != opened[index].size) { stop = Stop(at0, "segment size ${header.segmentSize} out of range", true); break }
+            if (header.segmentId != id) { stop = stopAt(at0, "header names segment ${header.segmentId}", true); break }
+            if (logId != null && header.logId != logId) { stop = stopAt(at0, "segment belongs to another log", true); break }
+            if (header.segmentSize != opened[index].size) { stop = stopAt(at0, "segment size ${header.segmentSize} out of range", true); break }
             logId = header.logId
             if (firstEmpty >= 0 && !BlockHeader.isZero(maps[index], SegmentHeader.SIZE)) {
-                stop = Stop(LogPosition(ids[firstEmpty], SegmentHeader.SIZE), "segment ${ids[firstEmpty]} is empty but a later one has data", false)
+                stop = stopAt(LogPosition(ids[firstEmpty], SegmentHeader.SIZE), "segment ${ids[firstEmpty]} is empty but a later one has data", false)
                 break
             }
             val (end, segmentStop) = scanSegment(id, maps[index], limits[index])
@@ -120,6 +124,8 @@ internal class Recovery(
             if (segmentStop != null) { stop = segmentStop; break }
             if (end == SegmentHeader.SIZE && firstEmpty < 0) firstEmpty = index
         }
+        // A group still open at the end of the last segment never got its last block: a torn tail.
+        if (stop == null && pending.isNotEmpty()) stop = stopAt(pending[0].position, "group cut off at the end of the log", false)
 
         var truncatedBytes = 0L
         var dropped = 0L
@@ -199,36 +205,42 @@ internal class Recovery(
 
     // ---- one segment ----
 
+    /** The blocks of the group being read, not yet applied; the next sequence of each topic within it. */
     private val pending = ArrayList<Block>()
-    private var pendingRecords = 0L
+    private val pendingNext = HashMap<Int, Long>()
+    private var pendingNames = 0
 
-    /** Scans the blocks of segment [id]; returns where its data ends and, if it stopped early, why. */
+    /** A stop at [position]; inside a group, truncation must start at the group's first block. */
+    private fun stopAt(position: LogPosition, reason: String, corrupt: Boolean): Stop =
+        if (pending.isEmpty()) Stop(position, reason, corrupt)
+        else Stop(pending[0].position, "$reason (at $position, inside a group)", corrupt)
+
+    /**
+     * Scans the blocks of segment [id]; returns where its data ends and, if it stopped early, why. A group may
+     * run on into the next segment: it stays pending.
+     */
     private fun scanSegment(id: Int, map: ByteBuffer, limit: Int): Pair<Int, Stop?> {
         val view = map.duplicate()
         var at = SegmentHeader.SIZE
         while (true) {
             if (at + BlockHeader.SIZE > limit || BlockHeader.isZero(view, at)) {
-                if (!BlockHeader.allZero(view, at, limit)) return at to Stop(LogPosition(id, at), "unreadable bytes where a block should start", false)
-                if (pending.isNotEmpty()) return at to stopAtPending("run cut off at the end of the segment")
+                if (!BlockHeader.allZero(view, at, limit)) return at to stopAt(LogPosition(id, at), "unreadable bytes where a block should start", false)
                 return at to null
             }
             val position = LogPosition(id, at)
-            val block = readBlock(view, at, limit, position)
-                ?: return at to (if (pending.isNotEmpty()) stopAtPending("run cut off by a bad block") else Stop(position, lastReason, false))
-            if (pending.isNotEmpty() && pending[0].topicId != block.topicId) return at to stopAtPending("run interrupted by another topic")
+            val block = readBlock(map, view, at, limit, position) ?: return at to stopAt(position, lastReason, false)
             pending.add(block)
-            pendingRecords += block.count
-            if (!block.continued) commitRun(view)
+            pendingNext[block.topicId] = block.firstSeq + block.count
+            if (block.topicId == 0) pendingNames += block.count
+            if (!block.continued) commitGroup()
             at = block.end
         }
     }
 
-    private fun stopAtPending(reason: String): Stop = Stop(pending[0].position, reason, false)
-
     private var lastReason = ""
 
     /** Checks the block at [at] completely; returns it, or null with [lastReason] set. */
-    private fun readBlock(view: ByteBuffer, at: Int, limit: Int, position: LogPosition): Block? {
+    private fun readBlock(map: ByteBuffer, view: ByteBuffer, at: Int, limit: Int, position: LogPosition): Block? {
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { lastReason = it; return null }
         val topicId = view.getInt(at + BlockHeader.OFF_TOPIC)
@@ -237,9 +249,10 @@ internal class Recovery(
         val body = view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
         val end = at.toLong() + BlockHeader.SIZE + body
         if (body < 0 || end > limit) { lastReason = "block body runs past the segment"; return null }
-        val topic = if (topicId == 0) table.registry else table.byId(topicId)
-        if (topic == null && !(pending.isNotEmpty() && pending[0].topicId == topicId)) { lastReason = "block of unknown topic $topicId"; return null }
-        val expected = if (pending.isNotEmpty()) pending.last().let { it.firstSeq + it.count } else topic!!.reserved
+        // Topics named by a registry block of this same group are known too.
+        val known = topicId == 0 || table.byId(topicId) != null || topicId - table.count in 1..pendingNames
+        if (!known) { lastReason = "block of unknown topic $topicId"; return null }
+        val expected = pendingNext[topicId] ?: (if (topicId == 0) table.registry else table.byId(topicId))?.reserved ?: 0L
         if (firstSeq != expected) { lastReason = "topic $topicId continues at sequence $firstSeq, expected $expected"; return null }
         var p = at + BlockHeader.SIZE
         for (i in 0 until count) {
@@ -249,20 +262,20 @@ internal class Recovery(
         }
         if (p.toLong() != end) { lastReason = "block body length does not match its records"; return null }
         val continued = view.get(at + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED != 0
-        return Block(position, at, topicId, firstSeq, count, end.toInt(), continued)
+        return Block(map, position, topicId, firstSeq, count, end.toInt(), continued)
     }
 
     private val utf8 = Charsets.UTF_8.newDecoder()
         .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
 
-    private fun commitRun(view: ByteBuffer) {
+    private fun commitGroup() {
         for (b in pending) {
             if (b.topicId == 0) {
-                var p = b.at + BlockHeader.SIZE
+                var p = b.position.offset + BlockHeader.SIZE
                 for (i in 0 until b.count) {
-                    val len = view.getInt(p + 4)
+                    val len = b.map.getInt(p + 4)
                     val bytes = ByteArray(len)
-                    view.get(p + RecordFrame.HEADER_SIZE, bytes)
+                    b.map.get(p + RecordFrame.HEADER_SIZE, bytes)
                     val name = try { utf8.decode(ByteBuffer.wrap(bytes)).toString() } catch (e: Exception) { null }
                     if (name == null || TopicNames.problem(name) != null || table[name] != null) {
                         throw WalCorruptedException("topic registry holds an invalid or duplicate name", files.pathOf(b.position.segmentId), b.position.offset.toLong())
@@ -281,7 +294,8 @@ internal class Recovery(
             records += b.count
         }
         pending.clear()
-        pendingRecords = 0
+        pendingNext.clear()
+        pendingNames = 0
     }
 
     // ---- after the stop ----

@@ -24,16 +24,22 @@ internal class SegmentFiles(
     fun create(id: Int, size: Int, logId: Long): Segment {
         val tmp = directory.resolve(nameOf(id) + TMP_SUFFIX)
         io.delete(tmp)
-        val file = io.open(tmp, create = true, writeExecutor)
         try {
-            file.writeBlocking(SegmentHeader(id, size, logId, System.currentTimeMillis()).encode(), 0)
-            writeZeros(file, SegmentHeader.SIZE.toLong(), size.toLong())
-            file.force()
-        } finally {
-            file.close()
+            val file = io.open(tmp, create = true, writeExecutor)
+            try {
+                file.writeBlocking(SegmentHeader(id, size, logId, System.currentTimeMillis()).encode(), 0)
+                writeZeros(file, SegmentHeader.SIZE.toLong(), size.toLong())
+                file.force()
+            } finally {
+                file.close()
+            }
+            io.move(tmp, pathOf(id))
+            io.syncDirectory(directory)
+        } catch (e: Throwable) {
+            // A half-written file (a full disk, say) must not keep holding the space it took.
+            runCatching { io.delete(tmp) }
+            throw e
         }
-        io.move(tmp, pathOf(id))
-        io.syncDirectory(directory)
         return Segment(id, size, io.open(pathOf(id), create = false, writeExecutor))
     }
 
