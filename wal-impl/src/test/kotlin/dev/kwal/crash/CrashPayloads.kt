@@ -1,0 +1,57 @@
+package dev.kwal.crash
+
+import java.nio.ByteBuffer
+import java.util.zip.CRC32
+import kotlin.random.Random
+
+/**
+ * Self-describing payloads for the crash tests, reproducible from (seed, writer, n):
+ *
+ * `[topic length: 1][topic: UTF-8][seed: 8][writer: 4][n: 8][filler: Random(seed, writer, n)][CRC32 of all before: 4]`
+ *
+ * The trailing CRC lets the parent check every record it finds, acknowledged or not; the embedded topic
+ * catches a record that was replayed under the wrong topic, and the filler is regenerated and compared.
+ */
+object CrashPayloads {
+    private const val FIXED = 1 + 8 + 4 + 8 + 4
+
+    fun minSize(topic: String): Int = FIXED + topic.encodeToByteArray().size
+
+    fun make(topic: String, seed: Long, writer: Int, n: Long, size: Int): ByteArray {
+        val t = topic.encodeToByteArray()
+        require(t.size < 256)
+        val total = maxOf(size, FIXED + t.size)
+        val buf = ByteBuffer.allocate(total)
+        buf.put(t.size.toByte()).put(t).putLong(seed).putInt(writer).putLong(n)
+        val filler = ByteArray(total - buf.position() - 4)
+        fillerRandom(seed, writer, n).nextBytes(filler)
+        buf.put(filler)
+        buf.putInt(crc(buf.array(), 0, total - 4).toInt())
+        return buf.array()
+    }
+
+    /** Returns why [payload] is not a valid payload of [topic], or null if it is. */
+    fun problem(topic: String, payload: ByteArray): String? {
+        if (payload.size < FIXED + 1) return "too short (${payload.size} bytes)"
+        val buf = ByteBuffer.wrap(payload)
+        val stored = buf.getInt(payload.size - 4).toLong() and 0xffffffffL
+        val actual = crc(payload, 0, payload.size - 4)
+        if (stored != actual) return "embedded CRC %08x != computed %08x".format(stored, actual)
+        val tl = buf.get().toInt() and 0xff
+        if (FIXED + tl > payload.size) return "bad topic length $tl"
+        val t = ByteArray(tl).also { buf.get(it) }.decodeToString()
+        if (t != topic) return "payload belongs to topic '$t'"
+        val seed = buf.long
+        val writer = buf.int
+        val n = buf.long
+        val filler = ByteArray(payload.size - buf.position() - 4).also { buf.get(it) }
+        val expected = ByteArray(filler.size).also { fillerRandom(seed, writer, n).nextBytes(it) }
+        if (!filler.contentEquals(expected)) return "filler differs from Random(seed=$seed, writer=$writer, n=$n)"
+        return null
+    }
+
+    fun crc(bytes: ByteArray, off: Int = 0, len: Int = bytes.size): Long =
+        CRC32().apply { update(bytes, off, len) }.value
+
+    private fun fillerRandom(seed: Long, writer: Int, n: Long) = Random(seed * 1_000_003L xor (writer.toLong() shl 40) xor n)
+}
