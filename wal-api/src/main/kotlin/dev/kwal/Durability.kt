@@ -33,11 +33,14 @@ public sealed class Durability {
     public data object None : Durability()
 
     public companion object {
+        // Functions, not @JvmField constants: a constant initialised here would read Sync or None before their own
+        // initialisation finished whenever one of them is loaded first, and be null.
+
         /** [Sync], for Java. */
-        @JvmField public val SYNC: Durability = Sync
+        @JvmStatic public fun sync(): Durability = Sync
 
         /** [None], for Java. */
-        @JvmField public val NONE: Durability = None
+        @JvmStatic public fun none(): Durability = None
 
         /** [Interval] of [millis] ms, for Java. */
         @JvmStatic public fun interval(millis: Long): Durability = Interval(millis)

@@ -52,8 +52,8 @@ internal class Recovery(
         val end: Int, val continued: Boolean,
     )
 
-    /** Where scanning stopped, and why. */
-    private class Stop(val position: LogPosition, val reason: String, val corrupt: Boolean)
+    /** Where scanning stopped and why: [found] is the bad place, [position] where truncation must start. */
+    private class Stop(val position: LogPosition, val reason: String, val corrupt: Boolean, val found: LogPosition = position)
 
     fun run(): RecoveredLog {
         val started = System.nanoTime()
@@ -144,12 +144,12 @@ internal class Recovery(
             val corrupt = stop.corrupt || evidence.syncedPast
             dropped = evidence.records
             if (corrupt) {
-                val what = "corruption at $p: ${stop.reason}"
+                val what = "corruption at ${stop.found}: ${stop.reason}"
                 if (options.corruptionPolicy == CorruptionPolicy.FAIL) {
                     throw WalCorruptedException(
                         "$what${if (evidence.syncedPast) " (later blocks show it had been synced)" else ""}; " +
                             "open with CorruptionPolicy.TRUNCATE to drop it and everything after it",
-                        files.pathOf(p.segmentId), p.offset.toLong(),
+                        files.pathOf(stop.found.segmentId), stop.found.offset.toLong(),
                     )
                 }
                 corruption = what
@@ -213,7 +213,7 @@ internal class Recovery(
     /** A stop at [position]; inside a group, truncation must start at the group's first block. */
     private fun stopAt(position: LogPosition, reason: String, corrupt: Boolean): Stop =
         if (pending.isEmpty()) Stop(position, reason, corrupt)
-        else Stop(pending[0].position, "$reason (at $position, inside a group)", corrupt)
+        else Stop(pending[0].position, "$reason (inside the group at ${pending[0].position})", corrupt, found = position)
 
     /**
      * Scans the blocks of segment [id]; returns where its data ends and, if it stopped early, why. A group may
@@ -291,7 +291,7 @@ internal class Recovery(
                 topic.reserved = b.firstSeq + b.count
                 topic.acked = topic.reserved
             }
-            records += b.count
+            if (b.topicId != 0) records += b.count // registry records name topics; they are not user records
         }
         pending.clear()
         pendingNext.clear()
@@ -318,7 +318,7 @@ internal class Recovery(
                 if ((at and 7) == 0 && at + 8 <= limits[i] && view.getLong(at) == 0L) { at += 8; continue }
                 if (view.getInt(at) == BlockHeader.MAGIC && BlockHeader.check(view, at, LogPosition(id, at), crc) == null) {
                     if (LogPosition(view.getLong(at + BlockHeader.OFF_SYNCED)) > p) syncedPast = true
-                    count += view.getInt(at + BlockHeader.OFF_COUNT)
+                    if (view.getInt(at + BlockHeader.OFF_TOPIC) != 0) count += view.getInt(at + BlockHeader.OFF_COUNT)
                 }
                 at++
             }
