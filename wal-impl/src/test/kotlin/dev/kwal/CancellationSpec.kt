@@ -1,0 +1,63 @@
+package dev.kwal
+
+import dev.kwal.Contract.readAll
+import dev.kwal.Contract.seqs
+import io.kotest.assertions.withClue
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.shouldBe
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
+import java.util.concurrent.ConcurrentHashMap
+
+/** Cancelling appends: the caller resumes at once; each record or batch is then stored whole or not at all. */
+class CancellationSpec : FunSpec({
+    val newDir = Contract.dirs(this)
+
+    test("cancelled appends and batches are stored whole or not at all, and sequences stay dense") {
+        val dir = newDir()
+        val acked = ConcurrentHashMap<Long, String>()
+        withTimeout(Contract.HANG) {
+            Kwal.open(TestLogs.small(dir)).use { wal ->
+                withContext(Dispatchers.Default) {
+                    val calls = (0 until 400).map { i ->
+                        async {
+                            if (i % 4 == 0) {
+                                val ps = (0 until 3).map { "b$i-$it" }
+                                wal.appendBatch("k", ps.map { it.encodeToByteArray() }).forEachIndexed { k, s -> acked[s] = ps[k] }
+                            } else {
+                                acked[wal.append("k", "s$i".encodeToByteArray())] = "s$i"
+                            }
+                        }
+                    }
+                    calls.forEachIndexed { i, c -> if (i % 3 == 1) c.cancel() }
+                    calls.forEach { runCatching { it.await() }.exceptionOrNull()?.let { e -> (e is CancellationException) shouldBe true } }
+                }
+                wal.sync()
+            }
+        }
+        Kwal.open(TestLogs.small(dir)).use { wal ->
+            val records = wal.readAll("k")
+            records.seqs() shouldBe (0L until records.size).toList()
+            val texts = records.map { it.payload.decodeToString() }
+            // every acknowledged record is where its call was told
+            for ((seq, p) in acked) withClue("seq $seq") { texts[seq.toInt()] shouldBe p }
+            // nothing twice, and batches whole and contiguous
+            texts.toSet().size shouldBe texts.size
+            var i = 0
+            while (i < texts.size) {
+                if (texts[i].startsWith("b")) {
+                    val id = texts[i].substringBefore('-')
+                    texts[i] shouldBe "$id-0"
+                    texts[i + 1] shouldBe "$id-1"
+                    texts[i + 2] shouldBe "$id-2"
+                    i += 3
+                } else i++
+            }
+            wal.append("k", byteArrayOf(1)) shouldBe records.size.toLong()
+        }
+    }
+})

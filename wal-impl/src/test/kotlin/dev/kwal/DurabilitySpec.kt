@@ -1,0 +1,103 @@
+package dev.kwal
+
+import dev.kwal.Contract.readAll
+import dev.kwal.Contract.seqs
+import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.shouldBe
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
+import java.util.concurrent.ConcurrentHashMap
+
+/** Every [Durability] works end to end, as the log's default and per call; [Wal.sync] returns. */
+class DurabilitySpec : FunSpec({
+    val newDir = Contract.dirs(this)
+
+    for (durability in listOf(Durability.Sync, Durability.None, Durability.Interval(10))) {
+        test("default durability $durability: concurrent appends and batches survive close and reopen") {
+            val dir = newDir()
+            val acked = ConcurrentHashMap<Pair<String, Long>, String>()
+            withTimeout(Contract.HANG) {
+                Kwal.open(TestLogs.small(dir, durability)).use { wal ->
+                    withContext(Dispatchers.Default) {
+                        coroutineScope {
+                            repeat(8) { c ->
+                                launch {
+                                    repeat(100) { i ->
+                                        val topic = "d${(c + i) % 4}"
+                                        if (i % 10 == 0) {
+                                            val ps = (0 until 3).map { "$c-$i-$it" }
+                                            wal.appendBatch(topic, ps.map { it.encodeToByteArray() }).forEachIndexed { k, s -> acked[topic to s] = ps[k] }
+                                        } else {
+                                            val p = "$c-$i"
+                                            acked[topic to wal.append(topic, p.encodeToByteArray())] = p
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    wal.sync()
+                }
+            }
+            Kwal.open(TestLogs.small(dir, durability)).use { wal ->
+                wal.recovery.truncatedBytes shouldBe 0
+                var total = 0
+                for (topic in wal.topics()) {
+                    val records = wal.readAll(topic)
+                    records.seqs() shouldBe (0L until records.size).toList()
+                    records.forEach { it.payload.decodeToString() shouldBe acked[topic to it.sequence] }
+                    total += records.size
+                }
+                total shouldBe acked.size
+                total shouldBe 8 * (90 + 10 * 3)
+            }
+        }
+    }
+
+    test("per-call durability overrides the default, both ways") {
+        val dir = newDir()
+        val overrides = listOf(Durability.Sync, Durability.None, Durability.Interval(5), null)
+        for (default in listOf(Durability.None, Durability.Sync, Durability.Interval(50))) {
+            Kwal.open(TestLogs.small(dir, default)).use { wal ->
+                for (o in overrides) {
+                    val next = wal.nextSequence("o")
+                    wal.append("o", "$default/$o".encodeToByteArray(), o) shouldBe next
+                    wal.appendBatch("o", listOf("$default/$o/b".encodeToByteArray()), o) shouldBe (next + 1..next + 1)
+                }
+            }
+        }
+        Kwal.open(TestLogs.small(dir)).use { wal ->
+            wal.readAll("o").map { it.payload.decodeToString() } shouldBe
+                listOf(Durability.None, Durability.Sync, Durability.Interval(50)).flatMap { d -> overrides.flatMap { o -> listOf("$d/$o", "$d/$o/b") } }
+        }
+    }
+
+    test("sync() returns: on an empty log, after unsynced appends, concurrently, and repeatedly") {
+        Kwal.open(TestLogs.small(newDir(), Durability.None)).use { wal ->
+            withTimeout(Contract.HANG) {
+                wal.sync()
+                repeat(50) { wal.append("s", byteArrayOf(it.toByte())) }
+                wal.sync()
+                wal.sync()
+                withContext(Dispatchers.Default) {
+                    coroutineScope {
+                        repeat(10) { c -> launch { repeat(20) { wal.append("s$c", byteArrayOf(1)); if (it % 5 == 0) wal.sync() } } }
+                        repeat(4) { launch { repeat(10) { wal.sync() } } }
+                    }
+                }
+                wal.sync()
+            }
+            wal.nextSequence("s") shouldBe 50
+        }
+    }
+
+    test("sync() after close throws WalClosedException") {
+        val wal = Kwal.open(TestLogs.small(newDir()))
+        wal.close()
+        shouldThrow<WalClosedException> { withTimeout(Contract.HANG) { wal.sync() } }
+    }
+})
