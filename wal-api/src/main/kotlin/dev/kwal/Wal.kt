@@ -83,11 +83,17 @@ public interface Wal : AutoCloseable {
      *
      * Each collection reads the log afresh. Every record's checksum is verified as it is read; a record
      * that fails its check ends the flow with [WalCorruptedException] and is never emitted. An unknown
-     * topic, or [from] past the end, gives an empty flow. The flow reads the disk with blocking calls in
-     * [kotlinx.coroutines.Dispatchers.IO] and emits in the collector's context; it is safe to collect
-     * concurrently with appends and with other collectors.
+     * topic, or [from] past the end, gives an empty flow. It is safe to collect concurrently with appends and
+     * with other collectors.
+     *
+     * **Context.** The flow reads in the collector's context, with no hop to another thread: sealed segments
+     * through a memory map (page faults), the active one with positional reads. Both are fast when the data is
+     * in the page cache; for a large replay from a cold disk, collect in `Dispatchers.IO` or apply
+     * `flowOn(Dispatchers.IO)`.
      *
      * @throws InvalidTopicException (when collected) if [topic] is not a valid name.
+     * @throws WalClosedException (when collected) if the log is closed before collection starts. A collection
+     *   under way when the log closes runs to its end.
      */
     public fun replay(topic: String, from: Long = 0): Flow<Record>
 

@@ -148,6 +148,9 @@ internal class KwalEngine private constructor(
         try {
             runBlocking { writerJob.join(); acknowledgerJob.join() }
         } finally {
+            // Readers still inside the log (a follower that is behind, a replay) finish from read-only mappings,
+            // which outlive the files: map and seal every segment before closing them.
+            for (s in state.segments.values) runCatching { s.mapping(); s.sealed = true }
             state.closed = true
             state.ackVersion.value++
             scope.cancel()

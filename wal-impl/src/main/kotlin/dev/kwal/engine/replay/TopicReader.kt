@@ -64,7 +64,15 @@ internal class TopicReader(private val state: LogState) {
     }
 
     /** A buffer holding the whole checked block header at [position] and its body, and the header's index in it. */
-    private fun blockView(segment: Segment, position: LogPosition): Pair<ByteBuffer, Int> {
+    private fun blockView(segment: Segment, position: LogPosition): Pair<ByteBuffer, Int> = try {
+        blockViewOrThrow(segment, position)
+    } catch (e: dev.kwal.WalException) {
+        throw e
+    } catch (e: java.io.IOException) {
+        throw dev.kwal.WalException("cannot read ${segment.file.path} at ${position.offset}: $e", e)
+    }
+
+    private fun blockViewOrThrow(segment: Segment, position: LogPosition): Pair<ByteBuffer, Int> {
         val at: Int
         val view: ByteBuffer
         if (segment.sealed) {
@@ -72,7 +80,13 @@ internal class TopicReader(private val state: LogState) {
             view = mappedView!!
             at = position.offset
         } else {
-            view = readBlock(segment, position)
+            view = try {
+                readBlock(segment, position)
+            } catch (e: java.nio.channels.ClosedChannelException) {
+                // The log closed under us; close() sealed and mapped every segment before closing its file.
+                if (!segment.sealed) throw dev.kwal.WalClosedException()
+                return blockViewOrThrow(segment, position)
+            }
             at = 0
         }
         view.limit(view.capacity())
