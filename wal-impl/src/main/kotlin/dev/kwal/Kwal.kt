@@ -26,13 +26,7 @@ public object Kwal {
      */
     @JvmStatic
     @Throws(WalException::class)
-    public fun open(options: WalOptions): Wal = try {
-        KwalEngine.open(options, RealFileIo)
-    } catch (e: WalException) {
-        throw e
-    } catch (e: java.io.IOException) {
-        throw WalException("cannot open ${options.directory}: $e", e)
-    }
+    public fun open(options: WalOptions): Wal = KwalEngine.open(options, RealFileIo)
 
     /** Opens the log in [directory] with default options. See [open]. */
     @JvmStatic

@@ -7,6 +7,7 @@ import dev.kwal.RecoveryReport
 import dev.kwal.TopicNames
 import dev.kwal.Wal
 import dev.kwal.WalClosedException
+import dev.kwal.WalException
 import dev.kwal.WalLockedException
 import dev.kwal.WalOptions
 import dev.kwal.engine.commit.AppendRequest
@@ -180,7 +181,16 @@ internal class KwalEngine private constructor(
     companion object {
         private const val LOCK_FILE = "kwal.lock"
 
-        fun open(options: WalOptions, io: FileIo): KwalEngine {
+        /** Opens the log in [options]' directory through [io]; every I/O failure becomes a [WalException]. */
+        fun open(options: WalOptions, io: FileIo): KwalEngine = try {
+            openOrThrow(options, io)
+        } catch (e: WalException) {
+            throw e
+        } catch (e: java.io.IOException) {
+            throw WalException("cannot open ${options.directory}: $e", e)
+        }
+
+        private fun openOrThrow(options: WalOptions, io: FileIo): KwalEngine {
             val dir = options.directory
             io.createDirectories(dir)
             val lock = io.tryLock(dir.resolve(LOCK_FILE)) ?: throw WalLockedException(dir)
