@@ -1,0 +1,69 @@
+package dev.kwal.samples
+
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldContain
+import io.kotest.matchers.string.shouldMatch
+import java.io.ByteArrayOutputStream
+import java.io.PrintStream
+import java.nio.file.Files
+import java.nio.file.Path
+import kotlin.io.path.ExperimentalPathApi
+import kotlin.io.path.deleteRecursively
+import kotlin.io.path.exists
+
+/** Runs the samples' `main`s as a user would, so they cannot rot. */
+class SamplesSpec : FunSpec({
+
+    test("Kotlin quickstart runs and prints its story") {
+        val out = runMain("kwal-sample-kt") { main(arrayOf(it.toString())) }
+        out shouldMatch Regex(
+            """(?s).*Appended and synced 16000 records from 64 coroutines in [\d.]+ s \([\d,]+ records/s\).*""",
+        )
+        out shouldContain "Batch of 5 refunds got sequences"
+        out shouldContain "Topics: audit (5333 records), orders (5334 records), payments (5338 records)"
+        // records also counts the topic registry's records (one per topic name), hence no exact number here.
+        out shouldMatch Regex(
+            """(?s).*Reopened: RecoveryReport\(segments=1, records=\d+, truncatedBytes=0, droppedRecords=0, corruption=null.*""",
+        )
+        out shouldContain "First records of \"orders\":\n  #0 orders #"
+        out shouldContain "  follower got #5333 live event 0\n"
+        out shouldContain "  follower got #5335 live event 2\n"
+        out shouldContain "seg-0000000001.kwal  67108864 bytes"
+        out shouldContain "kwal.lock"
+    }
+
+    test("Java quickstart runs and prints its story") {
+        val out = runMain("kwal-sample-java") { JavaQuickstart.main(arrayOf(it.toString())) }
+        out shouldMatch Regex("""(?s).*Appended and synced 10000 records in [\d.]+ s \([\d,]+ records/s\).*""")
+        out shouldContain "Batch of 3 refunds got sequences 3333..3335"
+        out shouldMatch Regex("""(?s).*Reopened: \d+ records in 1 segment\(s\), truncated 0 bytes.*""")
+        out shouldContain "First records of \"orders\":\n  #0 orders #0\n  #1 orders #3\n  #2 orders #6\n"
+        out shouldContain "\"orders\" holds 3334 records"
+        out shouldContain "seg-0000000001.kwal  67108864 bytes"
+    }
+})
+
+/** Runs [body] on a fresh directory with System.out captured (and still echoed); returns the output. */
+@OptIn(ExperimentalPathApi::class)
+private fun runMain(prefix: String, body: (Path) -> Unit): String {
+    val dir = Files.createTempDirectory(prefix)
+    val captured = ByteArrayOutputStream()
+    val original = System.out
+    val tee = PrintStream(object : java.io.OutputStream() {
+        override fun write(b: Int) { captured.write(b); original.write(b) }
+        override fun write(b: ByteArray, off: Int, len: Int) { captured.write(b, off, len); original.write(b, off, len) }
+    }, true, Charsets.UTF_8)
+    System.setOut(tee)
+    try {
+        body(dir)
+    } finally {
+        System.out.flush()
+        System.setOut(original)
+    }
+    val out = captured.toString(Charsets.UTF_8).replace(System.lineSeparator(), "\n")
+    val exists = dir.exists()
+    dir.deleteRecursively()
+    exists shouldBe true
+    return out
+}
