@@ -136,7 +136,13 @@ internal class Recovery(
         if (stop == null) {
             val lastData = dataEnds.indexOfLast { it > SegmentHeader.SIZE }.coerceAtLeast(0)
             segments = opened.subList(0, lastData + 1).toList()
-            spares = opened.subList(lastData + 1, opened.size).toList()
+            // Empty segments after the active one are reused as spares, but only at today's segment size: a batch
+            // is checked against that size, and must fit the segment it rolls into.
+            val trailing = opened.subList(lastData + 1, opened.size).toList()
+            val keep = trailing.takeWhile { it.size == options.segmentSize }
+            for (s in trailing.drop(keep.size)) { s.file.close(); io.delete(s.file.path) }
+            if (keep.size < trailing.size) io.syncDirectory(files.directory)
+            spares = keep
             tail = dataEnds[lastData]
         } else {
             val p = stop.position
@@ -228,7 +234,7 @@ internal class Recovery(
                 return at to null
             }
             val position = LogPosition(id, at)
-            val block = readBlock(map, view, at, limit, position) ?: return at to stopAt(position, lastReason, false)
+            val block = readBlock(map, view, at, limit, position) ?: return at to stopAt(position, lastReason, lastCorrupt)
             pending.add(block)
             pendingNext[block.topicId] = block.firstSeq + block.count
             if (block.topicId == 0) pendingNames += block.count
@@ -239,8 +245,13 @@ internal class Recovery(
 
     private var lastReason = ""
 
+    /** Whether the last bad block passed every checksum (so it is no torn write, but corruption or a bug). */
+    private var lastCorrupt = false
+    private val pendingNameSet = HashSet<String>()
+
     /** Checks the block at [at] completely; returns it, or null with [lastReason] set. */
     private fun readBlock(map: ByteBuffer, view: ByteBuffer, at: Int, limit: Int, position: LogPosition): Block? {
+        lastCorrupt = false
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { lastReason = it; return null }
         val topicId = view.getInt(at + BlockHeader.OFF_TOPIC)
@@ -261,6 +272,7 @@ internal class Recovery(
             p += RecordFrame.HEADER_SIZE + len
         }
         if (p.toLong() != end) { lastReason = "block body length does not match its records"; return null }
+        if (topicId == 0 && !checkNames(view, at, count)) { lastCorrupt = true; return null }
         val continued = view.get(at + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED != 0
         return Block(map, position, topicId, firstSeq, count, end.toInt(), continued)
     }
@@ -268,21 +280,38 @@ internal class Recovery(
     private val utf8 = Charsets.UTF_8.newDecoder()
         .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
 
+    /** The [i]th name of the registry block at [at] of [b], or null if it is not valid UTF-8. */
+    private fun names(b: ByteBuffer, at: Int, count: Int): List<String?> {
+        val out = ArrayList<String?>(count)
+        var p = at + BlockHeader.SIZE
+        for (i in 0 until count) {
+            val len = b.getInt(p + 4)
+            val bytes = ByteArray(len) // bounded: the frame passed its check inside the block
+            b.get(p + RecordFrame.HEADER_SIZE, bytes)
+            out.add(try { utf8.decode(ByteBuffer.wrap(bytes)).toString() } catch (e: Exception) { null })
+            p += RecordFrame.HEADER_SIZE + len
+        }
+        return out
+    }
+
+    private fun checkNames(view: ByteBuffer, at: Int, count: Int): Boolean {
+        for (name in names(view, at, count)) {
+            val problem = when {
+                name == null -> "not UTF-8"
+                TopicNames.problem(name) != null -> TopicNames.problem(name)
+                table[name] != null || name in pendingNameSet -> "registered twice"
+                else -> null
+            }
+            if (problem != null) { lastReason = "topic registry holds an invalid name ($problem)"; return false }
+            pendingNameSet.add(name!!)
+        }
+        return true
+    }
+
     private fun commitGroup() {
         for (b in pending) {
             if (b.topicId == 0) {
-                var p = b.position.offset + BlockHeader.SIZE
-                for (i in 0 until b.count) {
-                    val len = b.map.getInt(p + 4)
-                    val bytes = ByteArray(len)
-                    b.map.get(p + RecordFrame.HEADER_SIZE, bytes)
-                    val name = try { utf8.decode(ByteBuffer.wrap(bytes)).toString() } catch (e: Exception) { null }
-                    if (name == null || TopicNames.problem(name) != null || table[name] != null) {
-                        throw WalCorruptedException("topic registry holds an invalid or duplicate name", files.pathOf(b.position.segmentId), b.position.offset.toLong())
-                    }
-                    table.add(name)
-                    p += RecordFrame.HEADER_SIZE + len
-                }
+                for (name in names(b.map, b.position.offset, b.count)) table.add(name!!)
                 table.registry.reserved = b.firstSeq + b.count
                 table.registry.acked = b.firstSeq + b.count
             } else {
@@ -296,6 +325,7 @@ internal class Recovery(
         pending.clear()
         pendingNext.clear()
         pendingNames = 0
+        pendingNameSet.clear()
     }
 
     // ---- after the stop ----
