@@ -59,6 +59,15 @@ public class AsyncWal private constructor(
         runBlocking { wal.replay(topic, from).collect { action.accept(it) } }
     }
 
+    /**
+     * Calls [action] with every acknowledged record of [topic] from [from], in order, then with each new one as
+     * it is acknowledged (see [Wal.follow]), on a thread of [Dispatchers.IO], one call at a time. Cancel the
+     * returned future to stop; it completes normally when the log closes, and exceptionally if [action] throws
+     * or a record fails its checks.
+     */
+    public fun follow(topic: String, from: Long, action: Consumer<Record>): CompletableFuture<Void?> =
+        GlobalScope.future(Dispatchers.IO) { wal.follow(topic, from).collect { action.accept(it) }; null }
+
     /** See [Wal.topics]. */
     public fun topics(): Set<String> = wal.topics()
 
