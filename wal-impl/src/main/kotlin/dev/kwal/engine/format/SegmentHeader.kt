@@ -18,7 +18,7 @@ import java.util.zip.CRC32C
  *   4      2    format version (1)
  *   6      2    header length (64)
  *   8      4    segment id (1, 2, 3, ...: consecutive)
- *   12     4    segment size in bytes (the file's full length)
+ *   12     4    segment size in bytes, as created (recovery scans min(file length, this))
  *   16     8    log id: random, chosen when the log is created; the same in every segment
  *   24     8    creation time, ms since the epoch
  *   32     28   reserved, zero
