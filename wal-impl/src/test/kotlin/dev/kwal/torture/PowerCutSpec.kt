@@ -206,16 +206,11 @@ class PowerCutSpec : FunSpec({
                 failures.add("cut at call $n, random $k ($segments): reopen failed: $e")
             }
         }
-        // ENGINE BUG: Recovery.kt (the truncation loop in scan) deletes the segments after the stop in ascending order
-        // and syncs the directory only after the last deletion. A power cut in between can make the deletion of
-        // segment k+1 durable but not that of k+2: the next open finds k+2 without k+1, calls it corruption ("segment
-        // file ... is missing") and fails under CorruptionPolicy.FAIL. Reproduced here deterministically (cut at call
-        // 19 or 20 of recovery, randoms 1, 3, 5). Suggested fix: delete from the highest id down, syncing the directory
-        // after each deletion. Until then this assertion tolerates that one symptom and still fails on anything else.
-        val (knownBug, other) = failures.partition { "is missing" in it }
-        println("truncation cuts: $reopened cuts inside recovery, ${failures.size} failed reopens (${knownBug.size} from the known engine bug)")
+        // Regression: recovery used to delete the segments after the stop in ascending order and sync the directory
+        // once, so a cut in between could leave segment k+2 without k+1, which the next open called corruption.
+        println("truncation cuts: $reopened cuts inside recovery, ${failures.size} failed reopens")
         failures.take(5).forEach { println("POWERCUT FAILURE $it") }
-        withClue(other.take(5).joinToString("\n")) { other shouldBe emptyList() }
+        withClue(failures.take(5).joinToString("\n")) { failures shouldBe emptyList() }
     }
 
     test("the torture notices a disk whose fsync does nothing") {
