@@ -16,7 +16,9 @@ import kotlin.io.path.exists
 class SamplesSpec : FunSpec({
 
     test("Kotlin quickstart runs and prints its story") {
-        val out = runMain("kwal-sample-kt") { main(arrayOf(it.toString())) }
+        // By class: every sample in this package has a top-level main, so the bare name is ambiguous.
+        val quickstart = Class.forName("dev.kwal.samples.QuickstartKt").getMethod("main", Array<String>::class.java)
+        val out = runMain("kwal-sample-kt") { quickstart.invoke(null, arrayOf(it.toString())) }
         out shouldMatch Regex(
             """(?s).*Appended and synced 16000 records from 64 coroutines in [\d.]+ s \([\d,]+ records/s\).*""",
         )

@@ -11,6 +11,7 @@ import dev.kwal.WalException
 import dev.kwal.WalLockedException
 import dev.kwal.WalOptions
 import dev.kwal.engine.commit.AppendRequest
+import dev.kwal.engine.commit.Completer
 import dev.kwal.engine.commit.Group
 import dev.kwal.engine.commit.GroupAcknowledger
 import dev.kwal.engine.commit.GroupWriter
@@ -50,8 +51,9 @@ import kotlin.coroutines.resumeWithException
  * The [Wal] implementation: validates calls, queues appends for the [GroupWriter], serves reads through
  * [TopicReader], and owns the log's threads, files and lock.
  *
- * Threads: one writer thread (the group-commit coroutine and its `AsynchronousFileChannel` completions) and
- * one sync thread (the acknowledging coroutine and its blocking `fsync`). Callers' coroutines never block.
+ * Threads: one writer thread (the group-commit coroutine and its `AsynchronousFileChannel` completions; it also
+ * syncs and acknowledges a group itself when nothing else is pending) and one sync thread (the acknowledging
+ * coroutine and its blocking `fsync`, used while the writer has more to write). Callers' coroutines never block.
  */
 internal class KwalEngine private constructor(
     private val options: WalOptions,
@@ -203,11 +205,12 @@ internal class KwalEngine private constructor(
                 val state = LogState(LogPosition(active.id, recovered.tail))
                 for (s in recovered.segments) state.segments[s.id] = s
                 val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor)
+                val completer = Completer(state, engine.requests)
                 val writer = GroupWriter(
                     options, files, recovered.table, state, recovered.logId, active, recovered.tail, recovered.spares,
-                    engine.requests, engine.written, engine.scope,
+                    engine.requests, engine.written, completer, engine.scope,
                 )
-                engine.start(writer, GroupAcknowledger(state, engine.written, engine.requests))
+                engine.start(writer, GroupAcknowledger(completer, engine.written))
                 return engine
             } catch (e: Throwable) {
                 writerExecutor.shutdownNow()

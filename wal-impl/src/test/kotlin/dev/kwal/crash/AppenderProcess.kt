@@ -55,7 +55,8 @@ object CrashOptions {
  * Opens the log in `dir`, prints `READY`, then runs `writers` coroutines that append forever, mixing
  * [dev.kwal.Wal.append] and [dev.kwal.Wal.appendBatch] over [CrashOptions.TOPICS] with mixed sizes.
  * Every acknowledged record is reported as soon as its call returns, one line each:
- * `ACK <topic> <seq> <crc32 hex>` (the CRC32 of the whole payload). It runs until killed.
+ * `ACK <topic> <seq> <crc32 hex>` (the CRC32 of the whole payload). It runs until killed. A batch's payloads
+ * carry their batch (see [CrashPayloads.batchWriter]), so the parent can check batches are all-or-nothing.
  */
 object AppenderProcess {
     @JvmStatic
@@ -76,7 +77,8 @@ object AppenderProcess {
                         while (true) {
                             val topic = CrashOptions.TOPICS[r.nextInt(CrashOptions.TOPICS.size)]
                             if (r.nextInt(4) == 0) {
-                                val payloads = List(r.nextInt(1, 9)) { CrashPayloads.make(topic, seed, w, n++, CrashOptions.size(r, topic)) }
+                                val k = r.nextInt(1, 9)
+                                val payloads = List(k) { CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, it, k), n++, CrashOptions.size(r, topic)) }
                                 val range = wal.appendBatch(topic, payloads)
                                 check(range.last - range.first + 1 == payloads.size.toLong()) { "range $range for ${payloads.size} payloads" }
                                 payloads.forEachIndexed { i, p -> ack(out, topic, range.first + i, p) }

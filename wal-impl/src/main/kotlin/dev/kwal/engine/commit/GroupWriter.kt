@@ -44,6 +44,7 @@ internal class GroupWriter(
     spares: List<Segment>,
     private val requests: Channel<Request>,
     private val toAcknowledger: SendChannel<Group>,
+    private val completer: Completer,
     private val scope: CoroutineScope,
 ) {
     private val log = LoggerFactory.getLogger(GroupWriter::class.java)
@@ -55,16 +56,21 @@ internal class GroupWriter(
     private val blockSize = options.blockSize
 
     suspend fun run() {
+        var carry: Request? = null
         try {
             while (true) {
-                val first = requests.receiveCatching().getOrNull() ?: break
+                val first = carry ?: requests.receiveCatching().getOrNull() ?: break
+                carry = null
                 val group = Group()
                 add(group, first)
                 while (group.frameBytes < options.maxGroupBytes) {
                     add(group, requests.tryReceive().getOrNull() ?: break)
                 }
                 try {
-                    process(group)
+                    if (process(group)) {
+                        carry = requests.tryReceive().getOrNull()
+                        route(group, idle = carry == null)
+                    }
                 } catch (e: Throwable) {
                     // A bug, not an I/O error (those are rolled back in process): fail this group's callers too.
                     state.fail(e)
@@ -74,7 +80,7 @@ internal class GroupWriter(
                 }
             }
             // Closed: one last barrier so that close() syncs everything written.
-            toAcknowledger.send(Group().apply { needsSync = true })
+            route(Group().apply { needsSync = true }, idle = true)
         } catch (e: Throwable) {
             state.fail(e)
             log.error("kwal writer stopped", e)
@@ -116,13 +122,32 @@ internal class GroupWriter(
         }
     }
 
-    private suspend fun process(group: Group) {
+    /**
+     * Finishes a written group here when the acknowledger has nothing in flight and either the group needs no
+     * sync or no request is waiting ([idle]): one thread hop less. Otherwise hands it over, so the next group is
+     * written while this one syncs.
+     */
+    private suspend fun route(group: Group, idle: Boolean) {
+        if (completer.inFlight.get() == 0 && (idle || !group.needsSync)) {
+            single.clear()
+            single.add(group)
+            completer.finish(single)
+        } else {
+            completer.inFlight.incrementAndGet()
+            toAcknowledger.send(group)
+        }
+    }
+
+    private val single = ArrayList<Group>(1)
+
+    /** Writes [group]; returns whether it was written (false: it failed and its callers have been told). */
+    private suspend fun process(group: Group): Boolean {
         if (state.failure != null) {
             unlinkTopics(group)
             rollbackRegistrations(group)
             group.appends.forEach(::failAll)
             group.syncs.forEach(::failAll)
-            return
+            return false
         }
         val startSegment = active
         val startTail = tail
@@ -137,11 +162,11 @@ internal class GroupWriter(
                 }
             } catch (e: Throwable) {
                 rollback(group, startSegment, startTail, e)
-                return
+                return false
             }
         }
         group.end = LogPosition(active.id, tail)
-        toAcknowledger.send(group)
+        return true
     }
 
     // ---- layout and encoding ----

@@ -163,9 +163,11 @@ internal class Recovery(
             } else {
                 log.info("kwal: truncating a torn tail at {} ({})", p, stop.reason)
             }
-            // Truncate: zero the stop segment from P (if it is sound), delete every later segment.
+            // Truncate: delete every segment after the stop, newest first, each deletion made durable before the
+            // next — so a cut at any moment leaves an unbroken run of segments, never a gap that would read as
+            // corruption — then zero the stop segment from P (if it is sound, else delete it too).
             val keepStopSegment = p.offset >= SegmentHeader.SIZE
-            for (i in (p.segmentId - 1) until opened.size) {
+            for (i in opened.size - 1 downTo p.segmentId - 1) {
                 val s = opened[i]
                 val map = maps.getOrNull(i)
                 if (i == p.segmentId - 1 && keepStopSegment) {
@@ -180,9 +182,9 @@ internal class Recovery(
                     else s.file.size()
                     s.file.close()
                     io.delete(s.file.path)
+                    io.syncDirectory(files.directory)
                 }
             }
-            io.syncDirectory(files.directory)
             val kept = if (keepStopSegment) p.segmentId else p.segmentId - 1
             spares = emptyList()
             if (kept == 0) {

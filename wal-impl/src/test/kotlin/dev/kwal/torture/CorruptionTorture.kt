@@ -1,0 +1,468 @@
+package dev.kwal.torture
+
+import dev.kwal.CorruptionPolicy
+import dev.kwal.Durability
+import dev.kwal.Kwal
+import dev.kwal.LogFiles
+import dev.kwal.TestLogs
+import dev.kwal.WalException
+import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.LogPosition
+import dev.kwal.engine.format.RecordFrame
+import dev.kwal.engine.format.SegmentHeader
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
+import java.nio.ByteBuffer
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.StandardCopyOption
+import java.util.concurrent.ExecutionException
+import java.util.concurrent.Executors
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.TimeoutException
+import java.util.zip.CRC32C
+import kotlin.io.path.exists
+import kotlin.io.path.fileSize
+import kotlin.io.path.listDirectoryEntries
+import kotlin.io.path.name
+import kotlin.io.path.readBytes
+import kotlin.random.Random
+
+/**
+ * Corrupted and hostile input. A pool of small logs is written with a real Wal (small segments and blocks,
+ * several topics, singles and batches, CONTINUED runs, rolls; one under Durability.None, one with concurrent
+ * group commits) and closed. Each case copies one, damages the copy — flipped bits, a truncated segment, a
+ * zeroed range, a range duplicated elsewhere, bytes spliced from another segment or another log, forged
+ * length fields (block body length, record count, record length, segment size; sometimes with the header
+ * CRC recomputed so the forged value passes the header check), a segment deleted or renamed, a segment
+ * replaced by another log's — and opens it under [CorruptionPolicy.FAIL] and, on a second copy,
+ * [CorruptionPolicy.TRUNCATE], replaying every topic under a timeout.
+ *
+ * Every outcome must be either a typed [WalException] (from open or replay), or a log whose every record is
+ * exactly what was appended at that topic and sequence, with dense sequences (else `corruptServed`). Any
+ * other exception, an [OutOfMemoryError] or a timeout is a `failedReopen`. Where the rules promise it —
+ * any open that succeeds, under either policy, keeps every group that ended before the first damaged byte
+ * (recovery stops at the first bad place and drops only from the group that holds it) — a missing record
+ * counts as `lost`. A successful open must also take an append and then reopen clean under FAIL.
+ *
+ * Seeded: case c of `run(n, seed)` uses `Random(seed + c)` on a pool built from `seed`; a failure names both.
+ */
+object CorruptionTorture {
+    private const val TIMEOUT_MS = 60_000L
+    private val TOPICS = listOf("t0", "t1", "t2", "t3")
+
+    private class Base(
+        val index: Int, val dir: Path, val model: Map<String, List<ByteArray>>, val ids: Map<String, Int>,
+        val blocks: List<LogFiles.BlockInfo>, val files: Map<Int, ByteArray>,
+    )
+
+    /** Outcome counters, printed at the end. */
+    private val stats = java.util.TreeMap<String, Int>()
+    private fun note(what: String) { stats.merge(what, 1, Int::plus) }
+
+    private val executor = Executors.newCachedThreadPool { r -> Thread(r, "corruption-torture").apply { isDaemon = true } }
+
+    fun run(cases: Int, seed: Long): TortureResult {
+        if (cases <= 0) return TortureResult()
+        stats.clear()
+        val started = System.nanoTime()
+        val pool = (0 until 6).map { buildBase(it, seed) }
+        println("CorruptionTorture seed=$seed: pool of ${pool.size} logs (${pool.map { it.files.size }} segments) in " +
+            "${(System.nanoTime() - started) / 1_000_000} ms")
+        var result = TortureResult()
+        for (case in 1..cases) {
+            val r = runCase(case, seed, pool)
+            result += r
+            if (r.failures.isNotEmpty()) System.err.println("CorruptionTorture FAILED: ${r.failures.joinToString("\n")}")
+        }
+        pool.forEach { it.dir.toFile().deleteRecursively() }
+        println("CorruptionTorture seed=$seed: $cases cases in ${"%.1f".format((System.nanoTime() - started) / 1e9)} s; $stats")
+        return result
+    }
+
+    // ---- the pool ----
+
+    private fun payload(log: Int, topic: String, seq: Long, size: Int, r: Random): ByteArray {
+        val head = "L$log:$topic:$seq:".encodeToByteArray()
+        return ByteArray(maxOf(size, head.size)).also { r.nextBytes(it); head.copyInto(it) }
+    }
+
+    private fun buildBase(index: Int, seed: Long): Base = runBlocking {
+        val rnd = Random(seed * 31 + index)
+        val dir = Files.createTempDirectory("kwal-torture-base")
+        val model = HashMap<String, MutableList<ByteArray>>()
+        val durability = if (index == 1) Durability.None else Durability.Sync
+        val concurrent = index == 2
+        val target = when (index % 3) { 0 -> rnd.nextInt(20_000, 60_000); 1 -> rnd.nextInt(60_000, 150_000); else -> rnd.nextInt(150_000, 260_000) }
+        Kwal.open(TestLogs.small(dir, durability = durability)).use { wal ->
+            var bytes = 0
+            withTimeout(120_000) {
+                while (bytes < target) {
+                    val ops = List(if (concurrent) rnd.nextInt(1, 6) else 1) {
+                        val topic = TOPICS[rnd.nextInt(if (bytes == 0) 1 else TOPICS.size)]
+                        val sizes = when (rnd.nextInt(10)) {
+                            in 0..4 -> listOf(rnd.nextInt(0, 300))
+                            in 5..6 -> List(rnd.nextInt(1, 6)) { rnd.nextInt(0, 1500) }
+                            7 -> listOf(rnd.nextInt(3000, 4097))
+                            else -> List(rnd.nextInt(9, 15)) { rnd.nextInt(800, 1200) } // more than a block: CONTINUED
+                        }
+                        topic to sizes
+                    }
+                    // Payloads name their log, topic and sequence; sequences are assigned in order per topic, so
+                    // concurrent ops go to distinct topics.
+                    val distinct = ops.distinctBy { it.first }
+                    coroutineScope {
+                        distinct.map { (topic, sizes) ->
+                            val m = model.getOrPut(topic) { ArrayList() }
+                            val ps = sizes.mapIndexed { i, s -> payload(index, topic, m.size.toLong() + i, s, rnd) }
+                            async {
+                                val first = if (ps.size == 1 && rnd.nextBoolean()) wal.append(topic, ps[0]) else wal.appendBatch(topic, ps).first
+                                check(first == m.size.toLong()) { "append to $topic got $first, expected ${m.size}" }
+                                Triple(m, ps, sizes.sum())
+                            }
+                        }.awaitAll().forEach { (m, ps, n) -> m.addAll(ps); bytes += n }
+                    }
+                }
+            }
+        }
+        val files = LogFiles.segmentIds(dir).associateWith { LogFiles.segment(dir, it).readBytes() }
+        Base(index, dir, model, LogFiles.topicIds(dir), LogFiles.allBlocks(dir), files)
+    }
+
+    // ---- one case ----
+
+    private fun runCase(case: Int, runSeed: Long, pool: List<Base>): TortureResult {
+        val caseSeed = runSeed + case
+        val rnd = Random(caseSeed)
+        val base = pool[rnd.nextInt(pool.size)]
+        val work = Files.createTempDirectory("kwal-torture-case")
+        val damaged = work.resolve("damaged").also { copy(base.dir, it) }
+        val what = ArrayList<String>()
+        repeat(if (rnd.nextInt(5) == 0) 2 else 1) { what.add(damage(damaged, base, pool, rnd)) }
+        val label = "CorruptionTorture seed=$runSeed case=$case (caseSeed=$caseSeed, base log ${base.index}, damage: ${what.joinToString("; ")})"
+        val d = firstDifference(base, damaged)
+        // A segment 1 replaced whole by another log's makes the directory that log (with damage after its
+        // first segment): its records are legitimately served. Any other foreign record is not.
+        val home = logIdOf(damaged)?.let { id -> pool.firstOrNull { logIdOf(it.dir) == id } }
+        val allowed = listOfNotNull(base, home).distinct()
+        val problems = ArrayList<String>()
+        var lost = 0L
+        var served = 0L
+        var failed = 0L
+        try {
+            for (policy in listOf(CorruptionPolicy.FAIL, CorruptionPolicy.TRUNCATE)) {
+                val dir = work.resolve(policy.name).also { copy(damaged, it) }
+                val o = try {
+                    executor.submit<Outcome> { check(dir, policy, base, allowed, pool, d) }.get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
+                } catch (e: TimeoutException) {
+                    Outcome(failed = true, problems = listOf("$policy: open/replay did not finish in $TIMEOUT_MS ms (endless loop?)"))
+                } catch (e: ExecutionException) {
+                    Outcome(failed = true, problems = listOf("$policy: ${e.cause}"))
+                }
+                note("${policy.name.lowercase()}:${o.kind}")
+                lost += o.lost
+                served += o.served
+                if (o.failed) failed++
+                problems += o.problems.map { "$policy: $it" }
+            }
+        } finally {
+            work.toFile().deleteRecursively()
+        }
+        return TortureResult(
+            corruptions = 1, lost = lost, corruptServed = served, failedReopens = failed,
+            failures = if (problems.isEmpty()) emptyList() else listOf("$label:\n  " + problems.take(10).joinToString("\n  ")),
+        )
+    }
+
+    private class Outcome(
+        val kind: String = "error", val lost: Long = 0, val served: Long = 0, val failed: Boolean = false,
+        val problems: List<String> = emptyList(),
+    )
+
+    /** Opens [dir] under [policy] and checks what it serves; runs on a worker thread the caller can abandon. */
+    private fun check(dir: Path, policy: CorruptionPolicy, base: Base, allowed: List<Base>, pool: List<Base>, d: LogPosition?): Outcome = runBlocking {
+        val problems = ArrayList<String>()
+        val wal = try {
+            Kwal.open(TestLogs.small(dir, policy = policy))
+        } catch (e: WalException) {
+            return@runBlocking Outcome(kind = "open threw ${e::class.simpleName}")
+        } catch (e: Throwable) {
+            return@runBlocking Outcome(kind = "open threw ${e::class.simpleName}", failed = true,
+                problems = listOf("open threw ${e::class.qualifiedName}, not a WalException: $e\n${e.stackTraceToString().lines().take(12).joinToString("\n")}"))
+        }
+        var lost = 0L
+        var served = 0L
+        var failed = false
+        var kind = "opened"
+        try {
+            // What the rules promise: every group that ended at or before the first damaged byte.
+            val survivors = HashMap<Int, Long>()
+            var runStart = 0
+            for ((i, b) in base.blocks.withIndex()) {
+                if (i == 0 || !base.blocks[i - 1].continued) runStart = i
+                if (b.continued) continue
+                if (d != null && LogPosition(b.segment, b.end) > d) break
+                for (k in runStart..i) survivors[base.blocks[k].topicId] = base.blocks[k].firstSeq + base.blocks[k].count
+            }
+            val strange = wal.topics() - allowed.flatMap { it.model.keys }.toSet()
+            if (strange.isNotEmpty()) { served += strange.size; problems.add("topics() names topics never created: $strange") }
+            for (topic in base.model.keys + wal.topics()) {
+                val records = try {
+                    withTimeout(TIMEOUT_MS / 2) { withContext(Dispatchers.IO) { wal.replay(topic).toList() } }
+                } catch (e: WalException) {
+                    kind = "replay threw ${e::class.simpleName}"
+                    continue
+                } catch (e: Throwable) {
+                    failed = true
+                    problems.add("replay of '$topic' threw ${e::class.qualifiedName}, not a WalException: $e")
+                    continue
+                }
+                val appended = base.model[topic].orEmpty()
+                for ((i, r) in records.withIndex()) {
+                    val bad = when {
+                        r.sequence != i.toLong() -> "record #$i has sequence ${r.sequence}"
+                        r.topic != topic -> "record ${r.sequence} reports topic ${r.topic}"
+                        allowed.size > 1 && allowed.any { it.model[topic]?.getOrNull(i)?.contentEquals(r.payload) == true } -> null
+                        r.sequence >= appended.size -> "seq ${r.sequence} was never appended (${appended.size} were)" + foreign(pool, topic, r.sequence, r.payload)
+                        !r.payload.contentEquals(appended[r.sequence.toInt()]) -> "seq ${r.sequence} differs from what was appended" + foreign(pool, topic, r.sequence, r.payload)
+                        else -> null
+                    }
+                    if (bad != null) { served++; if (problems.size < 10) problems.add("'$topic' $bad") }
+                }
+                if (wal.nextSequence(topic) != records.size.toLong()) {
+                    served++
+                    problems.add("'$topic': nextSequence ${wal.nextSequence(topic)}, replay gave ${records.size}")
+                }
+                val promised = if (allowed.size > 1) 0L else base.ids[topic]?.let { survivors[it] } ?: 0L
+                if (records.size < promised) {
+                    lost += promised - records.size
+                    problems.add("'$topic': ${records.size} records survive, but the first damaged byte ($d) comes after $promised of them")
+                }
+            }
+            // The opened log takes appends, and then reopens clean.
+            if (kind == "opened") {
+                val topic = base.model.keys.first()
+                val next = wal.nextSequence(topic)
+                val seq = withTimeout(TIMEOUT_MS / 2) { wal.append(topic, byteArrayOf(1, 2, 3)) }
+                if (seq != next) { failed = true; problems.add("append after open got $seq, expected $next") }
+            }
+        } catch (e: WalException) {
+            kind = "threw ${e::class.simpleName}"
+        } catch (e: Throwable) {
+            failed = true
+            problems.add("checking the opened log threw ${e::class.qualifiedName}: $e")
+        } finally {
+            try { wal.close() } catch (e: WalException) { } catch (e: Throwable) { failed = true; problems.add("close threw $e") }
+        }
+        if (kind == "opened" && !failed) {
+            try {
+                Kwal.open(TestLogs.small(dir)).use { again ->
+                    if (again.recovery.truncatedBytes != 0L || again.recovery.corruption != null) {
+                        failed = true
+                        problems.add("second open after a successful open still found damage: ${again.recovery}")
+                    }
+                }
+            } catch (e: Throwable) {
+                failed = true
+                problems.add("second open (FAIL) after a successful open threw $e")
+            }
+        }
+        Outcome(kind, lost, served, failed, problems)
+    }
+
+    /** The log id in the header of [dir]'s segment 1, if it has one. */
+    private fun logIdOf(dir: Path): Long? {
+        val p = LogFiles.segment(dir, 1)
+        if (!p.exists() || p.fileSize() < SegmentHeader.SIZE) return null
+        return ByteBuffer.wrap(p.readBytes(), 16, 8).long
+    }
+
+    /** If [payload] is another pool log's record at this topic and sequence, say so. */
+    private fun foreign(pool: List<Base>, topic: String, seq: Long, payload: ByteArray): String {
+        val from = pool.firstOrNull { b -> b.model[topic]?.getOrNull(seq.toInt())?.contentEquals(payload) == true }
+        return if (from != null) " (it is log ${from.index}'s record: a block of another log passed every check)" else ""
+    }
+
+    // ---- damage ----
+
+    private fun copy(from: Path, to: Path) {
+        Files.createDirectories(to)
+        for (p in from.listDirectoryEntries()) if (p.name != LogFiles.LOCK_FILE) Files.copy(p, to.resolve(p.name), StandardCopyOption.REPLACE_EXISTING)
+    }
+
+    /** The first position, in log order, where [dir]'s segment files differ from [base]'s; null if none. */
+    private fun firstDifference(base: Base, dir: Path): LogPosition? {
+        val now = LogFiles.segmentIds(dir)
+        for (id in (base.files.keys + now).toSortedSet()) {
+            val a = base.files[id] ?: return LogPosition(id, 0)
+            if (id !in now) return LogPosition(id, 0)
+            val b = LogFiles.segment(dir, id).readBytes()
+            val mismatch = java.util.Arrays.mismatch(a, b)
+            if (mismatch >= 0) return LogPosition(id, mismatch)
+        }
+        return null
+    }
+
+    private fun dataEnd(bytes: ByteArray): Int {
+        var i = bytes.size
+        while (i > 0 && bytes[i - 1].toInt() == 0) i--
+        return i
+    }
+
+    private fun pick(dir: Path, rnd: Random): Path {
+        val ids = LogFiles.segmentIds(dir)
+        return LogFiles.segment(dir, ids[rnd.nextInt(ids.size)])
+    }
+
+    /** A random offset of [p], mostly in its data (and a little past it). */
+    private fun offsetIn(p: Path, rnd: Random): Int {
+        val size = p.fileSize().toInt()
+        if (size == 0) return 0
+        val end = minOf(size, dataEnd(p.readBytes()) + 256)
+        return if (rnd.nextInt(10) == 0) rnd.nextInt(size) else rnd.nextInt(maxOf(1, end))
+    }
+
+    private val hugeValues = intArrayOf(Int.MAX_VALUE, Int.MIN_VALUE, -1, 0x7FFFFFF0, 1 shl 30, 0x10000000, 64 shl 10, 0x7FFFFFFF - 47)
+
+    private fun forgedValue(orig: Int, rnd: Random): Int = when (rnd.nextInt(4)) {
+        0, 1 -> hugeValues[rnd.nextInt(hugeValues.size)]
+        2 -> orig + rnd.nextInt(-3, 4).let { if (it == 0) 1 else it }
+        else -> rnd.nextInt()
+    }
+
+    private fun damage(dir: Path, base: Base, pool: List<Base>, rnd: Random): String {
+        val ids = LogFiles.segmentIds(dir)
+        if (ids.isEmpty()) return "nothing left to damage"
+        return when (rnd.nextInt(13)) {
+            0, 1 -> {
+                val p = pick(dir, rnd)
+                val n = rnd.nextInt(1, 9)
+                repeat(n) { if (p.fileSize() > 0) LogFiles.flipBit(p, offsetIn(p, rnd).toLong().coerceAtMost(p.fileSize() - 1), rnd.nextInt(8)) }
+                "$n bit(s) flipped in ${p.name}"
+            }
+            2 -> {
+                val p = pick(dir, rnd)
+                val size = p.fileSize().toInt()
+                val at = if (rnd.nextBoolean()) offsetIn(p, rnd) else rnd.nextInt(size + 1)
+                LogFiles.truncate(p, at.toLong())
+                "${p.name} truncated to $at bytes"
+            }
+            3 -> {
+                val p = pick(dir, rnd)
+                val at = offsetIn(p, rnd)
+                val until = minOf(p.fileSize().toInt(), at + rnd.nextInt(1, 4097))
+                LogFiles.zero(p, at, until)
+                "${p.name} zeroed at $at..$until"
+            }
+            4, 5 -> {
+                // a range of this log copied elsewhere in it: same segment or another, same offset or not
+                val src = pick(dir, rnd)
+                val dst = pick(dir, rnd)
+                val from = offsetIn(src, rnd)
+                val bytes = src.readBytes()
+                val len = minOf(bytes.size - from, rnd.nextInt(1, 8193))
+                if (len <= 0) return "nothing duplicated"
+                val to = if (rnd.nextInt(3) == 0) from else offsetIn(dst, rnd)
+                LogFiles.write(dst, to.toLong(), bytes.copyOfRange(from, from + len))
+                "$len bytes of ${src.name} at $from duplicated onto ${dst.name} at $to"
+            }
+            6 -> {
+                // spliced from another log of the pool
+                val other = pool[rnd.nextInt(pool.size)]
+                val (srcId, srcBytes) = other.files.entries.toList()[rnd.nextInt(other.files.size)]
+                val dst = pick(dir, rnd)
+                val from = rnd.nextInt(maxOf(1, dataEnd(srcBytes)))
+                val len = minOf(srcBytes.size - from, rnd.nextInt(1, 16_385))
+                val to = if (rnd.nextBoolean()) from else offsetIn(dst, rnd)
+                LogFiles.write(dst, to.toLong(), srcBytes.copyOfRange(from, from + len))
+                "$len bytes of log ${other.index} segment $srcId at $from spliced into ${dst.name} at $to"
+            }
+            7 -> {
+                // a whole segment replaced by another log's
+                val other = pool[rnd.nextInt(pool.size)]
+                val (srcId, srcBytes) = other.files.entries.toList()[rnd.nextInt(other.files.size)]
+                val dst = pick(dir, rnd)
+                Files.write(dst, srcBytes)
+                "${dst.name} replaced by log ${other.index}'s segment $srcId"
+            }
+            8, 9 -> forgeBlock(dir, base, rnd)
+            10 -> {
+                // segment header fields: size or id, sometimes with the header CRC made valid again
+                val p = pick(dir, rnd)
+                if (p.fileSize() < SegmentHeader.SIZE) return "nothing to forge in ${p.name}"
+                val bytes = p.readBytes()
+                val b = ByteBuffer.wrap(bytes)
+                val field = if (rnd.nextInt(3) == 0) 8 else 12
+                val value = if (field == 12 && rnd.nextInt(4) == 0) (128 shl 10) else forgedValue(b.getInt(field), rnd)
+                b.putInt(field, value)
+                val fixCrc = rnd.nextBoolean()
+                if (fixCrc) b.putInt(60, CRC32C().apply { update(bytes, 0, 60) }.value.toInt())
+                LogFiles.write(p, 0, bytes.copyOf(SegmentHeader.SIZE))
+                "${p.name} header ${if (field == 8) "segment id" else "segment size"} forged to $value${if (fixCrc) " (CRC recomputed)" else ""}"
+            }
+            11 -> {
+                val p = pick(dir, rnd)
+                Files.delete(p)
+                "${p.name} deleted"
+            }
+            else -> {
+                val p = pick(dir, rnd)
+                val free = (1..ids.last() + 3).filter { it !in ids }
+                if (rnd.nextBoolean() || ids.size < 2) {
+                    val to = LogFiles.segment(dir, free[rnd.nextInt(free.size)])
+                    Files.move(p, to)
+                    "${p.name} renamed to ${to.name}"
+                } else {
+                    val q = LogFiles.segment(dir, ids.filter { LogFiles.segment(dir, it) != p }.random(rnd))
+                    val tmp = dir.resolve("swap.tmp")
+                    Files.move(p, tmp); Files.move(q, p); Files.move(tmp, q)
+                    "${p.name} and ${q.name} swapped"
+                }
+            }
+        }
+    }
+
+    /** Forges a length field of a block: body length, record count, or a record's length. */
+    private fun forgeBlock(dir: Path, base: Base, rnd: Random): String {
+        val blk = base.blocks[rnd.nextInt(base.blocks.size)]
+        val p = LogFiles.segment(dir, blk.segment)
+        if (!p.exists() || p.fileSize() < blk.end) return "nothing to forge"
+        val bytes = p.readBytes()
+        val b = ByteBuffer.wrap(bytes)
+        val at = blk.at
+        val fixCrc = rnd.nextBoolean()
+        val desc: String
+        when (rnd.nextInt(3)) {
+            0 -> {
+                val v = forgedValue(blk.body, rnd)
+                b.putInt(at + BlockHeader.OFF_BODY_LENGTH, v)
+                desc = "body length ${blk.body} -> $v"
+            }
+            1 -> {
+                val v = forgedValue(blk.count, rnd)
+                b.putInt(at + BlockHeader.OFF_COUNT, v)
+                desc = "record count ${blk.count} -> $v"
+            }
+            else -> {
+                // the length of record k of the block
+                var f = at + BlockHeader.SIZE
+                val k = rnd.nextInt(blk.count)
+                repeat(k) { if (f + RecordFrame.HEADER_SIZE <= blk.end) f += RecordFrame.HEADER_SIZE + maxOf(0, b.getInt(f + 4)) }
+                if (f < at || f + RecordFrame.HEADER_SIZE > blk.end) return "nothing to forge (block already damaged)"
+                val orig = b.getInt(f + 4)
+                val v = forgedValue(orig, rnd)
+                b.putInt(f + 4, v)
+                desc = "record $k length $orig -> $v"
+            }
+        }
+        if (fixCrc) b.putInt(at + BlockHeader.OFF_CRC, BlockHeader.computeCrc(b, at, LogPosition(blk.segment, at), CRC32C()))
+        LogFiles.write(p, at.toLong(), bytes.copyOfRange(at, blk.end))
+        return "${p.name} block at $at (topic ${blk.topicId}, seqs ${blk.firstSeq}..${blk.lastSeq}): $desc${if (fixCrc) " (header CRC recomputed)" else ""}"
+    }
+}

@@ -1,0 +1,329 @@
+package dev.kwal.torture
+
+import dev.kwal.Durability
+import dev.kwal.TestLogs
+import dev.kwal.Wal
+import dev.kwal.WalCorruptedException
+import dev.kwal.engine.KwalEngine
+import dev.kwal.engine.io.PowerLossFileIo
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.TimeoutCancellationException
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import java.nio.ByteBuffer
+import java.nio.file.Path
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.ConcurrentLinkedQueue
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicInteger
+import java.util.concurrent.atomic.AtomicLong
+import kotlin.random.Random
+
+/**
+ * Simulated power loss under a random concurrent workload, over [PowerLossFileIo].
+ *
+ * Each cut i has its own seed (derived from the run's seed and i, printed in every failure). A disk lives for
+ * [CUTS_PER_DISK] cuts, so later cuts hit logs that recovery has already repaired. One round: open the log on the
+ * disk (recovery), check it against everything known about the disk, run a few coroutines appending single records
+ * and batches to a few topics — mostly under [Durability.Sync], some per call under [Durability.None], with an
+ * occasional [Wal.sync] — and cut the power at a random moment: after a random number of acknowledgements, inside
+ * a random seam call while appends are in flight, or inside recovery itself. The engine is then abandoned (its
+ * handles are dead) and closed, tolerating errors.
+ *
+ * The check after each reopen: the open succeeds (a power cut is never corruption); every topic replays without
+ * error, with sequences dense from 0; every record served is one that was appended to that topic (payloads are
+ * unique and self-describing), at most once, at the sequence it was acknowledged with if it was; every record
+ * acknowledged under Sync, acknowledged before a successful [Wal.sync], or served by an earlier reopen is there;
+ * and every batch is there whole or not at all.
+ */
+object PowerCutTorture {
+    const val CUTS_PER_DISK = 10
+    private val DIR: Path = Path.of("/powercut/log")
+    private val NONE_CHANCES = doubleArrayOf(0.0, 0.15, 0.15, 0.5, 0.9)
+    private val TOPICS = listOf("alpha", "beta", "gamma", "delta")
+
+    /** The seed of cut [i] of a run seeded [seed]. */
+    fun cutSeed(seed: Long, i: Int): Long = seed * 6364136223846793005L + (i + 1) * -7046029254386353131L
+
+    /** A record the checks know: where it was (or must be), and which batch it belongs to. */
+    private class Sent(val id: Long, val topic: String, val payload: ByteArray, val batch: Long, val index: Int, val batchSize: Int) {
+        @Volatile var seq: Long = -1
+    }
+
+    /** Everything appended to one disk, and what must survive. */
+    private class Model {
+        val sent = ConcurrentHashMap<Long, Sent>()
+        /** Records that must be present at their sequence: acked under Sync, covered by a sync(), or seen after a reopen. */
+        val must = ConcurrentHashMap<Long, String>() // id -> why
+        val batches = ConcurrentHashMap<Long, List<Sent>>()
+        val nextId = AtomicLong(1)
+        val nextBatch = AtomicLong(1)
+        var pendingCheck = false
+    }
+
+    private class Counts {
+        var inRecovery = 0
+        var armed = 0
+        var afterAcks = 0
+        var atEnd = 0
+        var truncatedReopens = 0
+        var droppedRecords = 0L
+        var maxSegments = 0
+        var dirOpsLost = 0L
+        var sectorsReverted = 0L
+        var sectorsTorn = 0L
+        var acked = 0L
+        var lost = 0L
+        var corruptServed = 0L
+        var failedReopens = 0L
+        val failures = ArrayList<String>()
+        fun fail(msg: String) { if (failures.size < 50) failures.add(msg) }
+    }
+
+    /**
+     * Runs [cuts] power cuts seeded by [seed]; [progress] gets a line now and then and statistics at the end.
+     * [lyingDisk] makes `fsync` a no-op, for checking that the torture notices lost records.
+     */
+    fun run(cuts: Int, seed: Long, lyingDisk: Boolean = false, progress: (String) -> Unit = {}): TortureResult {
+        val c = Counts()
+        var disk: PowerLossFileIo? = null
+        var model = Model()
+        var lastSeed = seed
+        var done = 0
+        val started = System.nanoTime()
+        for (i in 0 until cuts) {
+            val cs = cutSeed(seed, i)
+            if (i % CUTS_PER_DISK == 0) {
+                disk?.let { finalCheck(it, model, c, "seed=$seed cut=${i - 1} cutSeed=$lastSeed") }
+                disk = PowerLossFileIo(seed = cs).also { it.ignoreForce = lyingDisk }
+                model = Model()
+            }
+            round(disk!!, model, c, Random(cs), "seed=$seed cut=$i cutSeed=$cs")
+            lastSeed = cs
+            done++
+            if ((i + 1) % 500 == 0) progress("power cuts: ${i + 1}/$cuts in ${(System.nanoTime() - started) / 1_000_000} ms, acked=${c.acked}")
+        }
+        disk?.let { finalCheck(it, model, c, "seed=$seed cut=${cuts - 1} cutSeed=$lastSeed") }
+        progress(
+            "POWERCUT stats: cuts in recovery=${c.inRecovery} inside a seam call=${c.armed} after acks=${c.afterAcks} " +
+                "at the end=${c.atEnd}; reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
+                "most segments=${c.maxSegments}; directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}",
+        )
+        return TortureResult(
+            cuts = done.toLong(), acked = c.acked, lost = c.lost, corruptServed = c.corruptServed,
+            failedReopens = c.failedReopens, failures = c.failures,
+        )
+    }
+
+    private fun open(disk: PowerLossFileIo): KwalEngine = KwalEngine.open(TestLogs.small(DIR), disk.session())
+
+    private fun finalCheck(disk: PowerLossFileIo, model: Model, c: Counts, tag: String) {
+        if (!model.pendingCheck) return
+        val wal = try { open(disk) } catch (e: Throwable) {
+            c.failedReopens++; c.fail("$tag: final reopen failed: $e"); return
+        }
+        try { check(wal, model, c, tag) } finally { closeQuietly(wal, c, tag) }
+    }
+
+    private fun round(disk: PowerLossFileIo, model: Model, c: Counts, rnd: Random, tag: String) {
+        val cutRandom = Random(rnd.nextLong())
+        val mode = rnd.nextInt(100)
+        // 0..14: a cut inside recovery (or soon after, if recovery is short)
+        if (mode < 15) disk.armCut(1L + rnd.nextInt(60), cutRandom)
+        val gen = disk.generation
+        val wal = try { open(disk) } catch (e: Throwable) {
+            if (disk.generation != gen) { c.inRecovery++; tally(disk, c); model.pendingCheck = true; return } // cut inside recovery: check on the next open
+            disk.disarm()
+            c.failedReopens++
+            c.fail("$tag: reopen failed after a power cut: $e${e.cause?.let { " (cause $it)" } ?: ""}")
+            model.pendingCheck = false
+            return
+        }
+        try {
+            // Recovery was shorter than the armed count: the cut falls in the workload instead.
+            val workloadMode = if (disk.disarm()) 15 + rnd.nextInt(40) else mode
+            if (model.pendingCheck) check(wal, model, c, tag)
+            model.pendingCheck = true
+            val report = wal.recovery
+            if (report.truncated) { c.truncatedReopens++; c.droppedRecords += report.droppedRecords }
+            c.maxSegments = maxOf(c.maxSegments, report.segments)
+            workload(disk, wal, model, c, rnd, cutRandom, workloadMode, tag)
+            when {
+                disk.generation != gen -> if (workloadMode < 55) c.armed++ else c.afterAcks++
+                else -> { c.atEnd++; disk.disarm(); disk.cut(cutRandom) }
+            }
+            tally(disk, c)
+        } finally {
+            closeQuietly(wal, c, tag)
+        }
+    }
+
+    private fun tally(disk: PowerLossFileIo, c: Counts) {
+        val s = disk.lastCut ?: return
+        c.dirOpsLost += s.dirOpsLost
+        c.sectorsReverted += s.sectorsReverted
+        c.sectorsTorn += s.sectorsTorn
+    }
+
+    private fun closeQuietly(wal: Wal, c: Counts, tag: String) {
+        val t = Thread { runCatching { wal.close() } }
+        t.isDaemon = true
+        t.start()
+        t.join(TimeUnit.SECONDS.toMillis(20))
+        if (t.isAlive) { c.failedReopens++; c.fail("$tag: close() hangs") }
+    }
+
+    private fun workload(disk: PowerLossFileIo, wal: Wal, model: Model, c: Counts, rnd: Random, cutRandom: Random, mode: Int, tag: String) {
+        val writers = 1 + rnd.nextInt(4)
+        val ops = 4 + rnd.nextInt(if (rnd.nextInt(4) == 0) 200 else 60)
+        val gen = disk.generation
+        val acks = AtomicInteger()
+        // 15..54: a cut inside a random seam call while appends are in flight; 55..99: after a number of acks.
+        val cutAfterAcks = if (mode >= 55) rnd.nextInt(ops + 1) else -1
+        if (mode in 15..54) disk.armCut(1L + rnd.nextInt(ops * 2 + 1), cutRandom)
+        // Some rounds leave much in the page cache: a high share of appends under Durability.None, big records.
+        val noneChance = NONE_CHANCES[rnd.nextInt(NONE_CHANCES.size)]
+        val bigChance = if (rnd.nextInt(4) == 0) 0.5 else 0.1
+        if (cutAfterAcks == 0) { disk.cut(cutRandom); return }
+        val plans = List(writers) { Random(rnd.nextLong()) }
+        val noneAcked = ConcurrentLinkedQueue<Sent>()
+        val writerOps = AtomicInteger(ops)
+        try {
+            runBlocking(Dispatchers.Default) {
+                withTimeout(30_000) {
+                    coroutineScope {
+                        for (w in 0 until writers) launch {
+                            val r = plans[w]
+                            while (writerOps.getAndDecrement() > 0 && disk.generation == gen) {
+                                val topic = TOPICS[r.nextInt(TOPICS.size)]
+                                val sync = r.nextDouble() >= noneChance
+                                val durability = if (sync) null else Durability.None
+                                try {
+                                    when (r.nextInt(10)) {
+                                        in 0..5 -> {
+                                            val s = newSent(model, topic, r, batch = 0, index = 0, batchSize = 1, big = r.nextDouble() < bigChance)
+                                            val seq = wal.append(topic, s.payload, durability)
+                                            acked(model, s, seq, sync, noneAcked)
+                                        }
+                                        in 6..8 -> {
+                                            val n = 2 + r.nextInt(10)
+                                            val batchId = model.nextBatch.getAndIncrement()
+                                            val list = List(n) { k -> newSent(model, topic, r, batchId, k, n, small = true) }
+                                            model.batches[batchId] = list
+                                            val range = wal.appendBatch(topic, list.map { it.payload }, durability)
+                                            if (range.count() != n) {
+                                                synchronized(c) { c.corruptServed++; c.fail("$tag: batch of $n acknowledged as $range") }
+                                            }
+                                            for ((k, s) in list.withIndex()) acked(model, s, range.first + k, sync, noneAcked)
+                                        }
+                                        else -> {
+                                            val covered = noneAcked.toList()
+                                            wal.sync()
+                                            for (s in covered) model.must.putIfAbsent(s.id, "acked under None before a sync() returned")
+                                        }
+                                    }
+                                } catch (e: CancellationException) {
+                                    throw e
+                                } catch (e: Exception) {
+                                    if (disk.generation == gen) {
+                                        synchronized(c) { c.fail("$tag: an append failed before any power cut: $e") }
+                                    }
+                                    break
+                                }
+                                if (acks.incrementAndGet() == cutAfterAcks) disk.cut(cutRandom)
+                            }
+                        }
+                    }
+                }
+            }
+        } catch (e: TimeoutCancellationException) {
+            synchronized(c) { c.failedReopens++; c.fail("$tag: the workload hangs (cut=${disk.generation != gen})") }
+        }
+    }
+
+    private fun newSent(model: Model, topic: String, r: Random, batch: Long, index: Int, batchSize: Int, small: Boolean = false, big: Boolean = false): Sent {
+        val id = model.nextId.getAndIncrement()
+        val size = when {
+            small -> 8 + r.nextInt(600)
+            big -> 1000 + r.nextInt(3000)
+            else -> 8 + r.nextInt(300)
+        }
+        val payload = ByteArray(size)
+        ByteBuffer.wrap(payload).putLong(id)
+        val fill = Random(id)
+        for (k in 8 until size) payload[k] = fill.nextInt().toByte()
+        return Sent(id, topic, payload, batch, index, batchSize).also { model.sent[id] = it }
+    }
+
+    private fun acked(model: Model, s: Sent, seq: Long, sync: Boolean, noneAcked: ConcurrentLinkedQueue<Sent>) {
+        s.seq = seq
+        if (sync) model.must[s.id] = "acknowledged under Sync" else noneAcked.add(s)
+    }
+
+    /** Checks the reopened log against [model]; afterwards everything it holds must survive later cuts. */
+    private fun check(wal: Wal, model: Model, c: Counts, tag: String) {
+        val present = HashMap<Long, Long>() // id -> seq
+        val report = wal.recovery
+        val topics = TOPICS + wal.topics()
+        for (topic in topics.distinct()) {
+            val records = try {
+                runBlocking { wal.replay(topic).toList() }
+            } catch (e: WalCorruptedException) {
+                c.corruptServed++; c.fail("$tag: replay of $topic failed: $e (recovery: $report)"); continue
+            } catch (e: Exception) {
+                c.corruptServed++; c.fail("$tag: replay of $topic threw $e"); continue
+            }
+            if (wal.nextSequence(topic) != records.size.toLong()) {
+                c.corruptServed++; c.fail("$tag: $topic has nextSequence ${wal.nextSequence(topic)} but replays ${records.size} records")
+            }
+            for ((k, rec) in records.withIndex()) {
+                if (rec.sequence != k.toLong()) {
+                    c.corruptServed++; c.fail("$tag: $topic replays sequence ${rec.sequence} at position $k"); break
+                }
+                val id = if (rec.payload.size >= 8) ByteBuffer.wrap(rec.payload).getLong() else -1
+                val s = model.sent[id]
+                when {
+                    s == null || s.topic != topic || !s.payload.contentEquals(rec.payload) -> {
+                        c.corruptServed++; c.fail("$tag: $topic/${rec.sequence} serves a record never appended there (${rec.payload.size} bytes, id $id)")
+                    }
+                    present.put(id, rec.sequence) != null -> {
+                        c.corruptServed++; c.fail("$tag: record $id served twice in $topic")
+                    }
+                    s.seq >= 0 && s.seq != rec.sequence -> {
+                        c.corruptServed++; c.fail("$tag: record $id acknowledged at $topic/${s.seq} is served at ${rec.sequence}")
+                    }
+                }
+            }
+        }
+        for ((id, why) in model.must) {
+            c.acked++
+            val s = model.sent.getValue(id)
+            val at = present[id]
+            if (at == null || (s.seq >= 0 && at != s.seq)) {
+                c.lost++
+                c.fail("$tag: lost ${s.topic}/${s.seq} (id $id, $why)${if (at != null) ", found at $at" else ""}; recovery: $report")
+            }
+        }
+        for ((batchId, list) in model.batches) {
+            val found = list.count { it.id in present }
+            if (found != 0 && found != list.size) {
+                c.corruptServed++; c.fail("$tag: batch $batchId of ${list.size} records in ${list[0].topic} is partly present ($found)")
+            } else if (found == list.size) {
+                val first = present.getValue(list[0].id)
+                if (list.withIndex().any { (k, s) -> present[s.id] != first + k }) {
+                    c.corruptServed++; c.fail("$tag: batch $batchId in ${list[0].topic} is not consecutive")
+                }
+            }
+        }
+        // Recovery made everything it kept durable: from now on it must all survive, at these sequences.
+        for ((id, seq) in present) {
+            val s = model.sent.getValue(id)
+            if (s.seq < 0) s.seq = seq
+            model.must.putIfAbsent(id, "served after an earlier reopen")
+        }
+    }
+}
