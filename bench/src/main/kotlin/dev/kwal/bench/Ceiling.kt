@@ -57,6 +57,35 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
     override fun close() { ch.close(); Files.deleteIfExists(file) }
 
     companion object {
+        /**
+         * The non-durable ceiling: groups of [group] records of [recordSize] bytes appended for [seconds] to a new
+         * file in [dir] (growing, as a log's data is new bytes), one write per group, no force; the file is deleted
+         * afterwards. Returns records/s.
+         */
+        fun appendFresh(dir: Path, recordSize: Int, group: Int, seconds: Double): LoadResult {
+            Files.createDirectories(dir)
+            val file = dir.resolve("ceiling-fresh.dat")
+            val bytes = recordSize * group
+            val buf = ByteBuffer.allocateDirect(bytes)
+            buf.put(Random(1).nextBytes(bytes)).flip()
+            try {
+                return FileChannel.open(file, READ, WRITE, CREATE).use { ch ->
+                    val start = System.nanoTime()
+                    val deadline = start + (seconds * 1e9).toLong()
+                    var records = 0L
+                    var pos = 0L
+                    while (System.nanoTime() < deadline) {
+                        buf.clear()
+                        while (buf.hasRemaining()) pos += ch.write(buf, pos)
+                        records += group
+                    }
+                    LoadResult(records, System.nanoTime() - start, null)
+                }
+            } finally {
+                Files.deleteIfExists(file)
+            }
+        }
+
         /** Reads [file] start to end in 64 KiB chunks and computes CRC32C over every byte; returns bytes/s. */
         fun readAndCrc(file: Path): Double = FileChannel.open(file, READ).use { ch ->
             val buf = ByteBuffer.allocateDirect(64 shl 10)

@@ -237,14 +237,14 @@ class Compare(private val opt: Opts) {
             val names = makers.map { it().name } + "ceiling"
             val chunk = maxOf(1, (64 shl 10) / size)
             val res = rounds(names) { name ->
-                if (name == "ceiling") ceiling.groups(size, chunk, false, mode.seconds)
+                if (name == "ceiling") Ceiling.appendFresh(freshDir("ceiling"), size, chunk, mode.seconds)
                 else with(makers[names.indexOf(name)]()) { it.run(Load(n, payload, mode.seconds)) }
             }
             val med = res.mapValues { (_, rs) -> median(rs.map { it.perSecond }) }
             rows += Row(w, "rec/s", true, med.getValue("kwal"), med.getValue("ceiling"), med.filterKeys { it != "kwal" && it != "ceiling" },
                 listOf("ack once written to the OS, no sync; $n appenders each awaiting each append (kwal: Durability.None; rocksdb: sync=false, WAL on; chronicle: writeBytes)",
                     "tape: n/a (every QueueFile.add syncs)",
-                    "ceiling = one thread writing the same bytes in 64 KiB chunks ($chunk records) to a pre-written file, no force"))
+                    "ceiling = one thread appending the same bytes in 64 KiB chunks ($chunk records) to a new, growing file, no force"))
         }
     }
 
@@ -258,14 +258,14 @@ class Compare(private val opt: Opts) {
             val makers = listOf<() -> Subject>({ KwalSubject(false) }, { RocksSubject(false) }, { ChronicleSubject(false) })
             val names = makers.map { it().name } + "ceiling"
             val res = rounds(names) { name ->
-                if (name == "ceiling") ceiling.groups(size, b, false, mode.seconds)
+                if (name == "ceiling") Ceiling.appendFresh(freshDir("ceiling"), size, b, mode.seconds)
                 else with(makers[names.indexOf(name)]()) { it.run(Load(1, payload, mode.seconds, batch = b)) }
             }
             val med = res.mapValues { (_, rs) -> median(rs.map { it.perSecond * size / 1e6 }) }
             rows += Row(w, "MB/s", true, med.getValue("kwal"), med.getValue("ceiling"), med.filterKeys { it != "kwal" && it != "ceiling" },
                 listOf("one appender, batches of $b records of $size B, not synced; MB/s of payload",
                     "kwal: appendBatch(Durability.None); rocksdb: one WriteBatch per batch, sync=false; chronicle: no batch API, $b writeBytes in a row; tape: n/a (syncs every add)",
-                    "ceiling = one write of the batch's bytes per batch to a pre-written file, no force"))
+                    "ceiling = one write of the batch's bytes per batch, appended to a new, growing file, no force"))
         }
     }
 
