@@ -12,10 +12,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * kwal from Java: concurrent durable appends with CompletableFutures, a batch, recovery and replay.
+ * kwal from Java: concurrent durable appends with CompletableFutures, a batch, recovery, replay and a live follower.
  *
  * <p>Run it with {@code mvn -B -ntp -q -pl samples -am -DskipTests package exec:java
  * -Dexec.mainClass=dev.kwal.samples.JavaQuickstart} from the repository root. It writes to a fresh
@@ -64,9 +66,22 @@ public final class JavaQuickstart {
                 }
             });
             System.out.println("\"orders\" holds " + wal.nextSequence("orders") + " records");
+
+            // 6. Follow a topic live: the callback runs for each new record as it is acknowledged, on a
+            //    background thread, until the future is cancelled or the log closes.
+            long from = wal.nextSequence("audit");
+            CountDownLatch seen = new CountDownLatch(3);
+            CompletableFuture<Void> follower = wal.follow("audit", from, record -> {
+                System.out.println("  follower got #" + record.getSequence() + " "
+                    + new String(record.getPayload(), StandardCharsets.UTF_8));
+                seen.countDown();
+            });
+            for (int i = 0; i < 3; i++) wal.append("audit", bytes("live event " + i)).join();
+            seen.await(10, TimeUnit.SECONDS);
+            follower.cancel(true);
         }
 
-        // 6. The files: fixed-size segments and the lock file.
+        // 7. The files: fixed-size segments and the lock file.
         System.out.println("Log files in " + dir + ":");
         try (Stream<Path> files = Files.list(dir)) {
             for (Path f : (Iterable<Path>) files.sorted()::iterator) {

@@ -42,6 +42,7 @@ class SamplesSpec : FunSpec({
         out shouldMatch Regex("""(?s).*Reopened: \d+ records in 1 segment\(s\), truncated 0 bytes.*""")
         out shouldContain "First records of \"orders\":\n  #0 orders #0\n  #1 orders #3\n  #2 orders #6\n"
         out shouldContain "\"orders\" holds 3334 records"
+        out shouldContain "  follower got #3333 live event 0\n  follower got #3334 live event 1\n  follower got #3335 live event 2\n"
         out shouldContain "seg-0000000001.kwal  67108864 bytes"
     }
 })
