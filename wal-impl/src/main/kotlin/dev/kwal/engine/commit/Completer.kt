@@ -3,12 +3,10 @@ package dev.kwal.engine.commit
 import dev.kwal.WalFailedException
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.storage.Segment
-import dev.kwal.engine.storage.SegmentFiles
 import kotlinx.coroutines.channels.SendChannel
 import org.slf4j.LoggerFactory
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.coroutines.resume
-import kotlin.coroutines.resumeWithException
 
 /**
  * The end of group commit: syncs written groups when any of them asks for it, then, in order, publishes each
@@ -75,13 +73,7 @@ internal class Completer(private val state: LogState, private val requests: Send
     private fun fail(g: Group) {
         // None of this group was acknowledged. Erase it, best effort, so that a reopen does not bring back
         // records whose callers were told they failed (unless the disk already had them and the erase is lost).
-        for (r in g.regions) {
-            runCatching {
-                SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), (r.fileOffset + r.bufferEnd - r.bufferStart).toLong())
-            }
-        }
-        val error = state.unavailable()
-        for (r in g.appends) r.cont.resumeWithException(error)
-        for (s in g.syncs) s.cont?.resumeWithException(error)
+        runCatching { g.eraseRegions() }
+        g.failWaiters(state.unavailable())
     }
 }

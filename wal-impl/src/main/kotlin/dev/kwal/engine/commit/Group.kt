@@ -2,7 +2,9 @@ package dev.kwal.engine.commit
 
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.Topic
+import kotlin.coroutines.resumeWithException
 
 /**
  * One group commit: the requests drained together, and, once encoded, where their bytes go and which blocks
@@ -43,6 +45,17 @@ internal class Group {
         blockInfo[3 * blockCount + 1] = count.toLong()
         blockInfo[3 * blockCount + 2] = position.packed
         blockCount++
+    }
+
+    /** Overwrites every byte this group wrote with zeros, blocking. */
+    fun eraseRegions() {
+        for (r in regions) SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), r.fileOffset.toLong() + r.bufferEnd - r.bufferStart)
+    }
+
+    /** Resumes every caller waiting on this group with [error]. */
+    fun failWaiters(error: Throwable) {
+        for (r in appends) r.cont.resumeWithException(error)
+        for (s in syncs) s.cont?.resumeWithException(error)
     }
 
     class Region(val segment: Segment, val fileOffset: Int, val bufferStart: Int, val bufferEnd: Int)

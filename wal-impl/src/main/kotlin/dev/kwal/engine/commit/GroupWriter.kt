@@ -74,8 +74,7 @@ internal class GroupWriter(
                 } catch (e: Throwable) {
                     // A bug, not an I/O error (those are rolled back in process): fail this group's callers too.
                     state.fail(e)
-                    group.appends.forEach(::failAll)
-                    group.syncs.forEach(::failAll)
+                    group.failWaiters(state.unavailable())
                     throw e
                 }
             }
@@ -145,8 +144,7 @@ internal class GroupWriter(
         if (state.failure != null) {
             unlinkTopics(group)
             rollbackRegistrations(group)
-            group.appends.forEach(::failAll)
-            group.syncs.forEach(::failAll)
+            group.failWaiters(state.unavailable())
             return false
         }
         val startSegment = active
@@ -328,9 +326,7 @@ internal class GroupWriter(
         unlinkTopics(g)
         val error = (cause as? WalException) ?: WalException("write failed: $cause", cause)
         try {
-            for (r in g.regions) {
-                SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), (r.fileOffset + r.bufferEnd - r.bufferStart).toLong())
-            }
+            g.eraseRegions()
             // Durable zeros: otherwise a power cut could bring back blocks of this group that a later, shorter
             // group does not overwrite, and recovery would find them sound.
             for (r in g.regions) r.segment.file.force()
@@ -349,8 +345,7 @@ internal class GroupWriter(
         for (r in g.appends) firstSeqOf.putIfAbsent(r.topic!!, r.firstSeq)
         for ((t, s) in firstSeqOf) if (s >= 0) t.reserved = s
         rollbackRegistrations(g)
-        for (r in g.appends) r.cont.resumeWithException(error)
-        for (s in g.syncs) s.cont?.resumeWithException(error)
+        g.failWaiters(error)
     }
 
     private fun rollbackRegistrations(g: Group) {
