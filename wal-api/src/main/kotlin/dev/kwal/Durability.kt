@@ -6,6 +6,11 @@ package dev.kwal
  * Set a log-wide default with [WalOptions.durability] and override it per call. As a per-call override,
  * [Sync] waits for the sync of the record's group; [None] and [Interval] acknowledge once the write has
  * reached the operating system (the background sync of [Interval] is a log-wide setting).
+ *
+ * An append that needs no sync, made while the log has nothing else in progress, is copied into the page cache
+ * by the calling thread itself (through a shared mapping of the segment, without a system call) instead of
+ * being handed to the log's writer thread and back: a lone appender under [None] or [Interval] pays no thread
+ * hand-off. Under contention such appends are group-committed like any other.
  */
 public sealed class Durability {
 

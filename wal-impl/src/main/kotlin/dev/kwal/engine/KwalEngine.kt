@@ -53,7 +53,9 @@ import kotlin.coroutines.resumeWithException
  *
  * Threads: one writer thread (the group-commit coroutine and its `AsynchronousFileChannel` completions; it also
  * syncs and acknowledges a group itself when nothing else is pending) and one sync thread (the acknowledging
- * coroutine and its blocking `fsync`, used while the writer has more to write). Callers' coroutines never block.
+ * coroutine and its blocking `fsync`, used while the writer has more to write). Callers' coroutines never block
+ * on a sync or on each other; the one blocking call a caller may make is the positional write of its own record,
+ * when it needs no sync and the log is idle ([GroupWriter.writeInline]).
  */
 internal class KwalEngine private constructor(
     private val options: WalOptions,
@@ -71,19 +73,22 @@ internal class KwalEngine private constructor(
     private val scope = CoroutineScope(SupervisorJob())
     private val closing = AtomicBoolean(false)
     private val defaultSync = options.durability == Durability.Sync
+    private lateinit var writer: GroupWriter
     private lateinit var writerJob: Job
     private lateinit var acknowledgerJob: Job
     private var intervalJob: Job? = null
     private val maxBatchBytes = options.segmentSize.toLong() - SegmentHeader.SIZE
 
     override suspend fun append(topic: String, payload: ByteArray, durability: Durability?): Long {
-        if (table[topic] == null) TopicNames.validate(topic)
+        val known = table[topic]
+        if (known == null) TopicNames.validate(topic)
         if (payload.size > options.maxRecordSize) throw RecordTooLargeException(payload.size.toLong(), options.maxRecordSize.toLong())
-        return submit(AppendRequest(topic, payload, null, sync = needsSync(durability)))
+        return submit(AppendRequest(topic, known, payload, null, sync = needsSync(durability)))
     }
 
     override suspend fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability?): LongRange {
-        if (table[topic] == null) TopicNames.validate(topic)
+        val known = table[topic]
+        if (known == null) TopicNames.validate(topic)
         if (payloads.isEmpty()) {
             if (state.failure != null || closing.get()) throw state.unavailable()
             val next = nextSequence(topic)
@@ -91,7 +96,7 @@ internal class KwalEngine private constructor(
         }
         val copy = payloads.toList() // the caller may reuse its list once we return
         for (p in copy) if (p.size > options.maxRecordSize) throw RecordTooLargeException(p.size.toLong(), options.maxRecordSize.toLong())
-        val request = AppendRequest(topic, null, copy, sync = needsSync(durability))
+        val request = AppendRequest(topic, known, null, copy, sync = needsSync(durability))
         val bound = unitBytesBound(request.frameBytes, request.count, options.blockSize)
         if (bound > maxBatchBytes) throw RecordTooLargeException(bound, maxBatchBytes, "batch")
         val first = submit(request)
@@ -100,9 +105,19 @@ internal class KwalEngine private constructor(
 
     private fun needsSync(durability: Durability?): Boolean = if (durability == null) defaultSync else durability == Durability.Sync
 
-    private suspend fun submit(request: AppendRequest): Long = suspendCancellableCoroutine { cont ->
-        request.cont = cont
-        if (requests.trySend(request).isFailure) cont.resumeWithException(state.unavailable())
+    /**
+     * Hands [request] to the writer and waits for its acknowledgement — or, for a request that needs no sync
+     * while the log is idle, writes it on this thread ([GroupWriter.writeInline]): no thread hop either way.
+     */
+    private suspend fun submit(request: AppendRequest): Long {
+        if (!request.sync && !closing.get() && writer.writeInline(request)) {
+            request.error?.let { throw it }
+            return request.firstSeq
+        }
+        return suspendCancellableCoroutine { cont ->
+            request.cont = cont
+            if (requests.trySend(request).isFailure) cont.resumeWithException(state.unavailable())
+        }
     }
 
     override fun replay(topic: String, from: Long): Flow<Record> = flow {
@@ -165,6 +180,7 @@ internal class KwalEngine private constructor(
     }
 
     private fun start(writer: GroupWriter, acknowledger: GroupAcknowledger) {
+        this.writer = writer
         writerJob = scope.launch(writerExecutor.asCoroutineDispatcher()) { writer.run() }
         acknowledgerJob = scope.launch(syncExecutor.asCoroutineDispatcher()) { acknowledger.run() }
         val interval = options.durability as? Durability.Interval

@@ -56,7 +56,7 @@ class FailureWalkSpec : FunSpec({
             if (i % 4 == 3) batch("r${w % 2}", 3, 3000, "$w/$i") else append("r${w % 2}", 3500, "$w/$i")
         },
     )
-    val kinds = listOf(Op.WRITE, Op.FORCE, Op.WRITE_BLOCKING, Op.OPEN, Op.MOVE, Op.DELETE, Op.SYNC_DIR)
+    val kinds = listOf(Op.WRITE, Op.FORCE, Op.WRITE_BLOCKING, Op.STORE, Op.OPEN, Op.MOVE, Op.DELETE, Op.SYNC_DIR)
 
     for (scenario in scenarios) {
         test("a failure at every seam call site during ${scenario.name}") {

@@ -66,7 +66,7 @@ internal class Completer(private val state: LogState, private val requests: Send
             if (topic.id != 0) topic.index.add(firstSeq, LogPosition(info[3 * i + 2]))
             topic.acked = end
         }
-        for (r in g.appends) r.cont.resume(r.firstSeq)
+        for (r in g.appends) r.succeed()
         for (s in g.syncs) s.cont?.resume(Unit)
     }
 

@@ -54,7 +54,7 @@ internal class Group {
 
     /** Resumes every caller waiting on this group with [error]. */
     fun failWaiters(error: Throwable) {
-        for (r in appends) r.cont.resumeWithException(error)
+        for (r in appends) r.fail(error)
         for (s in syncs) s.cont?.resumeWithException(error)
     }
 

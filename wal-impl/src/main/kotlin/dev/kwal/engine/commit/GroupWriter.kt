@@ -1,6 +1,7 @@
 package dev.kwal.engine.commit
 
 import dev.kwal.WalException
+import dev.kwal.WalFailedException
 import dev.kwal.WalOptions
 import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.LogPosition
@@ -16,6 +17,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
+import kotlinx.coroutines.sync.Mutex
 import org.slf4j.LoggerFactory
 import java.nio.ByteBuffer
 import java.util.zip.CRC32C
@@ -32,6 +34,14 @@ import kotlin.coroutines.resumeWithException
  *
  * If a write fails, the group is rolled back: its bytes are overwritten with zeros, its sequence numbers and
  * topic registrations are given back, and every caller in it gets the error. The log goes on.
+ *
+ * ### The inline path
+ * An append that needs no sync, made while the log is idle, does not need group commit: there is nothing to
+ * group it with and no sync to share. Handing it to this coroutine and back would cost two thread wake-ups,
+ * tens of microseconds each, for a copy into the page cache of well under a microsecond. So [writeInline] lets the caller write it as a
+ * group of its own, on its own thread, through the same code and under the same [lock] the writer coroutine
+ * holds while it builds, writes and routes a group. Everything this class keeps (the active segment, the
+ * tail, the encoder, topic reservations) is only touched under [lock], by one thread at a time.
  */
 internal class GroupWriter(
     private val options: WalOptions,
@@ -55,19 +65,26 @@ internal class GroupWriter(
     private val codec = RecordFrame.Codec()
     private val blockSize = options.blockSize
 
+    /** Held while a group is built, written and routed, by this coroutine or by an inline caller. */
+    private val lock = Mutex()
+
+    /** Under [lock]: the writer has written its last group; nothing may be written any more. */
+    private var stopped = false
+
     suspend fun run() {
         var carry: Request? = null
         try {
             while (true) {
                 val first = carry ?: requests.receiveCatching().getOrNull() ?: break
                 carry = null
+                lock.lock()
                 val group = Group()
-                add(group, first)
-                while (group.frameBytes < options.maxGroupBytes) {
-                    add(group, requests.tryReceive().getOrNull() ?: break)
-                }
                 try {
-                    if (process(group)) {
+                    add(group, first)
+                    while (group.frameBytes < options.maxGroupBytes) {
+                        add(group, requests.tryReceive().getOrNull() ?: break)
+                    }
+                    if (process(group, inline = false)) {
                         carry = requests.tryReceive().getOrNull()
                         route(group, idle = carry == null)
                     }
@@ -76,10 +93,18 @@ internal class GroupWriter(
                     state.fail(e)
                     group.failWaiters(state.unavailable())
                     throw e
+                } finally {
+                    lock.unlock()
                 }
             }
             // Closed: one last barrier so that close() syncs everything written.
-            route(Group().apply { needsSync = true }, idle = true)
+            lock.lock()
+            try {
+                stopped = true
+                route(Group().apply { needsSync = true }, idle = true)
+            } finally {
+                lock.unlock()
+            }
         } catch (e: Throwable) {
             state.fail(e)
             log.error("kwal writer stopped", e)
@@ -95,12 +120,46 @@ internal class GroupWriter(
         }
     }
 
+    /**
+     * Writes [request], which needs no sync, on the calling thread and acknowledges it, if the log is idle:
+     * no group being written, none waiting for its sync, no request queued. Returns false, having done nothing,
+     * otherwise, and also when the request would need what is not cheap or not idle (a new topic, a segment
+     * roll): the caller then queues it as usual.
+     *
+     * On true the request has been through the same path as a queued one: acknowledged (its
+     * [AppendRequest.firstSeq] is set), or failed ([AppendRequest.error] is set) and rolled back.
+     * The caller's thread copies the group into the page cache through the segment's shared mapping
+     * ([dev.kwal.engine.io.LogFile.store]): no system call, unless a page is touched for the first time.
+     */
+    suspend fun writeInline(request: AppendRequest): Boolean {
+        if (!lock.tryLock()) return false
+        try {
+            if (stopped || completer.inFlight.get() != 0 || !requests.isEmpty) return false
+            val topic = request.topic?.takeIf { it.registered } ?: table[request.topicName] ?: return false
+            request.topic = topic
+            if (tail + unitBytesBound(request.frameBytes, request.count, blockSize) > active.size) return false
+            val group = Group()
+            add(group, request)
+            try {
+                if (process(group, inline = true)) route(group, idle = true)
+            } catch (e: Throwable) {
+                // A bug, as in run(): stop the log; the writer coroutine fails whatever is queued.
+                if (state.fail(e)) requests.close(WalFailedException("internal error: $e", e))
+                group.failWaiters(state.unavailable())
+            }
+            return true
+        } finally {
+            lock.unlock()
+        }
+    }
+
     private fun add(group: Group, request: Request) {
         when (request) {
             is SyncRequest -> { group.syncs.add(request); group.needsSync = true }
             is AppendRequest -> {
-                if (!request.cont.isActive) return // cancelled while queued: never written
-                val topic = table[request.topicName] ?: table.add(request.topicName).also { group.newTopics.add(it) }
+                if (request.abandoned) return // cancelled while queued: never written
+                val known = request.topic?.takeIf { it.registered } ?: table[request.topicName]
+                val topic = known ?: table.add(request.topicName).also { group.newTopics.add(it) }
                 request.topic = topic
                 request.next = null
                 val tailRequest = topic.groupTail as AppendRequest?
@@ -116,7 +175,7 @@ internal class GroupWriter(
     private fun failAll(request: Request) {
         val error = state.unavailable()
         when (request) {
-            is AppendRequest -> request.cont.resumeWithException(error)
+            is AppendRequest -> request.fail(error)
             is SyncRequest -> request.cont?.resumeWithException(error)
         }
     }
@@ -139,8 +198,11 @@ internal class GroupWriter(
 
     private val single = ArrayList<Group>(1)
 
-    /** Writes [group]; returns whether it was written (false: it failed and its callers have been told). */
-    private suspend fun process(group: Group): Boolean {
+    /**
+     * Writes [group] — stored through the segment's mapping if [inline], else with suspending writes — and returns whether it was
+     * written (false: it failed and its callers have been told).
+     */
+    private suspend fun process(group: Group, inline: Boolean): Boolean {
         if (state.failure != null) {
             unlinkTopics(group)
             rollbackRegistrations(group)
@@ -156,7 +218,8 @@ internal class GroupWriter(
                 for (r in group.regions) {
                     val src = buffer.duplicate()
                     src.limit(r.bufferEnd).position(r.bufferStart)
-                    r.segment.file.write(src, r.fileOffset.toLong())
+                    if (inline) r.segment.file.store(src, r.fileOffset.toLong())
+                    else r.segment.file.write(src, r.fileOffset.toLong())
                 }
             } catch (e: Throwable) {
                 rollback(group, startSegment, startTail, e)

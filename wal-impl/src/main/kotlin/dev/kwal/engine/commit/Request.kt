@@ -4,6 +4,8 @@ import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.RecordFrame
 import dev.kwal.engine.storage.Topic
 import kotlinx.coroutines.CancellableContinuation
+import kotlin.coroutines.resume
+import kotlin.coroutines.resumeWithException
 
 /** What callers send to the writer through the request channel. */
 internal sealed class Request
@@ -14,6 +16,8 @@ internal sealed class Request
  */
 internal class AppendRequest(
     val topicName: String,
+    /** The topic as the caller found it registered, or null: saves the writer a lookup (see [Topic.registered]). */
+    var topic: Topic?,
     private val payload: ByteArray?,
     private val batch: List<ByteArray>?,
     /** Whether the caller waits for the group's sync. */
@@ -25,12 +29,30 @@ internal class AppendRequest(
     val frameBytes: Long = if (payload != null) RecordFrame.HEADER_SIZE.toLong() + payload.size
     else batch!!.sumOf { RecordFrame.HEADER_SIZE.toLong() + it.size }
 
-    lateinit var cont: CancellableContinuation<Long>
+    /** The suspended caller; null while the caller writes this request itself ([GroupWriter.writeInline]). */
+    var cont: CancellableContinuation<Long>? = null
 
-    /** Writer thread: the resolved topic, the first sequence assigned, the next request of the same topic in the group. */
-    var topic: Topic? = null
+    /** Set instead of resuming [cont] when it is null: the error the inline caller throws. */
+    var error: Throwable? = null
+        private set
+
+    /** Writer: the first sequence assigned, the next request of the same topic in the group. */
     var firstSeq: Long = -1
     var next: AppendRequest? = null
+
+    /** Whether the caller gave up (was cancelled) while the request was queued. */
+    val abandoned: Boolean get() = cont?.isActive == false
+
+    /** Tells the caller its request is acknowledged, at [firstSeq]. */
+    fun succeed() {
+        cont?.resume(firstSeq)
+    }
+
+    /** Tells the caller its request failed with [e] and nothing of it is stored. */
+    fun fail(e: Throwable) {
+        val c = cont
+        if (c != null) c.resumeWithException(e) else error = e
+    }
 
     fun payloadAt(i: Int): ByteArray = payload ?: batch!![i]
 }

@@ -50,6 +50,15 @@ internal interface LogFile : Closeable {
     /** Writes all of [src]'s remaining bytes at [position], blocking. For headers and pre-written zeros. */
     fun writeBlocking(src: ByteBuffer, position: Long)
 
+    /**
+     * Stores all of [src]'s remaining bytes at [position], which must lie within the file's current size,
+     * blocking: like [writeBlocking], but without a system call where the platform allows — through a
+     * shared read-write mapping of the file. The bytes land in the operating system's page cache either way:
+     * they survive a crash of this process, and [force] makes them durable (on Linux, `fdatasync` writes back
+     * pages dirtied through a shared mapping like any other). For the small writes of an idle log.
+     */
+    fun store(src: ByteBuffer, position: Long)
+
     /** Reads up to [dst]'s remaining bytes at [position]; returns how many, or -1 at end of file. */
     fun read(dst: ByteBuffer, position: Long): Int
 

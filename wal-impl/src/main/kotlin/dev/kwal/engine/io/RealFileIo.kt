@@ -4,6 +4,7 @@ import kotlinx.coroutines.suspendCancellableCoroutine
 import java.io.Closeable
 import java.io.IOException
 import java.nio.ByteBuffer
+import java.nio.MappedByteBuffer
 import java.nio.channels.AsynchronousFileChannel
 import java.nio.channels.CompletionHandler
 import java.nio.channels.FileChannel
@@ -95,6 +96,24 @@ private class RealLogFile(
     override fun writeBlocking(src: ByteBuffer, position: Long) {
         var at = position
         while (src.hasRemaining()) at += channel.write(src, at)
+    }
+
+    /** The whole file mapped read-write, made at the first [store]. Segments never change size while open. */
+    @Volatile private var writable: MappedByteBuffer? = null
+
+    override fun store(src: ByteBuffer, position: Long) {
+        val length = src.remaining()
+        val mapping = writable ?: synchronized(this) {
+            writable ?: channel.map(FileChannel.MapMode.READ_WRITE, 0, channel.size()).also { writable = it }
+        }
+        if (position < 0 || position + length > mapping.capacity()) throw IOException("store of $length bytes at $position is outside $path")
+        try {
+            mapping.put(position.toInt(), src, src.position(), length)
+        } catch (e: InternalError) {
+            // The JVM's report of SIGBUS: the file shrank under the mapping, or the disk failed to fill a page.
+            throw IOException("store to $path at $position failed: $e", e)
+        }
+        src.position(src.limit())
     }
 
     override fun read(dst: ByteBuffer, position: Long): Int = channel.read(dst, position)

@@ -17,6 +17,12 @@ internal class Topic(val id: Int, val name: String) {
 
     @Volatile var acked: Long = 0
 
+    /**
+     * False once a rolled-back registration removed this topic from its table: a caller that looked it up
+     * before then must look the name up again, or it would write under an id that another topic may take.
+     */
+    @Volatile var registered: Boolean = true
+
     val index = BlockIndex()
 
     override fun toString(): String = "topic $id '$name'"

@@ -35,5 +35,6 @@ internal class TopicTable {
         check(byId.last() === t)
         byId.removeAt(byId.size - 1)
         byName.remove(t.name)
+        t.registered = false
     }
 }

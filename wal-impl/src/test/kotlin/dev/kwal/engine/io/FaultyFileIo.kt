@@ -18,7 +18,7 @@ import java.util.concurrent.atomic.AtomicLong
 internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo {
 
     /** The kinds of call the engine makes through the seam. */
-    enum class Op { CREATE_DIRS, LIST, OPEN, MOVE, DELETE, SYNC_DIR, LOCK, WRITE, WRITE_BLOCKING, READ, FORCE, MAP }
+    enum class Op { CREATE_DIRS, LIST, OPEN, MOVE, DELETE, SYNC_DIR, LOCK, WRITE, WRITE_BLOCKING, STORE, READ, FORCE, MAP }
 
     private class Rule(val op: Op, val nth: Int, val sticky: Boolean, val short: Boolean) {
         val seen = AtomicInteger()
@@ -37,7 +37,7 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
     /** Every call of [op] from the [n]th on fails, until [clear]. */
     fun failFrom(op: Op, n: Int = 1) = arm(Rule(op, n, sticky = true, short = false))
 
-    /** The [n]th write from now ([Op.WRITE] or [Op.WRITE_BLOCKING]) writes about half its bytes, then fails. */
+    /** The [n]th write from now ([Op.WRITE], [Op.WRITE_BLOCKING] or [Op.STORE]) writes about half its bytes, then fails. */
     fun shortWriteNth(op: Op, n: Int) = arm(Rule(op, n, sticky = false, short = true))
 
     /** Writes fail with "No space left on device" once [bytes] more bytes have been written. */
@@ -127,6 +127,11 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
         override fun writeBlocking(src: ByteBuffer, position: Long) {
             val (allowed, failAfter) = allowance(Op.WRITE_BLOCKING, src, position)
             partial(src, allowed, failAfter, Op.WRITE_BLOCKING) { file.writeBlocking(it, position) }
+        }
+
+        override fun store(src: ByteBuffer, position: Long) {
+            val (allowed, failAfter) = allowance(Op.STORE, src, position)
+            partial(src, allowed, failAfter, Op.STORE) { file.store(it, position) }
         }
 
         override fun read(dst: ByteBuffer, position: Long): Int { check(Op.READ); return file.read(dst, position) }

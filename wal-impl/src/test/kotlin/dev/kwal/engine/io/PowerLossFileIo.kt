@@ -381,6 +381,9 @@ internal class PowerLossFileIo(
             write(inode, src, position)
         }
 
+        /** A store through a mapping reaches the same page cache as a write: the model is the same. */
+        override fun store(src: ByteBuffer, position: Long) = writeBlocking(src, position)
+
         override fun read(dst: ByteBuffer, position: Long): Int = synchronized(monitor) {
             enterFile("read")
             if (position >= inode.volSize) return@synchronized -1
