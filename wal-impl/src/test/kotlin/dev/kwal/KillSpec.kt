@@ -39,6 +39,26 @@ class KillSpec : FunSpec({
         log.finish()
     }
 
+    test("SIGKILL of a lone appender under Durability.None loses no acknowledged record").config(timeout = (20 + cycles * 15).seconds) {
+        // A lone appender that needs no sync stores its records through the segment's mapping, on its own thread:
+        // what it was told is in the page cache must survive the process.
+        val seed3 = seed xor 0x2545F491L
+        println("KillSpec (lone appender, Durability.None) seed=$seed3")
+        val rnd = Random(seed3)
+        val log = KilledLog(TestLogs.tempDir("kwal-kill-none"), seed3)
+        for (cycle in 1..cycles) {
+            val target = rnd.nextInt(2_000, 20_001)
+            val acks = log.runChild(cycle, seed3 + cycle, "target $target acks", childArgs = listOf("1", "none")) { child ->
+                if (!child.awaitReady(30_000)) log.fail(cycle, "child did not print READY", child)
+                val got = child.awaitAcks(target, 20_000)
+                if (!child.process.isAlive) log.fail(cycle, "child died before it was killed", child)
+                if (got == 0) log.fail(cycle, "child acknowledged nothing", child)
+            }
+            log.verify(cycle, acks)
+        }
+        log.finish()
+    }
+
     test("SIGKILL at random instants, during open and recovery too").config(timeout = (20 + cycles * 15).seconds) {
         val seed2 = seed xor 0x5DEECE66DL
         println("KillSpec (random instants) seed=$seed2")

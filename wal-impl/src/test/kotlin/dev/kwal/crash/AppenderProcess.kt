@@ -50,7 +50,7 @@ object CrashOptions {
 }
 
 /**
- * Child-process main for [dev.kwal.KillSpec]: `AppenderProcess <dir> <seed> [writers]`.
+ * Child-process main for [dev.kwal.KillSpec]: `AppenderProcess <dir> <seed> [writers] [sync|none]`.
  *
  * Opens the log in `dir`, prints `READY`, then runs `writers` coroutines that append forever, mixing
  * [dev.kwal.Wal.append] and [dev.kwal.Wal.appendBatch] over [CrashOptions.TOPICS] with mixed sizes.
@@ -64,6 +64,8 @@ object AppenderProcess {
         val dir = Path.of(args[0])
         val seed = args[1].toLong()
         val writers = args.getOrNull(2)?.toInt() ?: 32
+        // Under "none" every append is acknowledged once in the page cache (a lone writer: the inline path).
+        val durability = if (args.getOrNull(3) == "none") Durability.None else Durability.Sync
         val out = CrashOptions.out()
         CrashOptions.exitWhenParentGoes()
         try {
@@ -79,12 +81,12 @@ object AppenderProcess {
                             if (r.nextInt(4) == 0) {
                                 val k = r.nextInt(1, 9)
                                 val payloads = List(k) { CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, it, k), n++, CrashOptions.size(r, topic)) }
-                                val range = wal.appendBatch(topic, payloads)
+                                val range = wal.appendBatch(topic, payloads, durability)
                                 check(range.last - range.first + 1 == payloads.size.toLong()) { "range $range for ${payloads.size} payloads" }
                                 payloads.forEachIndexed { i, p -> ack(out, topic, range.first + i, p) }
                             } else {
                                 val p = CrashPayloads.make(topic, seed, w, n++, CrashOptions.size(r, topic))
-                                ack(out, topic, wal.append(topic, p), p)
+                                ack(out, topic, wal.append(topic, p, durability), p)
                             }
                         }
                     }

@@ -43,9 +43,12 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
      * Starts an [AppenderProcess] on [dir] with [childSeed], runs [untilKill], SIGKILLs it, and returns every
      * ack it printed. Throws [AssertionError] if the child misbehaved (did not exit, printed ERROR or a bad line).
      */
-    fun runChild(cycle: Int, childSeed: Long, what: String, quiet: Boolean = false, untilKill: (ChildJvm) -> Unit): List<Ack> {
+    fun runChild(
+        cycle: Int, childSeed: Long, what: String, quiet: Boolean = false, childArgs: List<String> = emptyList(),
+        untilKill: (ChildJvm) -> Unit,
+    ): List<Ack> {
         seeds.add(childSeed)
-        val child = ChildJvm.start(AppenderProcess::class, dir.toString(), childSeed.toString())
+        val child = ChildJvm.start(AppenderProcess::class, dir.toString(), childSeed.toString(), *childArgs.toTypedArray())
         val acks = try {
             untilKill(child)
             if (!child.kill()) fail(cycle, "child did not exit after SIGKILL", child)
