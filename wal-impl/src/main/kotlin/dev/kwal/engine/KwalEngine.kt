@@ -124,7 +124,7 @@ internal class KwalEngine private constructor(
         TopicNames.validate(topic)
         if (state.closed) throw WalClosedException()
         val t = table[topic] ?: return@flow
-        TopicReader(state).read(t, from, t.acked) { emit(it) }
+        TopicReader(state).read(t, from, t.acked, this)
     }
 
     override fun follow(topic: String, from: Long): Flow<Record> = flow {
@@ -137,7 +137,7 @@ internal class KwalEngine private constructor(
             val t = table[topic]
             val end = t?.acked ?: 0
             if (t != null && next < end) {
-                reader.read(t, next, end) { emit(it) }
+                reader.read(t, next, end, this)
                 next = end
                 continue
             }

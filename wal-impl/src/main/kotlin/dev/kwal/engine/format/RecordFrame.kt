@@ -20,19 +20,29 @@ internal object RecordFrame {
     const val HEADER_SIZE = 12
     const val MAGIC: Byte = 0xB1.toByte()
 
+    /** Bytes 8..11 of every sound frame, as a big-endian int: magic, then zero flags and reserved. */
+    private const val MAGIC_WORD: Int = 0xB1 shl 24
+
     /**
      * A reusable encoder/checker: it holds scratch space, so one instance per thread.
      */
     class Codec {
         private val crc = CRC32C()
-        private val scratch = ByteArray(20)
-        private val scratchBuf = ByteBuffer.wrap(scratch)
 
+        /**
+         * The CRC input that precedes the payload: topic id, sequence, then frame bytes 4..11 (length, magic,
+         * flags, reserved). Bytes 16..19 never change; the topic id is rewritten only when it changes.
+         */
+        private val seedBytes = ByteArray(SEED_SIZE).also { it[16] = MAGIC }
+        private val seedBuf = ByteBuffer.wrap(seedBytes)
+        private var seedTopic = 0
+
+        /** Resets the checksum and feeds it the seed of record [seq] of topic [topicId] with a [length]-byte payload. */
         private fun seed(topicId: Int, seq: Long, length: Int) {
+            if (topicId != seedTopic) { seedBuf.putInt(0, topicId); seedTopic = topicId }
+            seedBuf.putLong(4, seq).putInt(12, length)
             crc.reset()
-            scratchBuf.putInt(0, topicId).putLong(4, seq).putInt(12, length)
-            scratch[16] = MAGIC; scratch[17] = 0; scratch[18] = 0; scratch[19] = 0
-            crc.update(scratch, 0, 20)
+            crc.update(seedBytes, 0, SEED_SIZE)
         }
 
         /** Encodes one frame for [payload] at [b]'s position, advancing it. */
@@ -49,16 +59,44 @@ internal object RecordFrame {
          */
         fun check(b: ByteBuffer, at: Int, end: Int, topicId: Int, seq: Long): Int {
             b.limit(b.capacity())
-            if (end - at < HEADER_SIZE) return -1
-            val length = b.getInt(at + 4)
-            if (length < 0 || length > end - at - HEADER_SIZE) return -1
-            if (b.get(at + 8) != MAGIC || b.get(at + 9).toInt() != 0 || b.getShort(at + 10).toInt() != 0) return -1
-            val stored = b.getInt(at)
+            val length = soundLength(b, at, end)
+            if (length < 0) return -1
             seed(topicId, seq, length)
             b.limit(at + HEADER_SIZE + length).position(at + HEADER_SIZE)
             crc.update(b)
             b.limit(b.capacity())
-            return if (crc.value.toInt() == stored) length else -1
+            return if (crc.value.toInt() == b.getInt(at)) length else -1
+        }
+
+        /**
+         * Checks the frame at absolute index [at] of [b], which must end by [end], and returns a fresh copy of
+         * its payload if the frame is sound (record [seq] of topic [topicId], checksum matching), or null.
+         *
+         * The payload is copied out of [b] first and the checksum computed over the copy, so [b] is read once
+         * and what is returned is exactly what was checked, even if [b]'s memory changed meanwhile. Only
+         * absolute reads are used: [b]'s position and limit are not moved, and its limit must be at least [end].
+         */
+        fun decode(b: ByteBuffer, at: Int, end: Int, topicId: Int, seq: Long): ByteArray? {
+            val length = soundLength(b, at, end)
+            if (length < 0) return null
+            val payload = ByteArray(length)
+            b.get(at + HEADER_SIZE, payload)
+            seed(topicId, seq, length)
+            crc.update(payload, 0, length)
+            return if (crc.value.toInt() == b.getInt(at)) payload else null
+        }
+
+        /** The payload length of the frame at [at] if its header is sound and its payload ends by [end], or -1. */
+        private fun soundLength(b: ByteBuffer, at: Int, end: Int): Int {
+            if (end - at < HEADER_SIZE) return -1
+            val length = b.getInt(at + 4)
+            if (length < 0 || length > end - at - HEADER_SIZE) return -1
+            return if (b.getInt(at + 8) == MAGIC_WORD) length else -1
+        }
+
+        private companion object {
+            /** Topic id (4), sequence (8), frame bytes 4..11 (8). */
+            const val SEED_SIZE = 20
         }
     }
 }

@@ -8,6 +8,7 @@ import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.Topic
+import kotlinx.coroutines.flow.FlowCollector
 import java.nio.ByteBuffer
 import java.util.zip.CRC32C
 
@@ -15,56 +16,111 @@ import java.util.zip.CRC32C
  * Reads a topic's acknowledged records from its blocks: sealed segments through their read-only mapping,
  * the active segment through positional reads. Every block header and record checksum is verified before a
  * record is handed out; a failure raises [WalCorruptedException] and nothing of the bad record is returned.
+ * Each record handed out owns its payload array.
  *
- * One reader per collection (it holds scratch state); not thread-safe.
+ * The read is a cursor over one block at a time: [nextRecord] (plain, not suspending) checks and decodes one
+ * frame, and [read] only hands each record to its collector, so the per-record work is a small method that
+ * compiles early and nothing is allocated per record but the [Record] and its payload.
+ *
+ * One reader per collection (it holds scratch state and the cursor of the read in progress); not thread-safe.
  */
 internal class TopicReader(private val state: LogState) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
     private var mappedId = -1
     private var mappedView: ByteBuffer? = null
-    private var scratch: ByteBuffer = ByteBuffer.allocate(4096)
+    /** Active-segment blocks are read here. Direct, so the channel reads straight into it (no bounce copy). */
+    private var scratch: ByteBuffer = ByteBuffer.allocateDirect(4096)
 
-    /** Emits records [from, end) of [topic], in order. [end] must not exceed what was acknowledged. */
-    suspend fun read(topic: Topic, from: Long, end: Long, emit: suspend (Record) -> Unit) {
+    // The read in progress (set by [read]).
+    private var topic: Topic? = null
+    private var topicId = 0
+    private var topicName = ""
+    /** The first sequence not to return. */
+    private var end = 0L
+    /** The next sequence to return; frames below it (in the first block) are checked but skipped. */
+    private var next = 0L
+    /** The index entry of the next block to open, and the number of entries this read considers. */
+    private var blockIndex = 0
+    private var blockCount = 0
+
+    // The open block: frames of sequences [seq, blockEndSeq) lie at [framePos, bodyEnd) of [view].
+    private var view: ByteBuffer = scratch
+    private var position = LogPosition.ZERO
+    private var framePos = 0
+    private var bodyEnd = 0
+    private var seq = 0L
+    private var blockEndSeq = 0L
+    private var timestamp = 0L
+
+    /** Emits records [from, end) of [topic] to [out], in order. [end] must not exceed what was acknowledged. */
+    suspend fun read(topic: Topic, from: Long, end: Long, out: FlowCollector<Record>) {
         if (from >= end) return
+        start(topic, from, end)
+        while (true) out.emit(nextRecord() ?: return)
+    }
+
+    private fun start(topic: Topic, from: Long, end: Long) {
         val index = topic.index
-        val n = index.size
-        var i = index.find(maxOf(from, 0), n)
-        var next = maxOf(from, 0)
-        while (i < n && next < end) {
-            val firstSeq = index.firstSeq(i)
-            if (firstSeq >= end) break
-            val position = index.position(i)
-            val segment = state.segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
-            val (view, at) = blockView(segment, position)
-            val count = view.getInt(at + BlockHeader.OFF_COUNT)
-            val bodyEnd = at + BlockHeader.SIZE + view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
-            if (view.getInt(at + BlockHeader.OFF_TOPIC) != topic.id || view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq) {
-                throw corrupt("block does not belong to ${topic.name} at sequence $firstSeq", position)
+        this.topic = topic
+        topicId = topic.id
+        topicName = topic.name
+        this.end = end
+        next = maxOf(from, 0)
+        blockCount = index.size
+        blockIndex = index.find(next, blockCount)
+        seq = 0
+        blockEndSeq = 0
+    }
+
+    /** The next record of the read, checked, or null when the read is done. */
+    private fun nextRecord(): Record? {
+        while (true) {
+            if (seq >= end) return null
+            if (seq == blockEndSeq && !openBlock()) return null
+            val s = seq
+            val at = framePos
+            val payload = codec.decode(view, at, bodyEnd, topicId, s)
+                ?: throw corrupt("record $s of topic $topicName fails its checksum", position)
+            framePos = at + RecordFrame.HEADER_SIZE + payload.size
+            seq = s + 1
+            if (s >= next) {
+                next = s + 1
+                return Record(topicName, s, timestamp, payload)
             }
-            val timestamp = view.getLong(at + BlockHeader.OFF_TIMESTAMP)
-            var p = at + BlockHeader.SIZE
-            var seq = firstSeq
-            for (k in 0 until count) {
-                if (seq >= end) break
-                val length = codec.check(view, p, bodyEnd, topic.id, seq)
-                if (length < 0) throw corrupt("record $seq of topic ${topic.name} fails its checksum", position)
-                if (seq >= next) {
-                    val payload = ByteArray(length)
-                    view.get(p + RecordFrame.HEADER_SIZE, payload)
-                    emit(Record(topic.name, seq, timestamp, payload))
-                    next = seq + 1
-                }
-                p += RecordFrame.HEADER_SIZE + length
-                seq++
-            }
-            i++
         }
     }
 
-    /** A buffer holding the whole checked block header at [position] and its body, and the header's index in it. */
-    private fun blockView(segment: Segment, position: LogPosition): Pair<ByteBuffer, Int> = try {
+    /** Opens block [blockIndex] of the topic and checks its header; false when the read has no blocks left. */
+    private fun openBlock(): Boolean {
+        val topic = topic!!
+        if (blockIndex >= blockCount) return false
+        val index = topic.index
+        val firstSeq = index.firstSeq(blockIndex)
+        if (firstSeq >= end) return false
+        val position = index.position(blockIndex)
+        val segment = state.segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
+        val view = blockView(segment, position)
+        val at = if (view === scratch) 0 else position.offset
+        if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId || view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq) {
+            throw corrupt("block does not belong to ${topic.name} at sequence $firstSeq", position)
+        }
+        this.view = view
+        this.position = position
+        framePos = at + BlockHeader.SIZE
+        bodyEnd = framePos + view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
+        timestamp = view.getLong(at + BlockHeader.OFF_TIMESTAMP)
+        seq = firstSeq
+        blockEndSeq = firstSeq + view.getInt(at + BlockHeader.OFF_COUNT)
+        blockIndex++
+        return true
+    }
+
+    /**
+     * A buffer holding the whole checked block header at [position] and its body: the sealed segment's mapping,
+     * the header at [position]'s offset, or (active segment) [scratch], the header at 0. Its limit is its capacity.
+     */
+    private fun blockView(segment: Segment, position: LogPosition): ByteBuffer = try {
         blockViewOrThrow(segment, position)
     } catch (e: dev.kwal.WalException) {
         throw e
@@ -72,7 +128,7 @@ internal class TopicReader(private val state: LogState) {
         throw dev.kwal.WalException("cannot read ${segment.file.path} at ${position.offset}: $e", e)
     }
 
-    private fun blockViewOrThrow(segment: Segment, position: LogPosition): Pair<ByteBuffer, Int> {
+    private fun blockViewOrThrow(segment: Segment, position: LogPosition): ByteBuffer {
         val at: Int
         val view: ByteBuffer
         if (segment.sealed) {
@@ -93,7 +149,7 @@ internal class TopicReader(private val state: LogState) {
         BlockHeader.check(view, at, position, crc)?.let { throw corrupt(it, position) }
         val body = view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
         if (at.toLong() + BlockHeader.SIZE + body > view.capacity()) throw corrupt("block body runs past its bounds", position)
-        return view to at
+        return view
     }
 
     private fun readBlock(segment: Segment, position: LogPosition): ByteBuffer {
@@ -106,7 +162,7 @@ internal class TopicReader(private val state: LogState) {
         if (body < 0 || position.offset.toLong() + BlockHeader.SIZE + body > segment.size) throw corrupt("block length $body out of bounds", position)
         val total = BlockHeader.SIZE + body
         if (scratch.capacity() < total) {
-            val bigger = ByteBuffer.allocate(maxOf(total, scratch.capacity() * 2))
+            val bigger = ByteBuffer.allocateDirect(maxOf(total, scratch.capacity() * 2))
             scratch.flip()
             bigger.put(scratch)
             scratch = bigger

@@ -8,6 +8,7 @@ import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.shouldNotBe
 import io.kotest.matchers.types.shouldBeInstanceOf
+import io.kotest.matchers.types.shouldNotBeSameInstanceAs
 import io.kotest.property.Arb
 import io.kotest.property.arbitrary.bind
 import io.kotest.property.arbitrary.boolean
@@ -57,6 +58,25 @@ class FormatCodecSpec : FunSpec({
             copy shouldBe payload
             b.getInt(prefix + 4) shouldBe payload.size
             b.get(prefix + 8) shouldBe RecordFrame.MAGIC
+        }
+    }
+
+    test("RecordFrame: decode returns a fresh copy of a sound frame's payload (heap and direct buffers), null for any damage") {
+        val codec = RecordFrame.Codec() // one codec across topics: its cached seed must follow the topic id
+        checkAll(300, payloads, Arb.int(), Arb.long(), prefixes, Arb.nonNegativeInt()) { payload, topic, seq, prefix, bitSeed ->
+            val (heap, end) = encodeFrame(prefix, topic, seq, payload)
+            val direct = ByteBuffer.allocateDirect(heap.capacity()).put(heap.duplicate().clear())
+            for (b in listOf(heap, direct)) {
+                codec.decode(b, prefix, end, topic, seq) shouldBe payload
+                codec.decode(b, prefix, b.capacity(), topic, seq) shouldBe payload
+                codec.decode(b, prefix, end - 1, topic, seq) shouldBe null
+                codec.decode(b, prefix, end, topic xor 1, seq) shouldBe null
+                codec.decode(b, prefix, end, topic, seq + 1) shouldBe null
+            }
+            val decoded = codec.decode(heap, prefix, end, topic, seq)!!
+            decoded shouldNotBeSameInstanceAs codec.decode(heap, prefix, end, topic, seq)
+            flip(direct, prefix * 8 + bitSeed % ((end - prefix) * 8))
+            codec.decode(direct, prefix, end, topic, seq) shouldBe null
         }
     }
 
