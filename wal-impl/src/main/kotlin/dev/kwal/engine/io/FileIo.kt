@@ -59,9 +59,6 @@ internal interface LogFile : Closeable {
      */
     fun store(src: ByteBuffer, position: Long)
 
-    /** Reads up to [dst]'s remaining bytes at [position]; returns how many, or -1 at end of file. */
-    fun read(dst: ByteBuffer, position: Long): Int
-
     /** Makes every write so far durable (`fdatasync`). */
     fun force()
 

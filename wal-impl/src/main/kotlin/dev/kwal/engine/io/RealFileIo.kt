@@ -116,8 +116,6 @@ private class RealLogFile(
         src.position(src.limit())
     }
 
-    override fun read(dst: ByteBuffer, position: Long): Int = channel.read(dst, position)
-
     override fun force() = channel.force(false)
 
     override fun map(size: Long): ByteBuffer = channel.map(FileChannel.MapMode.READ_ONLY, 0, size)

@@ -13,8 +13,9 @@ import java.nio.ByteBuffer
 import java.util.zip.CRC32C
 
 /**
- * Reads a topic's acknowledged records from its blocks: sealed segments through their read-only mapping,
- * the active segment through positional reads. Every block header and record checksum is verified before a
+ * Reads a topic's acknowledged records from its blocks, through each segment's read-only mapping — the active
+ * segment's too: a reader never looks past what was acknowledged, and acknowledged bytes are in the page cache the
+ * mapping shows, whichever way they were written. Every block header and record checksum is verified before a
  * record is handed out; a failure raises [WalCorruptedException] and nothing of the bad record is returned.
  * Each record handed out owns its payload array.
  *
@@ -28,9 +29,7 @@ internal class TopicReader(private val state: LogState) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
     private var mappedId = -1
-    private var mappedView: ByteBuffer? = null
-    /** Active-segment blocks are read here. Direct, so the channel reads straight into it (no bounce copy). */
-    private var scratch: ByteBuffer = ByteBuffer.allocateDirect(4096)
+    private var mappedView: ByteBuffer = EMPTY
 
     // The read in progress (set by [read]).
     private var topic: Topic? = null
@@ -45,7 +44,7 @@ internal class TopicReader(private val state: LogState) {
     private var blockCount = 0
 
     // The open block: frames of sequences [seq, blockEndSeq) lie at [framePos, bodyEnd) of [view].
-    private var view: ByteBuffer = scratch
+    private var view: ByteBuffer = EMPTY
     private var position = LogPosition.ZERO
     private var framePos = 0
     private var bodyEnd = 0
@@ -101,7 +100,7 @@ internal class TopicReader(private val state: LogState) {
         val position = index.position(blockIndex)
         val segment = state.segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
         val view = blockView(segment, position)
-        val at = if (view === scratch) 0 else position.offset
+        val at = position.offset
         if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId || view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq) {
             throw corrupt("block does not belong to ${topic.name} at sequence $firstSeq", position)
         }
@@ -117,72 +116,36 @@ internal class TopicReader(private val state: LogState) {
     }
 
     /**
-     * A buffer holding the whole checked block header at [position] and its body: the sealed segment's mapping,
-     * the header at [position]'s offset, or (active segment) [scratch], the header at 0. Its limit is its capacity.
+     * The mapping of [segment], checked to hold a sound block header at [position] and the whole body it
+     * announces. Its limit is its capacity.
      */
     private fun blockView(segment: Segment, position: LogPosition): ByteBuffer = try {
         blockViewOrThrow(segment, position)
     } catch (e: dev.kwal.WalException) {
         throw e
+    } catch (e: java.nio.channels.ClosedChannelException) {
+        // Only if the log closed under us before this segment was ever mapped (close() maps every segment first).
+        throw dev.kwal.WalClosedException()
     } catch (e: java.io.IOException) {
-        throw dev.kwal.WalException("cannot read ${segment.file.path} at ${position.offset}: $e", e)
+        throw dev.kwal.WalException("cannot map ${segment.file.path}: $e", e)
     }
 
     private fun blockViewOrThrow(segment: Segment, position: LogPosition): ByteBuffer {
-        val at: Int
-        val view: ByteBuffer
-        if (segment.sealed) {
-            if (mappedId != segment.id) { mappedView = segment.mapping().duplicate(); mappedId = segment.id }
-            view = mappedView!!
-            at = position.offset
-        } else {
-            view = try {
-                readBlock(segment, position)
-            } catch (e: java.nio.channels.ClosedChannelException) {
-                // The log closed under us; close() sealed and mapped every segment before closing its file.
-                if (!segment.sealed) throw dev.kwal.WalClosedException()
-                return blockViewOrThrow(segment, position)
-            }
-            at = 0
-        }
+        if (mappedId != segment.id) { mappedView = segment.mapping().duplicate(); mappedId = segment.id }
+        val view = mappedView
+        val at = position.offset
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { throw corrupt(it, position) }
         val body = view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
-        if (at.toLong() + BlockHeader.SIZE + body > view.capacity()) throw corrupt("block body runs past its bounds", position)
+        if (body < 0 || at.toLong() + BlockHeader.SIZE + body > view.capacity()) throw corrupt("block body runs past its bounds", position)
         return view
-    }
-
-    private fun readBlock(segment: Segment, position: LogPosition): ByteBuffer {
-        val file = segment.file
-        scratch.clear()
-        readFully(file, scratch, position.offset.toLong(), BlockHeader.SIZE)
-        // Check the header before trusting its length to size a buffer; the body is bounded by the segment.
-        BlockHeader.check(scratch, 0, position, crc)?.let { throw corrupt(it, position) }
-        val body = scratch.getInt(BlockHeader.OFF_BODY_LENGTH)
-        if (body < 0 || position.offset.toLong() + BlockHeader.SIZE + body > segment.size) throw corrupt("block length $body out of bounds", position)
-        val total = BlockHeader.SIZE + body
-        if (scratch.capacity() < total) {
-            val bigger = ByteBuffer.allocateDirect(maxOf(total, scratch.capacity() * 2))
-            scratch.flip()
-            bigger.put(scratch)
-            scratch = bigger
-        }
-        readFully(file, scratch, position.offset.toLong() + scratch.position(), total)
-        return scratch
-    }
-
-    /** Reads into [dst] until it holds at least [atLeast] bytes (it may read more, up to its capacity). */
-    private fun readFully(file: dev.kwal.engine.io.LogFile, dst: ByteBuffer, at: Long, atLeast: Int) {
-        var pos = at
-        dst.limit(dst.capacity())
-        while (dst.position() < atLeast) {
-            val n = file.read(dst, pos)
-            if (n < 0) throw WalCorruptedException("unexpected end of file", file.path, pos)
-            pos += n
-        }
     }
 
     private fun corrupt(what: String, position: LogPosition) = WalCorruptedException(
         what, state.segments[position.segmentId]?.file?.path, position.offset.toLong(),
     )
+
+    private companion object {
+        val EMPTY: ByteBuffer = ByteBuffer.allocate(0)
+    }
 }

@@ -4,16 +4,17 @@ import dev.kwal.engine.io.LogFile
 import java.nio.ByteBuffer
 
 /**
- * One open segment file. Only the writer thread writes it, and only while it is the active segment;
- * once [sealed], its bytes never change, so readers map it. The file stays open while the log is open.
+ * One open segment file. Only the writer (or an inline caller holding the writer's lock) writes it, and only
+ * while it is the active segment; once [sealed], its bytes never change. Readers read it through [mapping], which
+ * shows acknowledged bytes however they were written. The file stays open while the log is open.
  */
 internal class Segment(val id: Int, val size: Int, val file: LogFile) {
-    /** Set when the writer has moved on to the next segment. Readers may then use [mapping]. */
+    /** Set when the writer has moved on to the next segment: its bytes never change again. */
     @Volatile var sealed: Boolean = false
 
     @Volatile private var mapped: ByteBuffer? = null
 
-    /** A read-only mapping of the whole (sealed) segment; create a [ByteBuffer.duplicate] per reader. */
+    /** A read-only mapping of the whole segment, made on first use; create a [ByteBuffer.duplicate] per reader. */
     fun mapping(): ByteBuffer {
         mapped?.let { return it }
         synchronized(this) {

@@ -18,7 +18,7 @@ import java.util.concurrent.atomic.AtomicLong
 internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo {
 
     /** The kinds of call the engine makes through the seam. */
-    enum class Op { CREATE_DIRS, LIST, OPEN, MOVE, DELETE, SYNC_DIR, LOCK, WRITE, WRITE_BLOCKING, STORE, READ, FORCE, MAP }
+    enum class Op { CREATE_DIRS, LIST, OPEN, MOVE, DELETE, SYNC_DIR, LOCK, WRITE, WRITE_BLOCKING, STORE, FORCE, MAP }
 
     private class Rule(val op: Op, val nth: Int, val sticky: Boolean, val short: Boolean) {
         val seen = AtomicInteger()
@@ -134,7 +134,6 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
             partial(src, allowed, failAfter, Op.STORE) { file.store(it, position) }
         }
 
-        override fun read(dst: ByteBuffer, position: Long): Int { check(Op.READ); return file.read(dst, position) }
         override fun force() { check(Op.FORCE); file.force() }
         override fun map(size: Long): ByteBuffer { check(Op.MAP); return file.map(size) }
         override fun size(): Long = file.size()

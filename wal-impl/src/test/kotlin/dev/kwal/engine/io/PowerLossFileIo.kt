@@ -384,14 +384,6 @@ internal class PowerLossFileIo(
         /** A store through a mapping reaches the same page cache as a write: the model is the same. */
         override fun store(src: ByteBuffer, position: Long) = writeBlocking(src, position)
 
-        override fun read(dst: ByteBuffer, position: Long): Int = synchronized(monitor) {
-            enterFile("read")
-            if (position >= inode.volSize) return@synchronized -1
-            val n = minOf(dst.remaining().toLong(), inode.volSize - position).toInt()
-            dst.put(inode.vol, position.toInt(), n)
-            n
-        }
-
         override fun force() = synchronized(monitor) {
             enterFile("force")
             force(inode)
