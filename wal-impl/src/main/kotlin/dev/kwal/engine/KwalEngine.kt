@@ -83,7 +83,9 @@ internal class KwalEngine private constructor(
         val known = table[topic]
         if (known == null) TopicNames.validate(topic)
         if (payload.size > options.maxRecordSize) throw RecordTooLargeException(payload.size.toLong(), options.maxRecordSize.toLong())
-        return submit(AppendRequest(topic, known, payload, null, sync = needsSync(durability)))
+        val request = AppendRequest(topic, known, payload, null, sync = needsSync(durability))
+        if (writtenInline(request)) return request.inlineResult()
+        return submit(request)
     }
 
     override suspend fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability?): LongRange {
@@ -99,25 +101,23 @@ internal class KwalEngine private constructor(
         val request = AppendRequest(topic, known, null, copy, sync = needsSync(durability))
         val bound = unitBytesBound(request.frameBytes, request.count, options.blockSize)
         if (bound > maxBatchBytes) throw RecordTooLargeException(bound, maxBatchBytes, "batch")
-        val first = submit(request)
+        val first = if (writtenInline(request)) request.inlineResult() else submit(request)
         return first until first + copy.size
     }
 
     private fun needsSync(durability: Durability?): Boolean = if (durability == null) defaultSync else durability == Durability.Sync
 
     /**
-     * Hands [request] to the writer and waits for its acknowledgement — or, for a request that needs no sync
-     * while the log is idle, writes it on this thread ([GroupWriter.writeInline]): no thread hop either way.
+     * Whether [request], needing no sync, was written on this thread because the log is idle
+     * ([GroupWriter.writeInline]); then [AppendRequest.inlineResult] is its outcome. Not a suspending call,
+     * so an inline append allocates no continuation.
      */
-    private suspend fun submit(request: AppendRequest): Long {
-        if (!request.sync && !closing.get() && writer.writeInline(request)) {
-            request.error?.let { throw it }
-            return request.firstSeq
-        }
-        return suspendCancellableCoroutine { cont ->
-            request.cont = cont
-            if (requests.trySend(request).isFailure) cont.resumeWithException(state.unavailable())
-        }
+    private fun writtenInline(request: AppendRequest): Boolean = !request.sync && !closing.get() && writer.writeInline(request)
+
+    /** Hands [request] to the writer and waits for its acknowledgement. */
+    private suspend fun submit(request: AppendRequest): Long = suspendCancellableCoroutine { cont ->
+        request.cont = cont
+        if (requests.trySend(request).isFailure) cont.resumeWithException(state.unavailable())
     }
 
     override fun replay(topic: String, from: Long): Flow<Record> = flow {
@@ -224,7 +224,7 @@ internal class KwalEngine private constructor(
                 val completer = Completer(state, engine.requests)
                 val writer = GroupWriter(
                     options, files, recovered.table, state, recovered.logId, active, recovered.tail, recovered.spares,
-                    engine.requests, engine.written, completer, engine.scope,
+                    engine.requests, engine.written, completer,
                 )
                 engine.start(writer, GroupAcknowledger(completer, engine.written))
                 return engine

@@ -47,6 +47,21 @@ internal class Group {
         blockCount++
     }
 
+    /** Empties this group for reuse. */
+    fun clear() {
+        appends.clear()
+        syncs.clear()
+        needsSync = false
+        frameBytes = 0
+        topics.clear()
+        newTopics.clear()
+        regions.clear()
+        sealed.clear()
+        blockTopics.clear()
+        blockCount = 0
+        end = LogPosition.ZERO
+    }
+
     /** Overwrites every byte this group wrote with zeros, blocking. */
     fun eraseRegions() {
         for (r in regions) SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), r.fileOffset.toLong() + r.bufferEnd - r.bufferStart)

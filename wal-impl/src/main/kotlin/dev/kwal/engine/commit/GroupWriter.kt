@@ -11,15 +11,14 @@ import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.Topic
 import dev.kwal.engine.storage.TopicTable
-import kotlinx.coroutines.CoroutineScope
-import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.async
+import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.sync.Mutex
 import org.slf4j.LoggerFactory
 import java.nio.ByteBuffer
+import java.util.concurrent.CompletableFuture
 import java.util.zip.CRC32C
 import kotlin.coroutines.resumeWithException
 
@@ -55,11 +54,10 @@ internal class GroupWriter(
     private val requests: Channel<Request>,
     private val toAcknowledger: SendChannel<Group>,
     private val completer: Completer,
-    private val scope: CoroutineScope,
 ) {
     private val log = LoggerFactory.getLogger(GroupWriter::class.java)
     private val spares = ArrayDeque(spares)
-    private var preparing: Deferred<Segment>? = null
+    private var preparing: CompletableFuture<Segment>? = null
     private var buffer: ByteBuffer = ByteBuffer.allocateDirect(minOf(options.maxGroupBytes.toLong() * 2, 64L shl 20).toInt())
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
@@ -84,7 +82,7 @@ internal class GroupWriter(
                     while (group.frameBytes < options.maxGroupBytes) {
                         add(group, requests.tryReceive().getOrNull() ?: break)
                     }
-                    if (process(group, inline = false)) {
+                    if (process(group)) {
                         carry = requests.tryReceive().getOrNull()
                         route(group, idle = carry == null)
                     }
@@ -115,7 +113,7 @@ internal class GroupWriter(
             toAcknowledger.close()
             for (s in spares) runCatching { s.file.close() }
             preparing?.let { p ->
-                runCatching { p.await().file.close() }
+                runCatching { p.get().file.close() }
             }
         }
     }
@@ -131,17 +129,18 @@ internal class GroupWriter(
      * The caller's thread copies the group into the page cache through the segment's shared mapping
      * ([dev.kwal.engine.io.LogFile.store]): no system call, unless a page is touched for the first time.
      */
-    suspend fun writeInline(request: AppendRequest): Boolean {
+    fun writeInline(request: AppendRequest): Boolean {
         if (!lock.tryLock()) return false
         try {
             if (stopped || completer.inFlight.get() != 0 || !requests.isEmpty) return false
             val topic = request.topic?.takeIf { it.registered } ?: table[request.topicName] ?: return false
             request.topic = topic
             if (tail + unitBytesBound(request.frameBytes, request.count, blockSize) > active.size) return false
-            val group = Group()
+            val group = inlineGroup
+            group.clear()
             add(group, request)
             try {
-                if (process(group, inline = true)) route(group, idle = true)
+                if (processInline(group)) finishHere(group)
             } catch (e: Throwable) {
                 // A bug, as in run(): stop the log; the writer coroutine fails whatever is queued.
                 if (state.fail(e)) requests.close(WalFailedException("internal error: $e", e))
@@ -187,48 +186,77 @@ internal class GroupWriter(
      */
     private suspend fun route(group: Group, idle: Boolean) {
         if (completer.inFlight.get() == 0 && (idle || !group.needsSync)) {
-            single.clear()
-            single.add(group)
-            completer.finish(single)
+            finishHere(group)
         } else {
             completer.inFlight.incrementAndGet()
             toAcknowledger.send(group)
         }
     }
 
+    /** Finishes [group] on this thread; only while the acknowledger has nothing in flight. */
+    private fun finishHere(group: Group) {
+        single.clear()
+        single.add(group)
+        completer.finish(single)
+    }
+
     private val single = ArrayList<Group>(1)
 
-    /**
-     * Writes [group] — stored through the segment's mapping if [inline], else with suspending writes — and returns whether it was
-     * written (false: it failed and its callers have been told).
-     */
-    private suspend fun process(group: Group, inline: Boolean): Boolean {
+    /** The group [writeInline] reuses: it is finished before the lock is released, so nothing keeps it. */
+    private val inlineGroup = Group()
+
+    /** Encodes and writes [group] with suspending writes; returns whether it was written (false: it failed and its callers have been told). */
+    private suspend fun process(group: Group): Boolean {
+        if (!encodeOrFail(group)) return false
+        try {
+            for (r in group.regions) r.segment.file.write(regionBytes(r), r.fileOffset.toLong())
+        } catch (e: Throwable) {
+            rollback(group, e)
+            return false
+        }
+        group.end = LogPosition(active.id, tail)
+        return true
+    }
+
+    /** As [process], but stores the group through the segment's mapping, on the calling thread. */
+    private fun processInline(group: Group): Boolean {
+        if (!encodeOrFail(group)) return false
+        try {
+            for (r in group.regions) r.segment.file.store(regionBytes(r), r.fileOffset.toLong())
+        } catch (e: Throwable) {
+            rollback(group, e)
+            return false
+        }
+        group.end = LogPosition(active.id, tail)
+        return true
+    }
+
+    private fun regionBytes(r: Group.Region): ByteBuffer = buffer.duplicate().apply { limit(r.bufferEnd).position(r.bufferStart) }
+
+    /** Encodes [group] (if the log has not failed); false if it could not be, and its callers have been told. */
+    private fun encodeOrFail(group: Group): Boolean {
         if (state.failure != null) {
             unlinkTopics(group)
             rollbackRegistrations(group)
             group.failWaiters(state.unavailable())
             return false
         }
-        val startSegment = active
-        val startTail = tail
-        if (group.appends.isNotEmpty()) {
-            try {
-                // Encoding can fail too: rolling may have to create a segment, and the disk may be full.
-                encode(group)
-                for (r in group.regions) {
-                    val src = buffer.duplicate()
-                    src.limit(r.bufferEnd).position(r.bufferStart)
-                    if (inline) r.segment.file.store(src, r.fileOffset.toLong())
-                    else r.segment.file.write(src, r.fileOffset.toLong())
-                }
-            } catch (e: Throwable) {
-                rollback(group, startSegment, startTail, e)
-                return false
-            }
+        groupStartSegment = active
+        groupStartTail = tail
+        if (group.appends.isEmpty()) return true
+        try {
+            // Encoding can fail too: rolling may have to create a segment, and the disk may be full.
+            encode(group)
+        } catch (e: Throwable) {
+            rollback(group, e)
+            return false
         }
-        group.end = LogPosition(active.id, tail)
         return true
     }
+
+    /** Where the group being processed started, for [rollback]. */
+    private var groupStartSegment: Segment = active
+    private var groupStartTail = 0
 
     // ---- layout and encoding ----
 
@@ -248,7 +276,7 @@ internal class GroupWriter(
 
     private fun filePosition(bufferIndex: Int) = regionFileOffset + (bufferIndex - regionStart)
 
-    private suspend fun encode(g: Group) {
+    private fun encode(g: Group) {
         group = g
         buffer.clear()
         regionStart = 0
@@ -299,7 +327,7 @@ internal class GroupWriter(
     }
 
     /** Rolls to a new segment first if a unit of [count] frames, [frameBytes] in all, might not fit in this one. */
-    private suspend fun fitUnit(frameBytes: Long, count: Int) {
+    private fun fitUnit(frameBytes: Long, count: Int) {
         val needed = unitBytesBound(frameBytes, count, blockSize)
         if (filePosition(buffer.position()) + needed <= active.size) return
         val topic = runTopic!!
@@ -358,7 +386,7 @@ internal class GroupWriter(
 
     // ---- segments ----
 
-    private suspend fun roll() {
+    private fun roll() {
         val next = nextSegment()
         active.sealed = true
         group.sealed.add(active)
@@ -366,16 +394,17 @@ internal class GroupWriter(
         state.segments[next.id] = next
         if (spares.isEmpty() && preparing == null) {
             val id = next.id + 1
-            preparing = scope.async(Dispatchers.IO) { files.create(id, options.segmentSize, logId) }
+            preparing = CompletableFuture.supplyAsync({ files.create(id, options.segmentSize, logId) }, Dispatchers.IO.asExecutor())
         }
     }
 
-    private suspend fun nextSegment(): Segment {
+    /** The spare, or the one being prepared (waiting for it, blocking), or a new one. */
+    private fun nextSegment(): Segment {
         val id = active.id + 1
         spares.removeFirstOrNull()?.let { check(it.id == id) { "spare ${it.id} is not segment $id" }; return it }
         preparing?.let { p ->
             preparing = null
-            val s = runCatching { p.await() }.getOrNull()
+            val s = runCatching { p.get() }.getOrNull()
             if (s != null && s.id == id) return s
             s?.file?.close()
         }
@@ -384,7 +413,9 @@ internal class GroupWriter(
 
     // ---- rollback ----
 
-    private fun rollback(g: Group, startSegment: Segment, startTail: Int, cause: Throwable) {
+    private fun rollback(g: Group, cause: Throwable) {
+        val startSegment = groupStartSegment
+        val startTail = groupStartTail
         log.warn("write failed; rolling back a group of {} requests: {}", g.appends.size, cause.toString())
         unlinkTopics(g)
         val error = (cause as? WalException) ?: WalException("write failed: $cause", cause)

@@ -40,6 +40,12 @@ internal class AppendRequest(
     var firstSeq: Long = -1
     var next: AppendRequest? = null
 
+    /** After an inline write: the first sequence, or the error the write failed with. */
+    fun inlineResult(): Long {
+        error?.let { throw it }
+        return firstSeq
+    }
+
     /** Whether the caller gave up (was cancelled) while the request was queued. */
     val abandoned: Boolean get() = cont?.isActive == false
 

@@ -80,9 +80,17 @@ internal object BlockHeader {
         val view = b.duplicate()
         view.limit(at + SIZE).position(at + OFF_VERSION)
         crc.update(view)
-        val place = ByteBuffer.allocate(8).putInt(position.segmentId).putInt(position.offset)
-        crc.update(place.array(), 0, 8)
+        // The place, as 8 big-endian bytes, byte by byte: no buffer to allocate for each header.
+        updateInt(crc, position.segmentId)
+        updateInt(crc, position.offset)
         return crc.value.toInt()
+    }
+
+    private fun updateInt(crc: CRC32C, v: Int) {
+        crc.update(v ushr 24)
+        crc.update(v ushr 16)
+        crc.update(v ushr 8)
+        crc.update(v)
     }
 
     /**
