@@ -220,6 +220,7 @@ internal class KwalEngine private constructor(
                 val active = recovered.segments.last()
                 val state = LogState(LogPosition(active.id, recovered.tail))
                 for (s in recovered.segments) state.segments[s.id] = s
+                for (s in recovered.segments) if (s.sealed) s.release() // recovery synced them
                 val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor)
                 val completer = Completer(state, engine.requests)
                 val writer = GroupWriter(

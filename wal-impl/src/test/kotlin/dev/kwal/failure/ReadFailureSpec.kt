@@ -35,9 +35,10 @@ class ReadFailureSpec : FunSpec({
         val dir = written()
         val io = FaultyFileIo()
         KwalEngine.open(TestLogs.small(dir), io).use { wal ->
-            // Recovery hands its own mappings to sealed segments; a new segment sealed after open is mapped on demand.
-            repeat(40) { wal.append("t", TestLogs.payload("t", 60L + it, 3000)) }
+            // Recovery hands its own mappings to sealed segments; a segment sealed after open is mapped when it is
+            // released (durable), and if that fails, on demand by its first reader.
             io.failFrom(Op.MAP)
+            repeat(40) { wal.append("t", TestLogs.payload("t", 60L + it, 3000)) }
             val e = shouldThrow<WalException> { wal.replay("t").toList() }
             e.cause.shouldBeInstanceOf<java.io.IOException>()
             io.clear()

@@ -48,6 +48,7 @@ internal class Completer(private val state: LogState, private val requests: Send
         try {
             val failed = state.failure != null
             for (g in groups) if (failed) fail(g) else complete(g)
+            if (!failed) releaseSealed(groups)
         } catch (e: Throwable) {
             // A bug: stop the log rather than leave callers waiting.
             log.error("kwal failed while acknowledging", e)
@@ -56,6 +57,24 @@ internal class Completer(private val state: LogState, private val requests: Send
         }
         state.ackVersion.value++
     }
+
+    /**
+     * Closes the files of segments that finished groups sealed, once they are durable (not [dirty]): no group
+     * writes a segment after the one that sealed it, and readers use the mapping. Only segments sealed by
+     * *finished* groups: the writer may meanwhile be writing, and then sealing, the next one.
+     */
+    private fun releaseSealed(groups: List<Group>) {
+        for (g in groups) sealedNotReleased.addAll(g.sealed)
+        if (sealedNotReleased.isEmpty()) return
+        val it = sealedNotReleased.iterator()
+        while (it.hasNext()) {
+            val s = it.next()
+            if (s !in dirty) { s.release(); it.remove() }
+        }
+    }
+
+    /** Segments sealed by finished groups whose files are still open: they await a sync. */
+    private val sealedNotReleased = ArrayList<Segment>()
 
     private fun complete(g: Group) {
         val info = g.blockInfo

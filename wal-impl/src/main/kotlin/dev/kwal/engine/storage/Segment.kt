@@ -6,7 +6,8 @@ import java.nio.ByteBuffer
 /**
  * One open segment file. Only the writer (or an inline caller holding the writer's lock) writes it, and only
  * while it is the active segment; once [sealed], its bytes never change. Readers read it through [mapping], which
- * shows acknowledged bytes however they were written. The file stays open while the log is open.
+ * shows acknowledged bytes however they were written. The file stays open until the segment is sealed and
+ * durable ([release]).
  */
 internal class Segment(val id: Int, val size: Int, val file: LogFile) {
     /** Set when the writer has moved on to the next segment: its bytes never change again. */
@@ -21,6 +22,27 @@ internal class Segment(val id: Int, val size: Int, val file: LogFile) {
             mapped?.let { return it }
             return file.map(minOf(size.toLong(), file.size())).also { mapped = it }
         }
+    }
+
+    /** Whether [release] closed the file: only the mapping is left. */
+    @Volatile var released: Boolean = false
+        private set
+
+    /**
+     * For a sealed segment that is durable and will never be written again: maps it for readers (if not yet)
+     * and closes its file, so a long log holds open files only for its active and spare segments. If the
+     * mapping cannot be made, the file stays open and readers try again (and report the failure) themselves.
+     */
+    fun release() {
+        if (released) return
+        check(sealed) { "$this is not sealed" }
+        try {
+            mapping()
+        } catch (e: java.io.IOException) {
+            return
+        }
+        released = true
+        runCatching { file.close() }
     }
 
     /** Hands over a mapping made elsewhere (recovery) so it is not made twice. */
