@@ -9,7 +9,7 @@ import java.util.concurrent.ExecutorService
 /**
  * Names, creates and opens the segment files of one log directory.
  *
- * A new segment is built under a temporary name — header, then zeros to its full size, then `fsync` —
+ * A new segment is built under a temporary name — header, then zeros to its full size, synced slice by slice —
  * and renamed into place, then the directory is synced: a file with a segment's name is always complete.
  * Pre-writing the zeros makes later syncs overwrite allocated blocks, which costs about half as much as
  * syncing a file that grows.
@@ -28,8 +28,15 @@ internal class SegmentFiles(
             val file = io.open(tmp, create = true, writeExecutor)
             try {
                 file.writeBlocking(SegmentHeader(id, size, logId, System.currentTimeMillis()).encode(), 0)
-                writeZeros(file, SegmentHeader.SIZE.toLong(), size.toLong())
-                file.force()
+                // Zeros in slices, each synced: a log sync that the file system makes wait for this file's
+                // writeback (ext4's ordered mode does) then waits for one slice, not for the whole segment.
+                var at = SegmentHeader.SIZE.toLong()
+                while (at < size) {
+                    val until = minOf(size.toLong(), at + CREATE_SLICE)
+                    writeZeros(file, at, until)
+                    file.force()
+                    at = until
+                }
             } finally {
                 file.close()
             }
@@ -51,6 +58,7 @@ internal class SegmentFiles(
         const val TMP_SUFFIX = ".tmp"
         private val NAME = Regex("""seg-(\d{10})\.kwal""")
         private const val ZERO_CHUNK = 1 shl 20
+        private const val CREATE_SLICE = 4L shl 20
         private val zeros: ByteBuffer = ByteBuffer.allocateDirect(ZERO_CHUNK).asReadOnlyBuffer()
 
         fun nameOf(id: Int): String = PREFIX + "%010d".format(id.toLong() and 0xFFFF_FFFFL) + SUFFIX
