@@ -24,19 +24,7 @@ class KillSpec : FunSpec({
     test("SIGKILL during concurrent appends loses no acknowledged record").config(timeout = (20 + cycles * 15).seconds) {
         println("KillSpec seed=$seed cycles=$cycles (rerun with -Dkwal.kill.seed=$seed)")
         println("child classpath: ${ChildJvm.classpathSource()}")
-        val rnd = Random(seed)
-        val log = KilledLog(TestLogs.tempDir("kwal-kill"), seed)
-        for (cycle in 1..cycles) {
-            val target = rnd.nextInt(200, 2001)
-            val acks = log.runChild(cycle, seed + cycle, "target $target acks") { child ->
-                if (!child.awaitReady(30_000)) log.fail(cycle, "child did not print READY", child)
-                val got = child.awaitAcks(target, 20_000)
-                if (!child.process.isAlive) log.fail(cycle, "child died before it was killed", child)
-                if (got == 0) log.fail(cycle, "child acknowledged nothing", child)
-            }
-            log.verify(cycle, acks)
-        }
-        log.finish()
+        killAtAckTargets(TestLogs.tempDir("kwal-kill"), seed, cycles, 200..2_000)
     }
 
     test("SIGKILL of a lone appender under Durability.None loses no acknowledged record").config(timeout = (20 + cycles * 15).seconds) {
@@ -44,19 +32,7 @@ class KillSpec : FunSpec({
         // what it was told is in the page cache must survive the process.
         val seed3 = seed xor 0x2545F491L
         println("KillSpec (lone appender, Durability.None) seed=$seed3")
-        val rnd = Random(seed3)
-        val log = KilledLog(TestLogs.tempDir("kwal-kill-none"), seed3)
-        for (cycle in 1..cycles) {
-            val target = rnd.nextInt(2_000, 20_001)
-            val acks = log.runChild(cycle, seed3 + cycle, "target $target acks", childArgs = listOf("1", "none")) { child ->
-                if (!child.awaitReady(30_000)) log.fail(cycle, "child did not print READY", child)
-                val got = child.awaitAcks(target, 20_000)
-                if (!child.process.isAlive) log.fail(cycle, "child died before it was killed", child)
-                if (got == 0) log.fail(cycle, "child acknowledged nothing", child)
-            }
-            log.verify(cycle, acks)
-        }
-        log.finish()
+        killAtAckTargets(TestLogs.tempDir("kwal-kill-none"), seed3, cycles, 2_000..20_000, childArgs = listOf("1", "none"))
     }
 
     test("SIGKILL at random instants, during open and recovery too").config(timeout = (20 + cycles * 15).seconds) {
@@ -80,4 +56,26 @@ class KillSpec : FunSpec({
         }
         log.finish()
     }
-})
+}) {
+    companion object {
+        /**
+         * [cycles] times: start an [AppenderProcess] on [dir] (with [childArgs]), SIGKILL it once it has printed a
+         * number of acknowledgements drawn from [targets], and check the reopened log against them.
+         */
+        private fun killAtAckTargets(dir: java.nio.file.Path, seed: Long, cycles: Int, targets: IntRange, childArgs: List<String> = emptyList()) {
+            val rnd = Random(seed)
+            val log = KilledLog(dir, seed)
+            for (cycle in 1..cycles) {
+                val target = rnd.nextInt(targets.first, targets.last + 1)
+                val acks = log.runChild(cycle, seed + cycle, "target $target acks", childArgs = childArgs) { child ->
+                    if (!child.awaitReady(30_000)) log.fail(cycle, "child did not print READY", child)
+                    val got = child.awaitAcks(target, 20_000)
+                    if (!child.process.isAlive) log.fail(cycle, "child died before it was killed", child)
+                    if (got == 0) log.fail(cycle, "child acknowledged nothing", child)
+                }
+                log.verify(cycle, acks)
+            }
+            log.finish()
+        }
+    }
+}

@@ -206,23 +206,18 @@ internal class GroupWriter(
     private val inlineGroup = Group()
 
     /** Encodes and writes [group] with suspending writes; returns whether it was written (false: it failed and its callers have been told). */
-    private suspend fun process(group: Group): Boolean {
-        if (!encodeOrFail(group)) return false
-        try {
-            for (r in group.regions) r.segment.file.write(regionBytes(r), r.fileOffset.toLong())
-        } catch (e: Throwable) {
-            rollback(group, e)
-            return false
-        }
-        group.end = LogPosition(active.id, tail)
-        return true
-    }
+    private suspend fun process(group: Group): Boolean =
+        encodeAndWrite(group) { r, bytes -> r.segment.file.write(bytes, r.fileOffset.toLong()) }
 
     /** As [process], but stores the group through the segment's mapping, on the calling thread. */
-    private fun processInline(group: Group): Boolean {
+    private fun processInline(group: Group): Boolean =
+        encodeAndWrite(group) { r, bytes -> r.segment.file.store(bytes, r.fileOffset.toLong()) }
+
+    /** Encodes [group], then hands each region's bytes to [write]; rolls the group back if either fails. */
+    private inline fun encodeAndWrite(group: Group, write: (Group.Region, ByteBuffer) -> Unit): Boolean {
         if (!encodeOrFail(group)) return false
         try {
-            for (r in group.regions) r.segment.file.store(regionBytes(r), r.fileOffset.toLong())
+            for (r in group.regions) write(r, buffer.duplicate().apply { limit(r.bufferEnd).position(r.bufferStart) })
         } catch (e: Throwable) {
             rollback(group, e)
             return false
@@ -230,8 +225,6 @@ internal class GroupWriter(
         group.end = LogPosition(active.id, tail)
         return true
     }
-
-    private fun regionBytes(r: Group.Region): ByteBuffer = buffer.duplicate().apply { limit(r.bufferEnd).position(r.bufferStart) }
 
     /** Encodes [group] (if the log has not failed); false if it could not be, and its callers have been told. */
     private fun encodeOrFail(group: Group): Boolean {
