@@ -138,12 +138,12 @@ class InlineAppendSpec : FunSpec({
          * finishing and queue too; one that follows an inline append finds the log idle.
          */
         private suspend fun untilInline(wal: Wal, io: FaultyFileIo, topic: String, durability: Durability?): Long {
-            repeat(100) {
+            repeat(1_000) {
                 val before = io.count(Op.STORE)
                 val seq = wal.append(topic, "a${wal.nextSequence(topic)}".encodeToByteArray(), durability)
                 if (io.count(Op.STORE) > before) return seq
             }
-            error("100 appends on an idle log, none written inline")
+            error("1,000 appends on an idle log, none written inline")
         }
 
         private suspend fun checkExact(wal: Wal, topic: String, acked: Map<Pair<String, Long>, ByteArray>) {

@@ -62,7 +62,7 @@ class KillSpec : FunSpec({
          * [cycles] times: start an [AppenderProcess] on [dir] (with [childArgs]), SIGKILL it once it has printed a
          * number of acknowledgements drawn from [targets], and check the reopened log against them.
          */
-        private fun killAtAckTargets(dir: java.nio.file.Path, seed: Long, cycles: Int, targets: IntRange, childArgs: List<String> = emptyList()) {
+        private suspend fun killAtAckTargets(dir: java.nio.file.Path, seed: Long, cycles: Int, targets: IntRange, childArgs: List<String> = emptyList()) {
             val rnd = Random(seed)
             val log = KilledLog(dir, seed)
             for (cycle in 1..cycles) {

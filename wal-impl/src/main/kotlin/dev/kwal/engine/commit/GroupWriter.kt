@@ -130,7 +130,7 @@ internal class GroupWriter(
      * ([dev.kwal.engine.io.LogFile.store]): no system call, unless a page is touched for the first time.
      */
     fun writeInline(request: AppendRequest): Boolean {
-        if (!lock.tryLock()) return false
+        if (!lock.tryLock() && !lockSoon()) return false
         try {
             if (stopped || completer.inFlight.get() != 0 || !requests.isEmpty) return false
             val topic = request.topic?.takeIf { it.registered } ?: table[request.topicName] ?: return false
@@ -150,6 +150,19 @@ internal class GroupWriter(
         } finally {
             lock.unlock()
         }
+    }
+
+    /**
+     * Tries [lock] again for a moment while nothing is queued: a caller whose previous append was queued is
+     * resumed while the writer still holds the lock, and would otherwise find it held and queue again.
+     */
+    private fun lockSoon(): Boolean {
+        repeat(LOCK_SPINS) {
+            if (!requests.isEmpty) return false
+            Thread.onSpinWait()
+            if (lock.tryLock()) return true
+        }
+        return false
     }
 
     private fun add(group: Group, request: Request) {
@@ -438,5 +451,10 @@ internal class GroupWriter(
     private fun rollbackRegistrations(g: Group) {
         for (t in g.newTopics.asReversed()) table.removeLast(t)
         table.registry.reserved = table.count.toLong()
+    }
+
+    private companion object {
+        /** About a few microseconds of spinning: the tail of a group the writer is finishing, no more. */
+        const val LOCK_SPINS = 64
     }
 }
