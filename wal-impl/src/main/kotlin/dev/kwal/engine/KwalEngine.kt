@@ -54,8 +54,8 @@ import kotlin.coroutines.resumeWithException
  * Threads: one writer thread (the group-commit coroutine and its `AsynchronousFileChannel` completions; it also
  * syncs and acknowledges a group itself when nothing else is pending) and one sync thread (the acknowledging
  * coroutine and its blocking `fsync`, used while the writer has more to write). Callers' coroutines never block
- * on a sync or on each other; the one blocking call a caller may make is the positional write of its own record,
- * when it needs no sync and the log is idle ([GroupWriter.writeInline]).
+ * on a sync or on each other; a caller whose record needs no sync, on an idle log, copies it into the page cache
+ * itself through the segment's mapping ([GroupWriter.writeInline]).
  */
 internal class KwalEngine private constructor(
     private val options: WalOptions,

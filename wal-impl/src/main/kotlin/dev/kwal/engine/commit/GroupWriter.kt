@@ -133,8 +133,7 @@ internal class GroupWriter(
         if (!lock.tryLock() && !lockSoon()) return false
         try {
             if (stopped || completer.inFlight.get() != 0 || !requests.isEmpty) return false
-            val topic = request.topic?.takeIf { it.registered } ?: table[request.topicName] ?: return false
-            request.topic = topic
+            if (known(request) == null) return false
             if (tail + unitBytesBound(request.frameBytes, request.count, blockSize) > active.size) return false
             val group = inlineGroup
             group.clear()
@@ -165,13 +164,15 @@ internal class GroupWriter(
         return false
     }
 
+    /** [request]'s topic if it is registered: the one its caller found, unless rolled back since, or a fresh lookup. */
+    private fun known(request: AppendRequest): Topic? = request.topic?.takeIf { it.registered } ?: table[request.topicName]
+
     private fun add(group: Group, request: Request) {
         when (request) {
             is SyncRequest -> { group.syncs.add(request); group.needsSync = true }
             is AppendRequest -> {
                 if (request.abandoned) return // cancelled while queued: never written
-                val known = request.topic?.takeIf { it.registered } ?: table[request.topicName]
-                val topic = known ?: table.add(request.topicName).also { group.newTopics.add(it) }
+                val topic = known(request) ?: table.add(request.topicName).also { group.newTopics.add(it) }
                 request.topic = topic
                 request.next = null
                 val tailRequest = topic.groupTail as AppendRequest?
