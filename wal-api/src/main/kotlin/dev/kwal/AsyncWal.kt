@@ -1,12 +1,16 @@
 package dev.kwal
 
+import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.DelicateCoroutinesApi
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.GlobalScope
+import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.future.future
 import kotlinx.coroutines.runBlocking
 import java.util.concurrent.CompletableFuture
+import java.util.concurrent.Executor
+import java.util.concurrent.Semaphore
 import java.util.function.Consumer
 
 /**
@@ -22,19 +26,51 @@ import java.util.function.Consumer
  * The futures complete exactly when the suspending calls of [Wal] would return, with the same
  * exceptions (wrapped in [java.util.concurrent.CompletionException] by `join`). Cancelling a future
  * cancels the call as [Wal.append] describes. Thread-safe. Closing it closes the underlying log.
+ *
+ * ### Where callbacks run
+ * A future completes on a thread of the callback executor given to [of] (by default [Dispatchers.IO]), never on one
+ * of the log's own threads: a dependent action (`thenRun`, `thenApply`, ...) may block, append and wait, or close the
+ * log without stalling it. A call that completes at once (an append written by the calling thread itself, see
+ * [Durability]) returns a completed future, whose dependents run on the thread that adds them, as usual.
+ *
+ * ### Order
+ * Calls one thread makes one after another keep their order, waited for or not: an append gets a later sequence
+ * than an append to the same topic the same thread called before it.
+ *
+ * ### Memory
+ * The futures that have not completed yet hold their payloads. This facade bounds them: at most `maxPendingBytes`
+ * (given to [of]; payloads plus about 512 bytes per call) may be pending at once. A call that would go past the bound
+ * waits for room, blocking its thread, by default ([WhenFull.WAIT]), or returns a future failed with
+ * [WalOverloadedException] ([WhenFull.FAIL]). A call larger than the bound on its own waits until nothing is pending.
  */
 @OptIn(DelicateCoroutinesApi::class)
 public class AsyncWal private constructor(
     /** The log this wraps. */
     public val wal: Wal,
+    maxPendingBytes: Long,
+    private val whenFull: WhenFull,
+    callbackExecutor: Executor?,
 ) : AutoCloseable {
+
+    /** What a call does when the pending calls already hold `maxPendingBytes` (see [of]). */
+    public enum class WhenFull {
+        /** Block the calling thread until there is room. An interrupt ends the wait with a failed future. */
+        WAIT,
+
+        /** Return a future failed with [WalOverloadedException] at once. */
+        FAIL,
+    }
+
+    private val permits: Int = maxPendingBytes.coerceIn(1, Int.MAX_VALUE.toLong()).toInt()
+    private val room = Semaphore(permits, true)
+    private val dispatcher: CoroutineDispatcher = callbackExecutor?.asCoroutineDispatcher() ?: Dispatchers.IO
 
     /** See [Wal.append]; the log's default durability. */
     public fun append(topic: String, payload: ByteArray): CompletableFuture<Long> = append(topic, payload, null)
 
     /** See [Wal.append]. */
     public fun append(topic: String, payload: ByteArray, durability: Durability?): CompletableFuture<Long> =
-        launch { wal.append(topic, payload, durability) }
+        launch(payload.size.toLong()) { wal.append(topic, payload, durability) }
 
     /** See [Wal.appendBatch]; the log's default durability. */
     public fun appendBatch(topic: String, payloads: List<ByteArray>): CompletableFuture<LongRange> =
@@ -42,10 +78,10 @@ public class AsyncWal private constructor(
 
     /** See [Wal.appendBatch]. */
     public fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability?): CompletableFuture<LongRange> =
-        launch { wal.appendBatch(topic, payloads, durability) }
+        launch(payloads.sumOf { it.size.toLong() }) { wal.appendBatch(topic, payloads, durability) }
 
     /** See [Wal.sync]. */
-    public fun sync(): CompletableFuture<Void?> = launch { wal.sync(); null }
+    public fun sync(): CompletableFuture<Void?> = launch(0) { wal.sync(); null }
 
     /**
      * Calls [action] with every acknowledged record of [topic] from [from], in order, on the calling
@@ -62,8 +98,8 @@ public class AsyncWal private constructor(
     /**
      * Calls [action] with every acknowledged record of [topic] from [from], in order, then with each new one as
      * it is acknowledged (see [Wal.follow]), on a thread of [Dispatchers.IO], one call at a time. Cancel the
-     * returned future to stop; it completes normally when the log closes, and exceptionally if [action] throws
-     * or a record fails its checks.
+     * returned future to stop; it completes normally when the log closes, and exceptionally if [action] throws,
+     * a record fails its checks or the log fails.
      */
     public fun follow(topic: String, from: Long, action: Consumer<Record>): CompletableFuture<Void?> =
         GlobalScope.future(Dispatchers.IO) { wal.follow(topic, from).collect { action.accept(it) }; null }
@@ -77,11 +113,53 @@ public class AsyncWal private constructor(
     /** See [Wal.close]. */
     override fun close(): Unit = wal.close()
 
-    private fun <T> launch(block: suspend () -> T): CompletableFuture<T> =
-        GlobalScope.future(Dispatchers.Unconfined, CoroutineStart.UNDISPATCHED) { block() }
+    /**
+     * Runs [block] for a call carrying [payloadBytes], once the bound allows: started on the calling thread, resumed
+     * (and so completed) on [dispatcher] if it suspends.
+     */
+    private fun <T> launch(payloadBytes: Long, block: suspend () -> T): CompletableFuture<T> {
+        val cost = (payloadBytes + CALL_OVERHEAD).coerceAtMost(permits.toLong()).toInt()
+        when (whenFull) {
+            WhenFull.WAIT -> try {
+                room.acquire(cost)
+            } catch (e: InterruptedException) {
+                Thread.currentThread().interrupt()
+                return CompletableFuture.failedFuture(WalException("interrupted while waiting for room to append", e))
+            }
+            WhenFull.FAIL -> if (!room.tryAcquire(cost)) {
+                return CompletableFuture.failedFuture(
+                    WalOverloadedException("calls holding more than $permits bytes are pending; retry later"),
+                )
+            }
+        }
+        // Room is given back before the future completes, so a dependent action may call again at once.
+        return GlobalScope.future(dispatcher, CoroutineStart.UNDISPATCHED) {
+            try {
+                block()
+            } finally {
+                room.release(cost)
+            }
+        }
+    }
 
     public companion object {
-        /** Wraps [wal]. */
-        @JvmStatic public fun of(wal: Wal): AsyncWal = AsyncWal(wal)
+        /** The default bound on pending calls' bytes: 64 MiB. */
+        public const val DEFAULT_MAX_PENDING_BYTES: Long = 64L shl 20
+
+        /** What a call is counted for besides its payloads: about what its future and request hold. */
+        private const val CALL_OVERHEAD = 512L
+
+        /**
+         * Wraps [wal]. At most [maxPendingBytes] of calls may be pending at once, and a call past that bound waits
+         * or fails as [whenFull] says; futures complete on [callbackExecutor] (null: [Dispatchers.IO]).
+         */
+        @JvmStatic
+        @JvmOverloads
+        public fun of(
+            wal: Wal,
+            maxPendingBytes: Long = DEFAULT_MAX_PENDING_BYTES,
+            whenFull: WhenFull = WhenFull.WAIT,
+            callbackExecutor: Executor? = null,
+        ): AsyncWal = AsyncWal(wal, maxPendingBytes, whenFull, callbackExecutor)
     }
 }

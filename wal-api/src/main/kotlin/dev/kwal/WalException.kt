@@ -38,3 +38,9 @@ public class WalCorruptedException(
     public val file: Path? = null,
     public val offset: Long = -1,
 ) : WalException(if (file != null) "$message ($file at offset $offset)" else message)
+
+/**
+ * The call was refused because too many bytes of earlier calls are still pending, and the caller asked to be told
+ * rather than to wait (see [AsyncWal.WhenFull.FAIL]). Nothing was written; retry later.
+ */
+public class WalOverloadedException(message: String) : WalException(message)

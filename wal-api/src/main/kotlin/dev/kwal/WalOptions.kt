@@ -20,6 +20,11 @@ import java.nio.file.Path
  *   larger groups mean fewer syncs under load. At least [maxRecordSize]. Default 4 MiB.
  * @property durability when appends are acknowledged unless a call says otherwise. Default [Durability.Sync].
  * @property corruptionPolicy what recovery does with corruption in synced data. Default [CorruptionPolicy.FAIL].
+ * @property maxQueuedBytes how many bytes of appends may wait for the log's writer: their payloads plus about
+ *   256 bytes per call. Past it, callers of [Wal.append] and [Wal.appendBatch] stay suspended (no thread is
+ *   blocked) until the writer makes room, and then go on in the order they called; a call larger than the bound
+ *   waits until nothing else is queued. This bounds the memory a burst of appends makes the log hold. Default
+ *   64 MiB; at least 1. (The Java facade bounds its own callers too: see [AsyncWal].)
  * @throws IllegalArgumentException if a value is out of range.
  */
 public class WalOptions(
@@ -30,6 +35,7 @@ public class WalOptions(
     public val maxGroupBytes: Int = DEFAULT_MAX_GROUP_BYTES,
     public val durability: Durability = Durability.Sync,
     public val corruptionPolicy: CorruptionPolicy = CorruptionPolicy.FAIL,
+    public val maxQueuedBytes: Long = DEFAULT_MAX_QUEUED_BYTES,
 ) {
     /** See the class description. */
     public val blockSize: Int = minOf(blockSize, segmentSize - SEGMENT_RESERVE)
@@ -46,17 +52,19 @@ public class WalOptions(
         require(maxGroupBytes >= maxRecordSize) {
             "maxGroupBytes ($maxGroupBytes) must be at least maxRecordSize ($maxRecordSize)"
         }
+        require(maxQueuedBytes >= 1) { "maxQueuedBytes must be positive, was $maxQueuedBytes" }
     }
 
     /** A builder initialised from these options. */
     public fun toBuilder(): Builder = Builder(directory)
         .segmentSize(segmentSize).blockSize(blockSize).maxRecordSize(maxRecordSize)
         .maxGroupBytes(maxGroupBytes).durability(durability).corruptionPolicy(corruptionPolicy)
+        .maxQueuedBytes(maxQueuedBytes)
 
     override fun toString(): String =
         "WalOptions(directory=$directory, segmentSize=$segmentSize, blockSize=$blockSize, " +
             "maxRecordSize=$maxRecordSize, maxGroupBytes=$maxGroupBytes, durability=$durability, " +
-            "corruptionPolicy=$corruptionPolicy)"
+            "corruptionPolicy=$corruptionPolicy, maxQueuedBytes=$maxQueuedBytes)"
 
     /** A fluent builder for Java callers. Not thread-safe. */
     public class Builder(private val directory: Path) {
@@ -66,6 +74,7 @@ public class WalOptions(
         private var maxGroupBytes = DEFAULT_MAX_GROUP_BYTES
         private var durability: Durability = Durability.Sync
         private var corruptionPolicy = CorruptionPolicy.FAIL
+        private var maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES
 
         /** See [WalOptions.segmentSize]. */
         public fun segmentSize(bytes: Int): Builder = apply { segmentSize = bytes }
@@ -85,9 +94,13 @@ public class WalOptions(
         /** See [WalOptions.corruptionPolicy]. */
         public fun corruptionPolicy(value: CorruptionPolicy): Builder = apply { corruptionPolicy = value }
 
+        /** See [WalOptions.maxQueuedBytes]. */
+        public fun maxQueuedBytes(bytes: Long): Builder = apply { maxQueuedBytes = bytes }
+
         /** @throws IllegalArgumentException if a value is out of range. */
         public fun build(): WalOptions = WalOptions(
             directory, segmentSize, blockSize, maxRecordSize, maxGroupBytes, durability, corruptionPolicy,
+            maxQueuedBytes,
         )
     }
 
@@ -96,6 +109,7 @@ public class WalOptions(
         public const val DEFAULT_BLOCK_SIZE: Int = 4 shl 20
         public const val DEFAULT_MAX_RECORD_SIZE: Int = 1 shl 20
         public const val DEFAULT_MAX_GROUP_BYTES: Int = 4 shl 20
+        public const val DEFAULT_MAX_QUEUED_BYTES: Long = 64L shl 20
         public const val MIN_SEGMENT_SIZE: Int = 64 shl 10
         public const val MAX_SEGMENT_SIZE: Int = 1 shl 30
         public const val MIN_BLOCK_SIZE: Int = 4 shl 10

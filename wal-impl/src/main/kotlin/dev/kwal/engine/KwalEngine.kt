@@ -16,7 +16,7 @@ import dev.kwal.engine.commit.Group
 import dev.kwal.engine.commit.GroupAcknowledger
 import dev.kwal.engine.commit.GroupWriter
 import dev.kwal.engine.commit.LogState
-import dev.kwal.engine.commit.Request
+import dev.kwal.engine.commit.RequestQueue
 import dev.kwal.engine.commit.SyncRequest
 import dev.kwal.engine.commit.unitBytesBound
 import dev.kwal.engine.format.LogPosition
@@ -27,6 +27,8 @@ import dev.kwal.engine.replay.TopicReader
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.TopicTable
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.asCoroutineDispatcher
@@ -38,10 +40,11 @@ import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
-import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.suspendCancellableCoroutine
 import java.io.Closeable
 import java.nio.file.Path
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 import java.util.concurrent.atomic.AtomicBoolean
@@ -65,10 +68,12 @@ internal class KwalEngine private constructor(
     override val recovery: RecoveryReport,
     private val writerExecutor: ExecutorService,
     private val syncExecutor: ExecutorService,
+    /** The log's own threads, on which [close] must not wait for them. */
+    private val threads: Set<Thread>,
 ) : Wal {
     override val directory: Path get() = options.directory
 
-    private val requests = Channel<Request>(Channel.UNLIMITED)
+    private val queue = RequestQueue(options.maxQueuedBytes)
     private val written = Channel<Group>(Channel.UNLIMITED)
     private val scope = CoroutineScope(SupervisorJob())
     private val closing = AtomicBoolean(false)
@@ -114,10 +119,13 @@ internal class KwalEngine private constructor(
      */
     private fun writtenInline(request: AppendRequest): Boolean = !request.sync && !closing.get() && writer.writeInline(request)
 
-    /** Hands [request] to the writer and waits for its acknowledgement. */
+    /**
+     * Hands [request] to the writer and waits for its acknowledgement; while the queue is full (see
+     * [WalOptions.maxQueuedBytes]) the request waits, parked in order, with its caller suspended.
+     */
     private suspend fun submit(request: AppendRequest): Long = suspendCancellableCoroutine { cont ->
         request.cont = cont
-        if (requests.trySend(request).isFailure) cont.resumeWithException(state.unavailable())
+        if (!queue.offer(request)) cont.resumeWithException(state.unavailable())
     }
 
     override fun replay(topic: String, from: Long): Flow<Record> = flow {
@@ -133,16 +141,19 @@ internal class KwalEngine private constructor(
         val reader = TopicReader(state)
         var next = from
         while (true) {
-            val version = state.ackVersion.value
+            // Until the topic exists, wait on the registry: it is acknowledged when a topic is.
             val t = table[topic]
+            val signal = (t ?: table.registry).signal()
+            val version = signal.value
             val end = t?.acked ?: 0
             if (t != null && next < end) {
                 reader.read(t, next, end, this)
                 next = end
                 continue
             }
-            if (state.closed || state.failure != null) return@flow
-            state.ackVersion.first { it != version }
+            if (state.failure != null) throw state.unavailable()
+            if (state.closed) return@flow
+            signal.first { it != version }
         }
     }
 
@@ -152,30 +163,47 @@ internal class KwalEngine private constructor(
 
     override suspend fun sync() {
         suspendCancellableCoroutine { cont ->
-            if (requests.trySend(SyncRequest(cont)).isFailure) cont.resumeWithException(state.unavailable())
+            if (!queue.offer(SyncRequest(cont))) cont.resumeWithException(state.unavailable())
         }
     }
 
+    /**
+     * Closes the log. From one of the log's own threads (user code resumed there, say by
+     * `Dispatchers.Unconfined`), waiting would deadlock: the close then completes on another thread, after this call
+     * returns. An interrupt of the calling thread does not cut the close short; the thread's interrupt status is
+     * kept.
+     */
     override fun close() {
-        if (!closing.compareAndSet(false, true)) {
-            runBlocking { writerJob.join(); acknowledgerJob.join() }
+        val first = closing.compareAndSet(false, true)
+        if (first) {
+            intervalJob?.cancel()
+            queue.close()
+        }
+        if (Thread.currentThread() in threads) {
+            if (first) Thread({ finishClose() }, "kwal-close").apply { isDaemon = true }.start()
             return
         }
-        intervalJob?.cancel()
-        requests.close()
+        if (first) finishClose() else closed.awaitUninterruptibly()
+    }
+
+    /** Counted down when [finishClose] is done. */
+    private val closed = CountDownLatch(1)
+
+    private fun finishClose() {
         try {
-            runBlocking { writerJob.join(); acknowledgerJob.join() }
+            writerJob.joinUninterruptibly()
+            acknowledgerJob.joinUninterruptibly()
         } finally {
             // Readers still inside the log (a follower that is behind, a replay) finish from read-only mappings,
             // which outlive the files: map and seal every segment before closing them.
             for (s in state.segments.values) runCatching { s.mapping(); s.sealed = true }
-            state.closed = true
-            state.ackVersion.value++
+            state.markClosed()
             scope.cancel()
             for (s in state.segments.values) runCatching { s.file.close() }
             runCatching { lock.close() }
             writerExecutor.shutdown()
             syncExecutor.shutdown()
+            closed.countDown()
         }
     }
 
@@ -188,13 +216,32 @@ internal class KwalEngine private constructor(
             intervalJob = scope.launch {
                 while (isActive) {
                     delay(interval.millis)
-                    requests.trySend(SyncRequest(null))
+                    queue.offer(SyncRequest(null))
                 }
             }
         }
     }
 
     override fun toString(): String = "Kwal(${options.directory})"
+
+    private fun Job.joinUninterruptibly() {
+        val done = CountDownLatch(1)
+        invokeOnCompletion { done.countDown() }
+        done.awaitUninterruptibly()
+    }
+
+    private fun CountDownLatch.awaitUninterruptibly() {
+        var interrupted = false
+        while (true) {
+            try {
+                await()
+                break
+            } catch (e: InterruptedException) {
+                interrupted = true
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt()
+    }
 
     companion object {
         private const val LOCK_FILE = "kwal.lock"
@@ -212,20 +259,24 @@ internal class KwalEngine private constructor(
             val dir = options.directory
             io.createDirectories(dir)
             val lock = io.tryLock(dir.resolve(LOCK_FILE)) ?: throw WalLockedException(dir)
-            val writerExecutor = Executors.newSingleThreadExecutor { r -> Thread(r, "kwal-writer").apply { isDaemon = true } }
-            val syncExecutor = Executors.newSingleThreadExecutor { r -> Thread(r, "kwal-sync").apply { isDaemon = true } }
+            val threads = ConcurrentHashMap.newKeySet<Thread>()
+            fun executor(name: String) = Executors.newSingleThreadExecutor { r ->
+                Thread(r, name).apply { isDaemon = true; threads.add(this) }
+            }
+            val writerExecutor = executor("kwal-writer")
+            val syncExecutor = executor("kwal-sync")
             try {
                 val files = SegmentFiles(dir, io, writerExecutor)
                 val recovered = Recovery(options, io, files).run()
                 val active = recovered.segments.last()
-                val state = LogState(LogPosition(active.id, recovered.tail))
+                val state = LogState(LogPosition(active.id, recovered.tail), recovered.table)
                 for (s in recovered.segments) state.segments[s.id] = s
                 for (s in recovered.segments) if (s.sealed) s.release() // recovery synced them
-                val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor)
-                val completer = Completer(state, engine.requests)
+                val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor, threads)
+                val completer = Completer(state, engine.queue, Dispatchers.IO.asExecutor())
                 val writer = GroupWriter(
                     options, files, recovered.table, state, recovered.logId, active, recovered.tail, recovered.spares,
-                    engine.requests, engine.written, completer,
+                    engine.queue, engine.written, completer,
                 )
                 engine.start(writer, GroupAcknowledger(completer, engine.written))
                 return engine

@@ -3,10 +3,10 @@ package dev.kwal.engine.commit
 import dev.kwal.WalFailedException
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.storage.Segment
-import kotlinx.coroutines.channels.SendChannel
 import org.slf4j.LoggerFactory
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.Executor
 import java.util.concurrent.atomic.AtomicInteger
-import kotlin.coroutines.resume
 
 /**
  * The end of group commit: syncs written groups when any of them asks for it, then, in order, publishes each
@@ -14,17 +14,32 @@ import kotlin.coroutines.resume
  *
  * Two threads finish groups: the [GroupAcknowledger] (on the sync thread, so the writer can write the next
  * group meanwhile) and, when nothing is in flight there, the [GroupWriter] itself (one thread hop less for a
- * lone appender). They never do so at once: the writer finishes a group only while [inFlight] is 0, and every
- * change the acknowledger made is visible to it then. So groups finish in the order they were written.
+ * lone appender), or an inline caller holding the writer's lock. They never do so at once: the writer finishes a
+ * group only while [inFlight] is 0, and every change the acknowledger made is visible to it then. So groups finish
+ * in the order they were written.
  *
  * A failed sync stops the log for good (see [WalFailedException]): the kernel may have dropped the dirty pages it
  * could not write, so a retry that succeeds proves nothing. Every waiting caller gets the error.
+ *
+ * ### Sealed segments
+ * A segment that a finished group sealed is never written again. It is synced and its file closed in the
+ * background, on [background] ([Segment.release]: readers keep its mapping), whatever the durability: a log whose
+ * appends never ask for a sync must not keep a descriptor and a dirty file per sealed segment. A later sync waits
+ * for those background syncs before it advances [LogState.durableFrontier], which claims every byte before it
+ * durable. The cost is one task per sealed segment, not a walk over them.
  */
-internal class Completer(private val state: LogState, private val requests: SendChannel<Request>) {
+internal class Completer(
+    private val state: LogState,
+    private val queue: RequestQueue,
+    private val background: Executor,
+) {
     private val log = LoggerFactory.getLogger(Completer::class.java)
 
-    /** Segments written since the last sync. */
+    /** Segments written since the last sync and not handed to a background sync. */
     private val dirty = ArrayList<Segment>()
+
+    /** Background syncs of sealed segments not yet known to be done, oldest first. */
+    private val sealing = ArrayDeque<CompletableFuture<Void?>>()
 
     /** Groups handed to the acknowledger and not finished yet. */
     val inFlight = AtomicInteger()
@@ -35,46 +50,54 @@ internal class Completer(private val state: LogState, private val requests: Send
             for (r in g.regions) if (dirty.lastOrNull() !== r.segment && r.segment !in dirty) dirty.add(r.segment)
             needsSync = needsSync || g.needsSync
         }
-        if (needsSync && state.failure == null && dirty.isNotEmpty()) {
+        if (needsSync && state.failure == null) {
             try {
+                while (sealing.isNotEmpty()) sealing.first().join().also { sealing.removeFirst() }
                 for (s in dirty) s.file.force()
                 dirty.clear()
                 state.durableFrontier = groups.last().end
             } catch (e: Throwable) {
-                log.error("fsync failed; the log stops accepting appends", e)
-                if (state.fail(e)) requests.close(WalFailedException("fsync failed: $e", e))
+                val cause = (e as? java.util.concurrent.CompletionException)?.cause ?: e
+                log.error("fsync failed; the log stops accepting appends", cause)
+                stop(WalFailedException("fsync failed: $cause", cause))
             }
         }
         try {
             val failed = state.failure != null
             for (g in groups) if (failed) fail(g) else complete(g)
-            if (!failed) releaseSealed(groups)
+            if (!failed) for (g in groups) for (s in g.sealed) syncInBackground(s)
         } catch (e: Throwable) {
             // A bug: stop the log rather than leave callers waiting.
             log.error("kwal failed while acknowledging", e)
-            if (state.fail(e)) requests.close(WalFailedException("internal error: $e", e))
+            stop(WalFailedException("internal error: $e", e))
             for (g in groups) runCatching { fail(g) }
         }
-        state.ackVersion.value++
     }
 
     /**
-     * Closes the files of segments that finished groups sealed, once they are durable (not [dirty]): no group
-     * writes a segment after the one that sealed it, and readers use the mapping. Only segments sealed by
-     * *finished* groups: the writer may meanwhile be writing, and then sealing, the next one.
+     * Syncs sealed segment [s] and closes its file on [background]. It leaves [dirty] now: nothing writes it again,
+     * and the next sync waits for this one instead.
      */
-    private fun releaseSealed(groups: List<Group>) {
-        for (g in groups) sealedNotReleased.addAll(g.sealed)
-        if (sealedNotReleased.isEmpty()) return
-        val it = sealedNotReleased.iterator()
-        while (it.hasNext()) {
-            val s = it.next()
-            if (s !in dirty) { s.release(); it.remove() }
-        }
+    private fun syncInBackground(s: Segment) {
+        dirty.remove(s)
+        while (sealing.isNotEmpty() && sealing.first().isDone && !sealing.first().isCompletedExceptionally) sealing.removeFirst()
+        sealing.addLast(
+            CompletableFuture.runAsync({
+                try {
+                    s.file.force()
+                } catch (e: Throwable) {
+                    log.error("fsync of sealed {} failed; the log stops accepting appends", s, e)
+                    stop(WalFailedException("fsync failed: $e", e))
+                    throw e
+                }
+                s.release()
+            }, background),
+        )
     }
 
-    /** Segments sealed by finished groups whose files are still open: they await a sync. */
-    private val sealedNotReleased = ArrayList<Segment>()
+    private fun stop(error: WalFailedException) {
+        if (state.fail(error.cause ?: error)) queue.fail(error)
+    }
 
     private fun complete(g: Group) {
         val info = g.blockInfo
@@ -84,9 +107,10 @@ internal class Completer(private val state: LogState, private val requests: Send
             val end = firstSeq + info[3 * i + 1]
             if (topic.id != 0) topic.index.add(firstSeq, LogPosition(info[3 * i + 2]))
             topic.acked = end
+            topic.wake()
         }
         for (r in g.appends) r.succeed()
-        for (s in g.syncs) s.cont?.resume(Unit)
+        for (s in g.syncs) s.succeed()
     }
 
     private fun fail(g: Group) {

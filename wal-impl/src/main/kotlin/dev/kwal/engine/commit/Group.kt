@@ -4,7 +4,6 @@ import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.Topic
-import kotlin.coroutines.resumeWithException
 
 /**
  * One group commit: the requests drained together, and, once encoded, where their bytes go and which blocks
@@ -15,6 +14,10 @@ internal class Group {
     val syncs = ArrayList<SyncRequest>()
     var needsSync = false
     var frameBytes = 0L
+
+    /** Requests the writer took from the queue for this group, abandoned ones included, and their queued bytes. */
+    var taken = 0
+    var takenBytes = 0L
 
     /** Topics with requests in this group, in order of first appearance. */
     val topics = ArrayList<Topic>()
@@ -53,6 +56,8 @@ internal class Group {
         syncs.clear()
         needsSync = false
         frameBytes = 0
+        taken = 0
+        takenBytes = 0
         topics.clear()
         newTopics.clear()
         regions.clear()
@@ -70,7 +75,7 @@ internal class Group {
     /** Resumes every caller waiting on this group with [error]. */
     fun failWaiters(error: Throwable) {
         for (r in appends) r.fail(error)
-        for (s in syncs) s.cont?.resumeWithException(error)
+        for (s in syncs) s.fail(error)
     }
 
     class Region(val segment: Segment, val fileOffset: Int, val bufferStart: Int, val bufferEnd: Int)

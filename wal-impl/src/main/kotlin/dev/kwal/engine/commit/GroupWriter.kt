@@ -13,14 +13,12 @@ import dev.kwal.engine.storage.Topic
 import dev.kwal.engine.storage.TopicTable
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.asExecutor
-import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.sync.Mutex
 import org.slf4j.LoggerFactory
 import java.nio.ByteBuffer
 import java.util.concurrent.CompletableFuture
 import java.util.zip.CRC32C
-import kotlin.coroutines.resumeWithException
 
 /**
  * The first stage of group commit, one coroutine on the log's writer thread.
@@ -51,14 +49,16 @@ internal class GroupWriter(
     private var active: Segment,
     private var tail: Int,
     spares: List<Segment>,
-    private val requests: Channel<Request>,
+    private val queue: RequestQueue,
     private val toAcknowledger: SendChannel<Group>,
     private val completer: Completer,
 ) {
     private val log = LoggerFactory.getLogger(GroupWriter::class.java)
     private val spares = ArrayDeque(spares)
     private var preparing: CompletableFuture<Segment>? = null
-    private var buffer: ByteBuffer = ByteBuffer.allocateDirect(minOf(options.maxGroupBytes.toLong() * 2, 64L shl 20).toInt())
+    /** The encode buffer for ordinary groups; [buffer] grows past it for a large batch, and comes back to it after. */
+    private val baseBuffer: ByteBuffer = ByteBuffer.allocateDirect(minOf(options.maxGroupBytes.toLong() * 2, 64L shl 20).toInt())
+    private var buffer: ByteBuffer = baseBuffer
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
     private val blockSize = options.blockSize
@@ -73,18 +73,23 @@ internal class GroupWriter(
         var carry: Request? = null
         try {
             while (true) {
-                val first = carry ?: requests.receiveCatching().getOrNull() ?: break
+                val first = carry ?: queue.receive() ?: break
                 carry = null
                 lock.lock()
                 val group = Group()
                 try {
-                    add(group, first)
+                    take(group, first)
                     while (group.frameBytes < options.maxGroupBytes) {
-                        add(group, requests.tryReceive().getOrNull() ?: break)
+                        take(group, queue.tryReceive() ?: break)
                     }
                     if (process(group)) {
-                        carry = requests.tryReceive().getOrNull()
+                        // Counted off only now, under the lock: until the group has its sequences, an inline append
+                        // (which waits for an idle queue) must not overtake any request in it.
+                        queue.taken(group.taken, group.takenBytes)
+                        carry = queue.tryReceive()
                         route(group, idle = carry == null)
+                    } else {
+                        queue.taken(group.taken, group.takenBytes)
                     }
                 } catch (e: Throwable) {
                     // A bug, not an I/O error (those are rolled back in process): fail this group's callers too.
@@ -106,8 +111,9 @@ internal class GroupWriter(
         } catch (e: Throwable) {
             state.fail(e)
             log.error("kwal writer stopped", e)
-            requests.close(e)
-            while (true) failAll(requests.tryReceive().getOrNull() ?: break)
+            queue.fail(state.unavailable())
+            carry?.fail(state.unavailable())
+            while (true) (queue.tryReceive() ?: break).fail(state.unavailable())
             throw e
         } finally {
             toAcknowledger.close()
@@ -132,7 +138,7 @@ internal class GroupWriter(
     fun writeInline(request: AppendRequest): Boolean {
         if (!lock.tryLock() && !lockSoon()) return false
         try {
-            if (stopped || completer.inFlight.get() != 0 || !requests.isEmpty) return false
+            if (stopped || completer.inFlight.get() != 0 || !queue.isIdle) return false
             if (known(request) == null) return false
             if (tail + unitBytesBound(request.frameBytes, request.count, blockSize) > active.size) return false
             val group = inlineGroup
@@ -142,7 +148,7 @@ internal class GroupWriter(
                 if (processInline(group)) finishHere(group)
             } catch (e: Throwable) {
                 // A bug, as in run(): stop the log; the writer coroutine fails whatever is queued.
-                if (state.fail(e)) requests.close(WalFailedException("internal error: $e", e))
+                if (state.fail(e)) queue.fail(WalFailedException("internal error: $e", e))
                 group.failWaiters(state.unavailable())
             }
             return true
@@ -157,7 +163,7 @@ internal class GroupWriter(
      */
     private fun lockSoon(): Boolean {
         repeat(LOCK_SPINS) {
-            if (!requests.isEmpty) return false
+            if (!queue.isIdle) return false
             Thread.onSpinWait()
             if (lock.tryLock()) return true
         }
@@ -185,12 +191,11 @@ internal class GroupWriter(
         }
     }
 
-    private fun failAll(request: Request) {
-        val error = state.unavailable()
-        when (request) {
-            is AppendRequest -> request.fail(error)
-            is SyncRequest -> request.cont?.resumeWithException(error)
-        }
+    /** Adds [request], taken from the queue, to [group], counting it for [RequestQueue.taken]. */
+    private fun take(group: Group, request: Request) {
+        group.taken++
+        group.takenBytes += request.queuedBytes
+        add(group, request)
     }
 
     /**
@@ -285,6 +290,8 @@ internal class GroupWriter(
 
     private fun encode(g: Group) {
         group = g
+        // A large batch grew the buffer: let that one go (and its native memory with it) once groups are small again.
+        if (buffer !== baseBuffer && g.frameBytes * 2 <= baseBuffer.capacity()) buffer = baseBuffer
         buffer.clear()
         regionStart = 0
         regionFileOffset = tail

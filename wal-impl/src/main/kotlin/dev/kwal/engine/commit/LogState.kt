@@ -5,11 +5,11 @@ import dev.kwal.WalException
 import dev.kwal.WalFailedException
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.storage.Segment
-import kotlinx.coroutines.flow.MutableStateFlow
+import dev.kwal.engine.storage.TopicTable
 import java.util.concurrent.ConcurrentHashMap
 
 /** State shared by the writer, the acknowledger and readers of one open log. */
-internal class LogState(initialFrontier: LogPosition) {
+internal class LogState(initialFrontier: LogPosition, private val table: TopicTable) {
     /** Every byte before this position is durable. Advanced by the acknowledger after each sync. */
     @Volatile var durableFrontier: LogPosition = initialFrontier
 
@@ -17,20 +17,27 @@ internal class LogState(initialFrontier: LogPosition) {
     @Volatile var failure: Throwable? = null
         private set
 
+    /** Set once by [markClosed]. */
     @Volatile var closed: Boolean = false
+        private set
 
     /** Every open segment by id. */
     val segments = ConcurrentHashMap<Int, Segment>()
 
-    /** Bumped after each acknowledged batch of groups and on close; followers wait on it. */
-    val ackVersion = MutableStateFlow(0L)
-
+    /** Records [cause] as the failure that stopped the log, unless one is recorded already; wakes every follower. */
     fun fail(cause: Throwable): Boolean {
         synchronized(this) {
             if (failure != null) return false
             failure = cause
-            return true
         }
+        table.wakeAll()
+        return true
+    }
+
+    /** The log is closed: followers end once they have read what was acknowledged. */
+    fun markClosed() {
+        closed = true
+        table.wakeAll()
     }
 
     /** The error for a call that cannot proceed because the log failed or closed. */

@@ -7,8 +7,19 @@ import kotlinx.coroutines.CancellableContinuation
 import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
-/** What callers send to the writer through the request channel. */
-internal sealed class Request
+/** What callers send to the writer through the [RequestQueue]. */
+internal sealed class Request {
+    /** What this request counts for against [dev.kwal.WalOptions.maxQueuedBytes]. */
+    abstract val queuedBytes: Long
+
+    /** Tells the caller its request failed with [e] (and nothing of it is stored). */
+    abstract fun fail(e: Throwable)
+
+    internal companion object {
+        /** Memory a queued request holds besides its payloads: the request, its continuation, the queue's node. */
+        const val OVERHEAD = 256L
+    }
+}
 
 /**
  * One [dev.kwal.Wal.append] (a single [payload]) or [dev.kwal.Wal.appendBatch] ([batch]): the unit that is
@@ -28,6 +39,8 @@ internal class AppendRequest(
     /** Bytes of record frames this request encodes to. */
     val frameBytes: Long = if (payload != null) RecordFrame.HEADER_SIZE.toLong() + payload.size
     else batch!!.sumOf { RecordFrame.HEADER_SIZE.toLong() + it.size }
+
+    override val queuedBytes: Long get() = frameBytes + OVERHEAD
 
     /** The suspended caller; null while the caller writes this request itself ([GroupWriter.writeInline]). */
     var cont: CancellableContinuation<Long>? = null
@@ -55,7 +68,7 @@ internal class AppendRequest(
     }
 
     /** Tells the caller its request failed with [e] and nothing of it is stored. */
-    fun fail(e: Throwable) {
+    override fun fail(e: Throwable) {
         val c = cont
         if (c != null) c.resumeWithException(e) else error = e
     }
@@ -64,7 +77,17 @@ internal class AppendRequest(
 }
 
 /** A barrier: everything written before it is synced before [cont] (if any) resumes. */
-internal class SyncRequest(val cont: CancellableContinuation<Unit>?) : Request()
+internal class SyncRequest(val cont: CancellableContinuation<Unit>?) : Request() {
+    override val queuedBytes: Long get() = 0
+
+    fun succeed() {
+        cont?.resume(Unit)
+    }
+
+    override fun fail(e: Throwable) {
+        cont?.resumeWithException(e)
+    }
+}
 
 /**
  * The most bytes a unit of [count] frames totalling [frameBytes] takes in a segment, block headers

@@ -1,5 +1,9 @@
 package dev.kwal.engine.storage
 
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.update
+
 /**
  * One topic's state.
  *
@@ -24,6 +28,20 @@ internal class Topic(val id: Int, val name: String) {
     @Volatile var registered: Boolean = true
 
     val index = BlockIndex()
+
+    /** Bumped by [wake]; made when the first follower waits, so a topic nobody follows costs nothing to wake. */
+    @Volatile private var signal: MutableStateFlow<Long>? = null
+
+    /**
+     * What a follower waits on: it changes after [acked] advances (and when the log stops). Read its value, then
+     * [acked], then wait for a change: a wake-up in between is not missed.
+     */
+    fun signal(): StateFlow<Long> = signal ?: synchronized(this) { signal ?: MutableStateFlow(0L).also { signal = it } }
+
+    /** Wakes this topic's followers, if any. Call after publishing [acked]. */
+    fun wake() {
+        signal?.update { it + 1 }
+    }
 
     override fun toString(): String = "topic $id '$name'"
 }

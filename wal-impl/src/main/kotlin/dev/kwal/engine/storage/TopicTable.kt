@@ -22,6 +22,12 @@ internal class TopicTable {
 
     val count: Int get() = byId.size - 1
 
+    /** Wakes the followers of every topic, and those waiting for a topic to appear (see [Topic.wake]). */
+    fun wakeAll() {
+        registry.wake()
+        for (t in byName.values) t.wake()
+    }
+
     /** Registers [name] under the next id. Writer thread (or recovery) only. */
     fun add(name: String): Topic {
         val t = Topic(byId.size, name)
