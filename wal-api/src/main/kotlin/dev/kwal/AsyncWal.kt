@@ -143,8 +143,8 @@ public class AsyncWal private constructor(
     }
 
     public companion object {
-        /** The default bound on pending calls' bytes: 64 MiB. */
-        public const val DEFAULT_MAX_PENDING_BYTES: Long = 64L shl 20
+        /** The default bound on pending calls' bytes: 32 MiB. */
+        public const val DEFAULT_MAX_PENDING_BYTES: Long = 32L shl 20
 
         /** What a call is counted for besides its payloads: about what its future and request hold. */
         private const val CALL_OVERHEAD = 512L

@@ -18,6 +18,7 @@ internal class GroupAcknowledger(private val completer: Completer, private val w
             while (true) batch.add(written.tryReceive().getOrNull() ?: break)
             completer.finish(batch)
             completer.inFlight.addAndGet(-batch.size)
+            batch.clear() // finished groups hold their callers' payloads: let them go now, not at the next batch
         }
     }
 }

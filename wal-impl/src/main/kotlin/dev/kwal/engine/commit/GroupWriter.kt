@@ -146,6 +146,7 @@ internal class GroupWriter(
             add(group, request)
             try {
                 if (processInline(group)) finishHere(group)
+                group.clear() // it holds the caller's payload
             } catch (e: Throwable) {
                 // A bug, as in run(): stop the log; the writer coroutine fails whatever is queued.
                 if (state.fail(e)) queue.fail(WalFailedException("internal error: $e", e))
@@ -217,6 +218,7 @@ internal class GroupWriter(
         single.clear()
         single.add(group)
         completer.finish(single)
+        single.clear()
     }
 
     private val single = ArrayList<Group>(1)
@@ -282,7 +284,7 @@ internal class GroupWriter(
     private var seq = 0L
     private var timestamp = 0L
     private var synced = LogPosition.ZERO
-    private lateinit var group: Group
+    private var group: Group = NO_GROUP
     private var lastBlockStart = 0
     private var lastBlockPosition = LogPosition.ZERO
 
@@ -323,6 +325,7 @@ internal class GroupWriter(
         BlockHeader.rewriteFlags(buffer, lastBlockStart, lastBlockPosition, 0, crc)
         closeRegion()
         tail = regionFileOffset + (buffer.position() - regionStart)
+        group = NO_GROUP // the group holds its callers' payloads: keep no reference once it is encoded
     }
 
     private fun unlinkTopics(g: Group) {
@@ -462,6 +465,9 @@ internal class GroupWriter(
     }
 
     private companion object {
+        /** [group] between encodings. */
+        val NO_GROUP = Group()
+
         /** About a few microseconds of spinning: the tail of a group the writer is finishing, no more. */
         const val LOCK_SPINS = 64
     }
