@@ -35,7 +35,8 @@ internal interface FileIo {
 
     /**
      * Takes an exclusive lock on [path] (created if missing) for as long as the returned handle is open,
-     * or returns `null` if another holder — in this process or another — has it.
+     * or returns `null` if another holder — in this process or another — has it. A refused attempt must leave
+     * the holder's lock intact (for other processes too); two paths to the same file are the same lock.
      */
     fun tryLock(path: Path): Closeable?
 }

@@ -9,6 +9,7 @@ import java.nio.channels.AsynchronousFileChannel
 import java.nio.channels.CompletionHandler
 import java.nio.channels.FileChannel
 import java.nio.channels.OverlappingFileLockException
+import java.nio.file.FileAlreadyExistsException
 import java.nio.file.Files
 import java.nio.file.NoSuchFileException
 import java.nio.file.Path
@@ -16,7 +17,9 @@ import java.nio.file.StandardCopyOption
 import java.nio.file.StandardOpenOption.CREATE
 import java.nio.file.StandardOpenOption.READ
 import java.nio.file.StandardOpenOption.WRITE
+import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.ExecutorService
+import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
@@ -59,21 +62,49 @@ internal object RealFileIo : FileIo {
         }
     }
 
+    /**
+     * The real paths of the lock files this process holds through [tryLock]. A POSIX (`fcntl`) lock belongs to
+     * the process, not to a descriptor, and closing *any* descriptor of the file drops every lock the process
+     * has on it: so a second attempt in this process must be refused before it opens anything on the file,
+     * or its cleanup would silently unlock the directory for other processes (as Lucene's `NativeFSLockFactory`
+     * also guards). Keyed by real path, so a symlinked, relative or `..`-laden path to the same file is the same.
+     */
+    private val held: MutableSet<Path> = ConcurrentHashMap.newKeySet()
+
     override fun tryLock(path: Path): Closeable? {
-        val channel = FileChannel.open(path, READ, WRITE, CREATE)
+        // Create the file without opening it for long, then resolve it: a real path needs an existing file.
+        // If it exists already, nothing is opened at all (this process may hold a lock on it).
+        try {
+            Files.createFile(path)
+        } catch (_: FileAlreadyExistsException) {
+        }
+        val real = path.toRealPath()
+        if (!held.add(real)) return null // held in this process: open nothing, close nothing
+        val channel = try {
+            FileChannel.open(real, READ, WRITE, CREATE)
+        } catch (e: Throwable) {
+            held.remove(real)
+            throw e
+        }
         val lock = try {
             channel.tryLock()
         } catch (e: OverlappingFileLockException) {
-            null
+            null // locked through some other channel of this JVM, outside this seam
         } catch (e: Throwable) {
-            channel.close()
+            try { channel.close() } finally { held.remove(real) }
             throw e
         }
         if (lock == null) {
-            channel.close()
+            try { channel.close() } finally { held.remove(real) }
             return null
         }
-        return Closeable { channel.use { lock.release() } }
+        val released = AtomicBoolean(false)
+        return Closeable {
+            // Only the first close releases: a later one must not drop another holder's claim on the path.
+            if (released.compareAndSet(false, true)) {
+                try { channel.use { lock.release() } } finally { held.remove(real) }
+            }
+        }
     }
 }
 
