@@ -210,12 +210,12 @@ internal class KwalEngine private constructor(
 
         private fun openOrThrow(options: WalOptions, io: FileIo): KwalEngine {
             val dir = options.directory
-            io.createDirectories(dir)
-            val lock = io.tryLock(dir.resolve(LOCK_FILE)) ?: throw WalLockedException(dir)
+            io.createDirectories(dir, options.directoryPermissions)
+            val lock = io.tryLock(dir.resolve(LOCK_FILE), options.filePermissions) ?: throw WalLockedException(dir)
             val writerExecutor = Executors.newSingleThreadExecutor { r -> Thread(r, "kwal-writer").apply { isDaemon = true } }
             val syncExecutor = Executors.newSingleThreadExecutor { r -> Thread(r, "kwal-sync").apply { isDaemon = true } }
             try {
-                val files = SegmentFiles(dir, io, writerExecutor)
+                val files = SegmentFiles(dir, io, writerExecutor, options.filePermissions)
                 val recovered = Recovery(options, io, files).run()
                 val active = recovered.segments.last()
                 val state = LogState(LogPosition(active.id, recovered.tail))

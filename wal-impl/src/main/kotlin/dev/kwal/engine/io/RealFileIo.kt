@@ -17,6 +17,9 @@ import java.nio.file.StandardCopyOption
 import java.nio.file.StandardOpenOption.CREATE
 import java.nio.file.StandardOpenOption.READ
 import java.nio.file.StandardOpenOption.WRITE
+import java.nio.file.attribute.FileAttribute
+import java.nio.file.attribute.PosixFilePermission
+import java.nio.file.attribute.PosixFilePermissions
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.atomic.AtomicBoolean
@@ -25,15 +28,18 @@ import kotlin.coroutines.resumeWithException
 
 /** The real file system: [AsynchronousFileChannel] for log writes, [FileChannel] for everything else. */
 internal object RealFileIo : FileIo {
-    override fun createDirectories(dir: Path) {
-        Files.createDirectories(dir)
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) {
+        Files.createDirectories(dir, *attributes(dir, permissions))
     }
+
+    /** [permissions] as the attribute to create [path] with: none where its file system has no POSIX permissions. */
+    private fun attributes(path: Path, permissions: Set<PosixFilePermission>): Array<FileAttribute<*>> =
+        if ("posix" in path.fileSystem.supportedFileAttributeViews()) arrayOf(PosixFilePermissions.asFileAttribute(permissions)) else emptyArray()
 
     override fun list(dir: Path): List<Path> = Files.list(dir).use { s -> s.filter { Files.isRegularFile(it) }.toList() }
 
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile {
-        val options = if (create) setOf(READ, WRITE, CREATE) else setOf(READ, WRITE)
-        val channel = FileChannel.open(path, options)
+    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
+        val channel = if (create) FileChannel.open(path, setOf(READ, WRITE, CREATE), *attributes(path, permissions)) else FileChannel.open(path, READ, WRITE)
         try {
             return RealLogFile(path, channel, AsynchronousFileChannel.open(path, setOf(READ, WRITE), writeExecutor))
         } catch (e: Throwable) {
@@ -71,17 +77,17 @@ internal object RealFileIo : FileIo {
      */
     private val held: MutableSet<Path> = ConcurrentHashMap.newKeySet()
 
-    override fun tryLock(path: Path): Closeable? {
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? {
         // Create the file without opening it for long, then resolve it: a real path needs an existing file.
         // If it exists already, nothing is opened at all (this process may hold a lock on it).
         try {
-            Files.createFile(path)
+            Files.createFile(path, *attributes(path, permissions))
         } catch (_: FileAlreadyExistsException) {
         }
         val real = path.toRealPath()
         if (!held.add(real)) return null // held in this process: open nothing, close nothing
         val channel = try {
-            FileChannel.open(real, READ, WRITE, CREATE)
+            FileChannel.open(real, setOf(READ, WRITE, CREATE), *attributes(real, permissions)) // CREATE: if since deleted
         } catch (e: Throwable) {
             held.remove(real)
             throw e
