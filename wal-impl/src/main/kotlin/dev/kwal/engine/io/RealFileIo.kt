@@ -20,7 +20,6 @@ import java.nio.file.StandardOpenOption.WRITE
 import java.nio.file.attribute.FileAttribute
 import java.nio.file.attribute.PosixFilePermission
 import java.nio.file.attribute.PosixFilePermissions
-import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.coroutines.resume
@@ -74,22 +73,29 @@ internal object RealFileIo : FileIo {
      * has on it: so a second attempt in this process must be refused before it opens anything on the file,
      * or its cleanup would silently unlock the directory for other processes (as Lucene's `NativeFSLockFactory`
      * also guards). Keyed by real path, so a symlinked, relative or `..`-laden path to the same file is the same.
+     * Guarded by itself.
      */
-    private val held: MutableSet<Path> = ConcurrentHashMap.newKeySet()
+    private val held = HashSet<Path>()
+
+    private fun release(real: Path) {
+        synchronized(held) { held.remove(real) }
+    }
 
     override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? {
-        // Create the file without opening it for long, then resolve it: a real path needs an existing file.
-        // If it exists already, nothing is opened at all (this process may hold a lock on it).
-        try {
-            Files.createFile(path, *attributes(path, permissions))
-        } catch (_: FileAlreadyExistsException) {
-        }
-        val real = path.toRealPath()
-        if (!held.add(real)) return null // held in this process: open nothing, close nothing
+        // A real path needs an existing file: create it first. If it exists, createFile opens nothing (this process
+        // may hold a lock on it); if it creates it, it opens and closes a descriptor of a file no one has locked —
+        // and the monitor makes that close happen before anyone in this process can claim, and then lock, the file.
+        val real = synchronized(held) {
+            try {
+                Files.createFile(path, *attributes(path, permissions))
+            } catch (_: FileAlreadyExistsException) {
+            }
+            path.toRealPath().takeIf { held.add(it) }
+        } ?: return null // held in this process: open nothing, close nothing
         val channel = try {
             FileChannel.open(real, setOf(READ, WRITE, CREATE), *attributes(real, permissions)) // CREATE: if since deleted
         } catch (e: Throwable) {
-            held.remove(real)
+            release(real)
             throw e
         }
         val lock = try {
@@ -97,18 +103,18 @@ internal object RealFileIo : FileIo {
         } catch (e: OverlappingFileLockException) {
             null // locked through some other channel of this JVM, outside this seam
         } catch (e: Throwable) {
-            try { channel.close() } finally { held.remove(real) }
+            try { channel.close() } finally { release(real) }
             throw e
         }
         if (lock == null) {
-            try { channel.close() } finally { held.remove(real) }
+            try { channel.close() } finally { release(real) }
             return null
         }
         val released = AtomicBoolean(false)
         return Closeable {
             // Only the first close releases: a later one must not drop another holder's claim on the path.
             if (released.compareAndSet(false, true)) {
-                try { channel.use { lock.release() } } finally { held.remove(real) }
+                try { channel.use { lock.release() } } finally { release(real) }
             }
         }
     }
