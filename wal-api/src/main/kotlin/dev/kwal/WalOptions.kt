@@ -1,6 +1,17 @@
 package dev.kwal
 
 import java.nio.file.Path
+import java.nio.file.attribute.PosixFilePermission
+import java.nio.file.attribute.PosixFilePermission.GROUP_EXECUTE
+import java.nio.file.attribute.PosixFilePermission.GROUP_READ
+import java.nio.file.attribute.PosixFilePermission.OTHERS_EXECUTE
+import java.nio.file.attribute.PosixFilePermission.OTHERS_READ
+import java.nio.file.attribute.PosixFilePermission.OWNER_EXECUTE
+import java.nio.file.attribute.PosixFilePermission.OWNER_READ
+import java.nio.file.attribute.PosixFilePermission.OWNER_WRITE
+import java.nio.file.attribute.PosixFilePermissions
+import java.util.Collections
+import java.util.EnumSet
 
 /**
  * How to open a [Wal]. Immutable; every size is in bytes.
@@ -25,6 +36,12 @@ import java.nio.file.Path
  *   blocked) until the writer makes room, and then go on in the order they called; a call larger than the bound
  *   waits until nothing else is queued. This bounds the memory a burst of appends makes the log hold. Default
  *   64 MiB; at least 1. (The Java facade bounds its own callers too: see [AsyncWal].)
+ * @property filePermissions the POSIX permissions of every file kwal creates (segments, their temporary files,
+ *   the lock file). Must include owner read and write, and no execute bit. Default owner read and write only
+ *   (`rw-------`, 0600); from Java, `PosixFilePermissions.fromString("rw-r-----")` for example. Directories kwal
+ *   creates get [directoryPermissions], derived from this. Files and directories that already exist are never
+ *   changed. The process's umask can still remove bits (never add them). Ignored on file systems without POSIX
+ *   permissions. May change between opens (it applies to files created from then on).
  * @throws IllegalArgumentException if a value is out of range.
  */
 public class WalOptions(
@@ -36,9 +53,29 @@ public class WalOptions(
     public val durability: Durability = Durability.Sync,
     public val corruptionPolicy: CorruptionPolicy = CorruptionPolicy.FAIL,
     public val maxQueuedBytes: Long = DEFAULT_MAX_QUEUED_BYTES,
+    filePermissions: Set<PosixFilePermission> = DEFAULT_FILE_PERMISSIONS,
 ) {
     /** See the class description. */
     public val blockSize: Int = minOf(blockSize, segmentSize - SEGMENT_RESERVE)
+
+    /** See the class description. An unmodifiable copy of the set given. */
+    public val filePermissions: Set<PosixFilePermission> = Collections.unmodifiableSet(
+        EnumSet.noneOf(PosixFilePermission::class.java).apply { addAll(filePermissions) },
+    )
+
+    /**
+     * The POSIX permissions of each directory kwal creates: [directory] if it is missing, and any missing parents.
+     * Derived from [filePermissions]: the owner gets read, write and search (`rwx`); the group and others get
+     * read and search (`r-x`) if the files grant them read, nothing otherwise; never write. So the default is
+     * `rwx------` (0700), and files `rw-r-----` (0640) give `rwxr-x---` (0750). For anything else, create the
+     * directory beforehand: kwal does not change a directory that exists.
+     */
+    public val directoryPermissions: Set<PosixFilePermission> = Collections.unmodifiableSet(
+        EnumSet.of(OWNER_READ, OWNER_WRITE, OWNER_EXECUTE).apply {
+            if (GROUP_READ in this@WalOptions.filePermissions) { add(GROUP_READ); add(GROUP_EXECUTE) }
+            if (OTHERS_READ in this@WalOptions.filePermissions) { add(OTHERS_READ); add(OTHERS_EXECUTE) }
+        },
+    )
 
     init {
         require(segmentSize in MIN_SEGMENT_SIZE..MAX_SEGMENT_SIZE) {
@@ -53,6 +90,12 @@ public class WalOptions(
             "maxGroupBytes ($maxGroupBytes) must be at least maxRecordSize ($maxRecordSize)"
         }
         require(maxQueuedBytes >= 1) { "maxQueuedBytes must be positive, was $maxQueuedBytes" }
+        require(OWNER_READ in this.filePermissions && OWNER_WRITE in this.filePermissions) {
+            "filePermissions must include owner read and write, was ${PosixFilePermissions.toString(this.filePermissions)}"
+        }
+        require(this.filePermissions.none { it == OWNER_EXECUTE || it == GROUP_EXECUTE || it == OTHERS_EXECUTE }) {
+            "filePermissions must not include execute, was ${PosixFilePermissions.toString(this.filePermissions)}"
+        }
     }
 
     /** A builder initialised from these options. */
@@ -60,11 +103,13 @@ public class WalOptions(
         .segmentSize(segmentSize).blockSize(blockSize).maxRecordSize(maxRecordSize)
         .maxGroupBytes(maxGroupBytes).durability(durability).corruptionPolicy(corruptionPolicy)
         .maxQueuedBytes(maxQueuedBytes)
+        .filePermissions(filePermissions)
 
     override fun toString(): String =
         "WalOptions(directory=$directory, segmentSize=$segmentSize, blockSize=$blockSize, " +
             "maxRecordSize=$maxRecordSize, maxGroupBytes=$maxGroupBytes, durability=$durability, " +
-            "corruptionPolicy=$corruptionPolicy, maxQueuedBytes=$maxQueuedBytes)"
+            "corruptionPolicy=$corruptionPolicy, maxQueuedBytes=$maxQueuedBytes, " +
+            "filePermissions=${PosixFilePermissions.toString(filePermissions)})"
 
     /** A fluent builder for Java callers. Not thread-safe. */
     public class Builder(private val directory: Path) {
@@ -75,6 +120,7 @@ public class WalOptions(
         private var durability: Durability = Durability.Sync
         private var corruptionPolicy = CorruptionPolicy.FAIL
         private var maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES
+        private var filePermissions = DEFAULT_FILE_PERMISSIONS
 
         /** See [WalOptions.segmentSize]. */
         public fun segmentSize(bytes: Int): Builder = apply { segmentSize = bytes }
@@ -97,10 +143,13 @@ public class WalOptions(
         /** See [WalOptions.maxQueuedBytes]. */
         public fun maxQueuedBytes(bytes: Long): Builder = apply { maxQueuedBytes = bytes }
 
+        /** See [WalOptions.filePermissions]. */
+        public fun filePermissions(value: Set<PosixFilePermission>): Builder = apply { filePermissions = value }
+
         /** @throws IllegalArgumentException if a value is out of range. */
         public fun build(): WalOptions = WalOptions(
             directory, segmentSize, blockSize, maxRecordSize, maxGroupBytes, durability, corruptionPolicy,
-            maxQueuedBytes,
+            maxQueuedBytes, filePermissions,
         )
     }
 
@@ -119,6 +168,11 @@ public class WalOptions(
 
         /** Room a segment keeps beyond its largest block: its header, with margin. */
         public const val SEGMENT_RESERVE: Int = 4 shl 10
+
+        /** The default [filePermissions]: owner read and write (`rw-------`, 0600). Unmodifiable. */
+        @JvmField
+        public val DEFAULT_FILE_PERMISSIONS: Set<PosixFilePermission> =
+            Collections.unmodifiableSet(EnumSet.of(OWNER_READ, OWNER_WRITE))
 
         /** A builder for [directory] with every other option at its default. */
         @JvmStatic public fun builder(directory: Path): Builder = Builder(directory)

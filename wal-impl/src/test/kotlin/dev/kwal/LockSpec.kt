@@ -2,6 +2,7 @@ package dev.kwal
 
 import dev.kwal.Contract.readAll
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.types.shouldBeInstanceOf
@@ -9,6 +10,9 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.withTimeout
 import java.nio.file.Files
 import java.nio.file.Path
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.Executors
+import java.util.concurrent.TimeUnit
 
 /** One [Wal] at a time per directory (within this JVM; other processes are tested elsewhere). */
 class LockSpec : FunSpec({
@@ -26,6 +30,44 @@ class LockSpec : FunSpec({
             // the failed opens changed nothing
             wal.append("t", byteArrayOf(2)) shouldBe 1
             wal.readAll("t").map { it.payload[0].toInt() } shouldBe listOf(1, 2)
+        }
+    }
+
+    test("a symlinked, relative or dotted path to an open directory is the same directory") {
+        val dir = newDir()
+        val link = newDir().resolve("link")
+        Files.createSymbolicLink(link, dir)
+        // (a List<Path> + Path would add the path's name elements: Path is Iterable<Path>)
+        val all = listOf(dir, link, Path.of("").toAbsolutePath().relativize(dir), dir.resolve("../${dir.fileName}/./"))
+        Kwal.open(TestLogs.small(link)).use { wal ->
+            wal.append("t", byteArrayOf(1)) shouldBe 0
+            for (p in all) withClue("through $p") {
+                shouldThrow<WalLockedException> { Kwal.open(TestLogs.small(p)) }.directory shouldBe p
+            }
+            wal.append("t", byteArrayOf(2)) shouldBe 1
+        }
+        for (p in all) Kwal.open(TestLogs.small(p)).use { it.nextSequence("t") shouldBe 2 }
+        Files.delete(link)
+    }
+
+    test("of many threads opening one directory at once, exactly one gets it") {
+        val dir = newDir()
+        Kwal.open(TestLogs.small(dir)).close() // recovery is not under test
+        repeat(5) {
+            val start = CountDownLatch(1)
+            val outcomes = (1..8).map { i ->
+                val pool = Executors.newSingleThreadExecutor()
+                val f = pool.submit<Wal?> {
+                    start.await()
+                    try { Kwal.open(TestLogs.small(if (i % 2 == 0) dir else dir.resolve("."))) } catch (_: WalLockedException) { null }
+                }
+                pool.shutdown()
+                f
+            }
+            start.countDown()
+            val opened = outcomes.mapNotNull { it.get(30, TimeUnit.SECONDS) }
+            opened.size shouldBe 1
+            opened.single().close()
         }
     }
 

@@ -7,7 +7,9 @@ import io.kotest.matchers.types.shouldBeSameInstanceAs
 import java.net.URLClassLoader
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldContain
 import java.nio.file.Path
+import java.nio.file.attribute.PosixFilePermissions
 
 /** [WalOptions] validation and the builder; options that may change between opens. */
 class OptionsSpec : FunSpec({
@@ -15,11 +17,34 @@ class OptionsSpec : FunSpec({
     val dir = Path.of("/tmp/kwal-options-never-opened")
     val kib = 1 shl 10
 
-    fun fields(o: WalOptions) = listOf(o.directory, o.segmentSize, o.blockSize, o.maxRecordSize, o.maxGroupBytes, o.durability, o.corruptionPolicy)
+    fun fields(o: WalOptions) = listOf(o.directory, o.segmentSize, o.blockSize, o.maxRecordSize, o.maxGroupBytes, o.durability, o.corruptionPolicy, o.filePermissions)
 
     test("defaults") {
         val o = WalOptions(dir)
-        fields(o) shouldBe listOf(dir, 64 shl 20, 4 shl 20, 1 shl 20, 4 shl 20, Durability.Sync, CorruptionPolicy.FAIL)
+        fields(o) shouldBe listOf(dir, 64 shl 20, 4 shl 20, 1 shl 20, 4 shl 20, Durability.Sync, CorruptionPolicy.FAIL, PosixFilePermissions.fromString("rw-------"))
+        o.directoryPermissions shouldBe PosixFilePermissions.fromString("rwx------")
+        o.toString() shouldContain "filePermissions=rw-------"
+    }
+
+    test("filePermissions must include owner read and write and no execute; directoryPermissions derive from them") {
+        for (bad in listOf("---------", "r--------", "-w-------", "rwx------", "rw---x---", "rw-r---wx", "-w-rw-rw-")) {
+            val perms = PosixFilePermissions.fromString(bad)
+            shouldThrow<IllegalArgumentException> { WalOptions(dir, filePermissions = perms) }
+            shouldThrow<IllegalArgumentException> { WalOptions.builder(dir).filePermissions(perms).build() }
+        }
+        for ((file, directory) in listOf(
+            "rw-------" to "rwx------", "rw-r-----" to "rwxr-x---", "rw-rw----" to "rwxr-x---",
+            "rw-r--r--" to "rwxr-xr-x", "rw-rw-rw-" to "rwxr-xr-x", "rw----r--" to "rwx---r-x", "rw--w----" to "rwx------",
+        )) {
+            val o = WalOptions(dir, filePermissions = PosixFilePermissions.fromString(file))
+            PosixFilePermissions.toString(o.filePermissions) shouldBe file
+            PosixFilePermissions.toString(o.directoryPermissions) shouldBe directory
+        }
+        // a copy: changing the set given later changes nothing
+        val given = PosixFilePermissions.fromString("rw-r-----")
+        val o = WalOptions(dir, filePermissions = given)
+        given.add(java.nio.file.attribute.PosixFilePermission.OTHERS_READ)
+        PosixFilePermissions.toString(o.filePermissions) shouldBe "rw-r-----"
     }
 
     test("segmentSize must be in 64 KiB..1 GiB") {
@@ -86,10 +111,12 @@ class OptionsSpec : FunSpec({
 
     test("the builder builds what the constructor builds; toBuilder round-trips") {
         val viaBuilder = WalOptions.builder(dir).segmentSize(128 * kib).blockSize(16 * kib).maxRecordSize(8 * kib)
-            .maxGroupBytes(32 * kib).durability(Durability.Interval(25)).corruptionPolicy(CorruptionPolicy.TRUNCATE).build()
+            .maxGroupBytes(32 * kib).durability(Durability.Interval(25)).corruptionPolicy(CorruptionPolicy.TRUNCATE)
+            .filePermissions(PosixFilePermissions.fromString("rw-r-----")).build()
         val viaConstructor = WalOptions(
             dir, segmentSize = 128 * kib, blockSize = 16 * kib, maxRecordSize = 8 * kib, maxGroupBytes = 32 * kib,
             durability = Durability.Interval(25), corruptionPolicy = CorruptionPolicy.TRUNCATE,
+            filePermissions = PosixFilePermissions.fromString("rw-r-----"),
         )
         fields(viaBuilder) shouldBe fields(viaConstructor)
         viaBuilder.toString() shouldBe viaConstructor.toString()

@@ -257,8 +257,8 @@ internal class KwalEngine private constructor(
 
         private fun openOrThrow(options: WalOptions, io: FileIo): KwalEngine {
             val dir = options.directory
-            io.createDirectories(dir)
-            val lock = io.tryLock(dir.resolve(LOCK_FILE)) ?: throw WalLockedException(dir)
+            io.createDirectories(dir, options.directoryPermissions)
+            val lock = io.tryLock(dir.resolve(LOCK_FILE), options.filePermissions) ?: throw WalLockedException(dir)
             val threads = ConcurrentHashMap.newKeySet<Thread>()
             fun executor(name: String) = Executors.newSingleThreadExecutor { r ->
                 Thread(r, name).apply { isDaemon = true; threads.add(this) }
@@ -266,7 +266,7 @@ internal class KwalEngine private constructor(
             val writerExecutor = executor("kwal-writer")
             val syncExecutor = executor("kwal-sync")
             try {
-                val files = SegmentFiles(dir, io, writerExecutor)
+                val files = SegmentFiles(dir, io, writerExecutor, options.filePermissions)
                 val recovered = Recovery(options, io, files).run()
                 val active = recovered.segments.last()
                 val state = LogState(LogPosition(active.id, recovered.tail), recovered.table)

@@ -2,6 +2,7 @@ package dev.kwal.torture
 
 import dev.kwal.Durability
 import dev.kwal.TestLogs
+import dev.kwal.WalOptions
 import dev.kwal.engine.KwalEngine
 import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.PowerLossFileIo
@@ -25,14 +26,15 @@ class PowerCutSpec : FunSpec({
     val dir = Path.of("/disk/d")
     val executor = Executors.newSingleThreadExecutor { r -> Thread(r).apply { isDaemon = true } }
     val s = PowerLossFileIo.SECTOR
+    val perms = WalOptions.DEFAULT_FILE_PERMISSIONS // not modelled by the simulated disk
 
     fun bytes(n: Int, v: Int) = ByteArray(n) { (v + it % 7).toByte() }
 
     /** A disk holding [path] with [content], written, synced and its directory entry synced. */
     fun durableFile(path: Path, content: ByteArray): PowerLossFileIo {
         val disk = PowerLossFileIo()
-        disk.createDirectories(path.parent)
-        disk.open(path, create = true, executor).use { f ->
+        disk.createDirectories(path.parent, perms)
+        disk.open(path, create = true, executor, perms).use { f ->
             f.writeBlocking(ByteBuffer.wrap(content), 0)
             f.force()
         }
@@ -60,7 +62,7 @@ class PowerCutSpec : FunSpec({
         repeat(400) { i ->
             val disk = durableFile(a, old)
             disk.writebackChance = 0.0
-            disk.open(a, create = false, executor).use { it.writeBlocking(ByteBuffer.wrap(new), 0) }
+            disk.open(a, create = false, executor, perms).use { it.writeBlocking(ByteBuffer.wrap(new), 0) }
             disk.cut(Random(i))
             val got = disk.contentOf(a)!!
             got.size shouldBe old.size
@@ -95,7 +97,7 @@ class PowerCutSpec : FunSpec({
         var grown = 0
         repeat(200) { i ->
             val disk = durableFile(a, old)
-            disk.open(a, create = false, executor).use { it.writeBlocking(ByteBuffer.wrap(bytes(3000, 9)), 1000) }
+            disk.open(a, create = false, executor, perms).use { it.writeBlocking(ByteBuffer.wrap(bytes(3000, 9)), 1000) }
             disk.cut(Random(i))
             val got = disk.contentOf(a)!!
             got.sliceArray(0 until 1000) shouldBe old
@@ -134,7 +136,7 @@ class PowerCutSpec : FunSpec({
         var deleted = 0
         repeat(200) { i ->
             val disk = durableFile(a, bytes(100, 1))
-            disk.open(b, create = true, executor).use { it.writeBlocking(ByteBuffer.wrap(bytes(100, 2)), 0); it.force() }
+            disk.open(b, create = true, executor, perms).use { it.writeBlocking(ByteBuffer.wrap(bytes(100, 2)), 0); it.force() }
             disk.delete(a)
             disk.list(dir) shouldBe listOf(b)
             disk.cut(Random(i))
@@ -148,12 +150,12 @@ class PowerCutSpec : FunSpec({
         val a = dir.resolve("a")
         val disk = durableFile(a, bytes(600, 1))
         val session = disk.session()
-        val f = session.open(a, create = false, executor)
+        val f = session.open(a, create = false, executor, perms)
         disk.cut(Random(1))
         shouldThrow<IOException> { f.writeBlocking(ByteBuffer.wrap(bytes(600, 5)), 0) }
         shouldThrow<IOException> { f.force() }
         shouldThrow<IOException> { session.delete(a) }
-        shouldThrow<IOException> { session.open(dir.resolve("new"), create = true, executor) }
+        shouldThrow<IOException> { session.open(dir.resolve("new"), create = true, executor, perms) }
         disk.contentOf(a) shouldBe bytes(600, 1)
         disk.list(dir) shouldBe listOf(a)
     }
@@ -161,7 +163,7 @@ class PowerCutSpec : FunSpec({
     test("an armed cut fires inside the nth seam call, which fails") {
         val a = dir.resolve("a")
         val disk = durableFile(a, bytes(600, 1))
-        val f = disk.session().open(a, create = false, executor)
+        val f = disk.session().open(a, create = false, executor, perms)
         disk.armCut(3, Random(0))
         f.writeBlocking(ByteBuffer.wrap(bytes(10, 5)), 0)
         f.writeBlocking(ByteBuffer.wrap(bytes(10, 5)), 10)
@@ -189,7 +191,7 @@ class PowerCutSpec : FunSpec({
                 } finally { wal.close() }
             }
             val segments = disk.list(logDir).map { it.fileName.toString() }.filter { it.startsWith("seg-") }.sorted()
-            val victim = disk.session().open(logDir.resolve(segments[1]), create = false, executor)
+            val victim = disk.session().open(logDir.resolve(segments[1]), create = false, executor, perms)
             victim.writeBlocking(ByteBuffer.wrap(ByteArray(8) { -1 }), SegmentHeader.SIZE + 4L + 2000)
             victim.force()
             disk.armCut(n, Random(k))

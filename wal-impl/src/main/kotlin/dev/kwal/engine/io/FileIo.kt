@@ -3,6 +3,7 @@ package dev.kwal.engine.io
 import java.io.Closeable
 import java.nio.ByteBuffer
 import java.nio.file.Path
+import java.nio.file.attribute.PosixFilePermission
 import java.util.concurrent.ExecutorService
 
 /**
@@ -11,18 +12,22 @@ import java.util.concurrent.ExecutorService
  *
  * Implementations throw [java.io.IOException] for I/O failures. They must be safe to call from several
  * threads at once on different files.
+ *
+ * What a call creates gets the `permissions` it is given (from [dev.kwal.WalOptions]), on file systems with POSIX
+ * permissions, less the process's umask; what exists already is left as it is.
  */
 internal interface FileIo {
-    fun createDirectories(dir: Path)
+    /** Creates [dir] and any missing parents, each with [permissions]. Nothing if [dir] is a directory already. */
+    fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>)
 
     /** The regular files directly in [dir]. */
     fun list(dir: Path): List<Path>
 
     /**
-     * Opens [path] for reading and writing, creating it if [create]. Suspending writes run on
+     * Opens [path] for reading and writing, creating it if [create] (with [permissions]). Suspending writes run on
      * [writeExecutor] (the log's writer thread), so their completion resumes the writer without a hop.
      */
-    fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile
+    fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile
 
     /** Renames [from] to [to] atomically, replacing [to]. */
     fun move(from: Path, to: Path)
@@ -34,10 +39,11 @@ internal interface FileIo {
     fun syncDirectory(dir: Path)
 
     /**
-     * Takes an exclusive lock on [path] (created if missing) for as long as the returned handle is open,
-     * or returns `null` if another holder — in this process or another — has it.
+     * Takes an exclusive lock on [path] (created with [permissions] if missing) for as long as the returned handle is open,
+     * or returns `null` if another holder — in this process or another — has it. A refused attempt must leave
+     * the holder's lock intact (for other processes too); two paths to the same file are the same lock.
      */
-    fun tryLock(path: Path): Closeable?
+    fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable?
 }
 
 /** One open file. Thread-safe, except that writes to overlapping ranges must not race. */

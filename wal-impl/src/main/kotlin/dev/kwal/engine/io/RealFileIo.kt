@@ -10,6 +10,7 @@ import java.nio.channels.ClosedByInterruptException
 import java.nio.channels.CompletionHandler
 import java.nio.channels.FileChannel
 import java.nio.channels.OverlappingFileLockException
+import java.nio.file.FileAlreadyExistsException
 import java.nio.file.Files
 import java.nio.file.NoSuchFileException
 import java.nio.file.Path
@@ -18,21 +19,33 @@ import java.nio.file.StandardOpenOption
 import java.nio.file.StandardOpenOption.CREATE
 import java.nio.file.StandardOpenOption.READ
 import java.nio.file.StandardOpenOption.WRITE
+import java.nio.file.attribute.FileAttribute
+import java.nio.file.attribute.PosixFilePermission
+import java.nio.file.attribute.PosixFilePermissions
 import java.util.concurrent.ExecutorService
+import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
 /** The real file system: [AsynchronousFileChannel] for log files, [FileChannel] for mappings, the lock and directories. */
 internal object RealFileIo : FileIo {
-    override fun createDirectories(dir: Path) {
-        Files.createDirectories(dir)
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) {
+        Files.createDirectories(dir, *attributes(dir, permissions))
     }
+
+    /** [permissions] as the attribute to create [path] with: none where its file system has no POSIX permissions. */
+    private fun attributes(path: Path, permissions: Set<PosixFilePermission>): Array<FileAttribute<*>> =
+        if ("posix" in path.fileSystem.supportedFileAttributeViews()) arrayOf(PosixFilePermissions.asFileAttribute(permissions)) else emptyArray()
 
     override fun list(dir: Path): List<Path> = Files.list(dir).use { s -> s.filter { Files.isRegularFile(it) }.toList() }
 
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile {
-        val options = if (create) setOf(READ, WRITE, CREATE) else setOf(READ, WRITE)
-        return RealLogFile(path, AsynchronousFileChannel.open(path, options, writeExecutor))
+    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
+        val channel = if (create) {
+            AsynchronousFileChannel.open(path, setOf(READ, WRITE, CREATE), writeExecutor, *attributes(path, permissions))
+        } else {
+            AsynchronousFileChannel.open(path, setOf(READ, WRITE), writeExecutor)
+        }
+        return RealLogFile(path, channel)
     }
 
     override fun move(from: Path, to: Path) {
@@ -55,21 +68,56 @@ internal object RealFileIo : FileIo {
         }
     }
 
-    override fun tryLock(path: Path): Closeable? {
-        val channel = FileChannel.open(path, READ, WRITE, CREATE)
+    /**
+     * The real paths of the lock files this process holds through [tryLock]. A POSIX (`fcntl`) lock belongs to
+     * the process, not to a descriptor, and closing *any* descriptor of the file drops every lock the process
+     * has on it: so a second attempt in this process must be refused before it opens anything on the file,
+     * or its cleanup would silently unlock the directory for other processes (as Lucene's `NativeFSLockFactory`
+     * also guards). Keyed by real path, so a symlinked, relative or `..`-laden path to the same file is the same.
+     * Guarded by itself.
+     */
+    private val held = HashSet<Path>()
+
+    private fun release(real: Path) {
+        synchronized(held) { held.remove(real) }
+    }
+
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? {
+        // A real path needs an existing file: create it first. If it exists, createFile opens nothing (this process
+        // may hold a lock on it); if it creates it, it opens and closes a descriptor of a file no one has locked —
+        // and the monitor makes that close happen before anyone in this process can claim, and then lock, the file.
+        val real = synchronized(held) {
+            try {
+                Files.createFile(path, *attributes(path, permissions))
+            } catch (_: FileAlreadyExistsException) {
+            }
+            path.toRealPath().takeIf { held.add(it) }
+        } ?: return null // held in this process: open nothing, close nothing
+        val channel = try {
+            FileChannel.open(real, setOf(READ, WRITE, CREATE), *attributes(real, permissions)) // CREATE: if since deleted
+        } catch (e: Throwable) {
+            release(real)
+            throw e
+        }
         val lock = try {
             channel.tryLock()
         } catch (e: OverlappingFileLockException) {
-            null
+            null // locked through some other channel of this JVM, outside this seam
         } catch (e: Throwable) {
-            channel.close()
+            try { channel.close() } finally { release(real) }
             throw e
         }
         if (lock == null) {
-            channel.close()
+            try { channel.close() } finally { release(real) }
             return null
         }
-        return Closeable { channel.use { lock.release() } }
+        val released = AtomicBoolean(false)
+        return Closeable {
+            // Only the first close releases: a later one must not drop another holder's claim on the path.
+            if (released.compareAndSet(false, true)) {
+                try { channel.use { lock.release() } } finally { release(real) }
+            }
+        }
     }
 }
 

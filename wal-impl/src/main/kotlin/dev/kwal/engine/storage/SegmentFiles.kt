@@ -4,6 +4,7 @@ import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
 import java.nio.ByteBuffer
 import java.nio.file.Path
+import java.nio.file.attribute.PosixFilePermission
 import java.util.concurrent.ExecutorService
 
 /**
@@ -18,6 +19,8 @@ internal class SegmentFiles(
     val directory: Path,
     private val io: FileIo,
     private val writeExecutor: ExecutorService,
+    /** What the files it creates get: [dev.kwal.WalOptions.filePermissions]. */
+    private val permissions: Set<PosixFilePermission>,
 ) {
     fun pathOf(id: Int): Path = directory.resolve(nameOf(id))
 
@@ -25,7 +28,7 @@ internal class SegmentFiles(
         val tmp = directory.resolve(nameOf(id) + TMP_SUFFIX)
         io.delete(tmp)
         try {
-            val file = io.open(tmp, create = true, writeExecutor)
+            val file = io.open(tmp, create = true, writeExecutor, permissions)
             try {
                 file.writeBlocking(SegmentHeader(id, size, logId, System.currentTimeMillis()).encode(), 0)
                 // Zeros in slices, each synced: a log sync that the file system makes wait for this file's
@@ -47,10 +50,10 @@ internal class SegmentFiles(
             runCatching { io.delete(tmp) }
             throw e
         }
-        return Segment(id, size, io.open(pathOf(id), create = false, writeExecutor))
+        return Segment(id, size, io.open(pathOf(id), create = false, writeExecutor, permissions))
     }
 
-    fun open(id: Int, size: Int): Segment = Segment(id, size, io.open(pathOf(id), create = false, writeExecutor))
+    fun open(id: Int, size: Int): Segment = Segment(id, size, io.open(pathOf(id), create = false, writeExecutor, permissions))
 
     companion object {
         private const val PREFIX = "seg-"

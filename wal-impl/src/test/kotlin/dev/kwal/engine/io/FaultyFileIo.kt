@@ -4,6 +4,7 @@ import java.io.Closeable
 import java.io.IOException
 import java.nio.ByteBuffer
 import java.nio.file.Path
+import java.nio.file.attribute.PosixFilePermission
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.atomic.AtomicInteger
 import java.util.concurrent.atomic.AtomicLong
@@ -70,16 +71,16 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
         if (hit(op) != null) fail(op)
     }
 
-    override fun createDirectories(dir: Path) { check(Op.CREATE_DIRS); delegate.createDirectories(dir) }
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) { check(Op.CREATE_DIRS); delegate.createDirectories(dir, permissions) }
     override fun list(dir: Path): List<Path> { check(Op.LIST); return delegate.list(dir) }
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile {
+    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
         check(Op.OPEN)
-        return FaultyLogFile(delegate.open(path, create, writeExecutor))
+        return FaultyLogFile(delegate.open(path, create, writeExecutor, permissions))
     }
     override fun move(from: Path, to: Path) { check(Op.MOVE); delegate.move(from, to) }
     override fun delete(path: Path) { check(Op.DELETE); delegate.delete(path) }
     override fun syncDirectory(dir: Path) { check(Op.SYNC_DIR); delegate.syncDirectory(dir) }
-    override fun tryLock(path: Path): Closeable? { check(Op.LOCK); return delegate.tryLock(path) }
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? { check(Op.LOCK); return delegate.tryLock(path, permissions) }
 
     private inner class FaultyLogFile(private val file: LogFile) : LogFile {
         override val path: Path get() = file.path

@@ -6,6 +6,7 @@ import java.nio.ByteBuffer
 import java.nio.channels.ClosedChannelException
 import java.nio.file.NoSuchFileException
 import java.nio.file.Path
+import java.nio.file.attribute.PosixFilePermission
 import java.util.BitSet
 import java.util.IdentityHashMap
 import java.util.concurrent.ExecutorService
@@ -40,6 +41,8 @@ import kotlin.random.Random
  *   so every handle, lock and [session] opened before the cut becomes inert: its calls throw [IOException] and
  *   change nothing. Unsynced state is therefore frozen at the instant of the cut, whatever the dead engine does
  *   afterwards.
+ *
+ * Permissions are not modelled: the `permissions` arguments are ignored.
  *
  * Every operation holds one monitor, so a cut falls between seam calls, never inside one (a call torn across
  * sectors is modelled by the per-sector choice). [LogFile.write] completes synchronously and ignores the write
@@ -146,13 +149,14 @@ internal class PowerLossFileIo(
 
     // ---- FileIo on the current generation ----
 
-    override fun createDirectories(dir: Path) = session().createDirectories(dir)
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) = session().createDirectories(dir, permissions)
     override fun list(dir: Path): List<Path> = session().list(dir)
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile = session().open(path, create, writeExecutor)
+    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile =
+        session().open(path, create, writeExecutor, permissions)
     override fun move(from: Path, to: Path) = session().move(from, to)
     override fun delete(path: Path) = session().delete(path)
     override fun syncDirectory(dir: Path) = session().syncDirectory(dir)
-    override fun tryLock(path: Path): Closeable? = session().tryLock(path)
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? = session().tryLock(path, permissions)
 
     // ---- internals; all under the monitor ----
 
@@ -302,7 +306,7 @@ internal class PowerLossFileIo(
     }
 
     private inner class Session(private val gen: Int) : FileIo {
-        override fun createDirectories(dir: Path) = synchronized(monitor) {
+        override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) = synchronized(monitor) {
             enter(gen, "createDirectories")
             var d: Path? = dir
             while (d != null) { dirs.getOrPut(d) { Dir() }; d = d.parent }
@@ -313,7 +317,7 @@ internal class PowerLossFileIo(
             dirOf(dir).vol.keys.sorted().map { dir.resolve(it) }
         }
 
-        override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService): LogFile = synchronized(monitor) {
+        override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile = synchronized(monitor) {
             enter(gen, "open")
             val dir = dirOf(path.parent)
             val name = path.fileName.toString()
@@ -350,7 +354,7 @@ internal class PowerLossFileIo(
             d.pending.clear()
         }
 
-        override fun tryLock(path: Path): Closeable? = synchronized(monitor) {
+        override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? = synchronized(monitor) {
             enter(gen, "tryLock")
             val dir = dirOf(path.parent)
             val name = path.fileName.toString()
