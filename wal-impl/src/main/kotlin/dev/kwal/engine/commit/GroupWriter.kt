@@ -335,7 +335,11 @@ internal class GroupWriter(
 
     /** Rolls to a new segment first if a unit that may take [needed] bytes ([unitBytesBound]) might not fit in this one. */
     private fun fitUnit(needed: Long) {
-        if (filePosition(buffer.position()) + needed <= active.size) return
+        val at = filePosition(buffer.position())
+        if (at + needed <= active.size) return
+        // Never past an empty segment: recovery would read the data after it as a torn tail. Recovery leaves an empty
+        // active segment only at today's size, which fits any unit accepted, so this is a bug if it fails.
+        check(at > SegmentHeader.SIZE) { "unit of $needed bytes does not fit the empty segment ${active.id} of ${active.size} bytes" }
         val topic = runTopic!!
         endRun()
         closeRegion()

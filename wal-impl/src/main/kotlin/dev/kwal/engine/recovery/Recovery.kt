@@ -222,10 +222,20 @@ internal class Recovery(
         val segments = ArrayList<Segment>(kept)
         for (i in 0 until kept - 1) found[i].let { segments.add(Segment.recoveredSealed(it.id, it.size, it.file, it.map)) }
         val last = found[kept - 1]
-        val file = activeFile ?: reopen(last, opened)
-        val active = Segment(last.id, last.size, file)
-        if (file.size() < active.size) SegmentFiles.writeZeros(file, file.size(), active.size.toLong())
-        file.force()
+        val active = if (tail == SegmentHeader.SIZE && last.size != options.segmentSize) {
+            // The active segment is empty and of another size: segmentSize changed between opens. The writer must
+            // never roll past an empty segment — recovery reads "an empty segment, then data" as a torn tail — yet a
+            // unit checked against today's size may not fit an older, smaller one. So it is replaced, atomically,
+            // by a fresh segment of today's size (same id and log id): a crash leaves the old file or the new one,
+            // both empty.
+            activeFile?.let { opened.remove(it); it.close() }
+            files.create(last.id, options.segmentSize, logId!!).also { opened.add(it.file) }
+        } else {
+            val file = activeFile ?: reopen(last, opened)
+            if (file.size() < last.size) SegmentFiles.writeZeros(file, file.size(), last.size.toLong())
+            file.force()
+            Segment(last.id, last.size, file)
+        }
         segments.add(active)
         return RecoveredLog(logId!!, segments, spares, tail, table,
             report(started, segments.size, truncatedBytes, dropped, corruption))
