@@ -16,6 +16,7 @@ import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.withTimeout
+import java.nio.file.Files
 import java.nio.file.Path
 import kotlin.random.Random
 
@@ -30,14 +31,19 @@ class RecoveryPropertySpec : FunSpec({
     /** One append or batch, generated before it runs. */
     class Op(val topic: String, val payloads: List<ByteArray>, val batch: Boolean, val durability: Durability?)
 
+    /** [n] random bytes, a quarter of the time ending in a few zeros (a block may end in zeros, see the cut). */
+    fun bytes(rnd: Random, n: Int): ByteArray = rnd.nextBytes(n).also { b ->
+        if (n > 0 && rnd.nextInt(4) == 0) b.fill(0, maxOf(0, n - rnd.nextInt(1, 9)), n)
+    }
+
     fun randomOp(rnd: Random): Op {
         val topic = "t${rnd.nextInt(3)}"
         val durability = when (rnd.nextInt(4)) { 0 -> Durability.Sync; 1 -> Durability.None; else -> null }
         return when (rnd.nextInt(10)) {
-            in 0..4 -> Op(topic, listOf(rnd.nextBytes(rnd.nextInt(0, 300))), false, durability)
-            in 5..7 -> Op(topic, List(rnd.nextInt(1, 7)) { rnd.nextBytes(rnd.nextInt(0, 300)) }, true, durability)
+            in 0..4 -> Op(topic, listOf(bytes(rnd, rnd.nextInt(0, 300))), false, durability)
+            in 5..7 -> Op(topic, List(rnd.nextInt(1, 7)) { bytes(rnd, rnd.nextInt(0, 300)) }, true, durability)
             // bigger than a block (8 KiB): a CONTINUED run
-            else -> Op(topic, List(rnd.nextInt(9, 14)) { rnd.nextBytes(rnd.nextInt(800, 1200)) }, true, durability)
+            else -> Op(topic, List(rnd.nextInt(9, 14)) { bytes(rnd, rnd.nextInt(800, 1200)) }, true, durability)
         }
     }
 
@@ -72,6 +78,7 @@ class RecoveryPropertySpec : FunSpec({
         var truncated = 0
         var multiSegment = 0
         var continuedCut = 0
+        var zeroCut = 0
         checkAll(50, Arb.long()) { seed ->
             val rnd = Random(seed)
             val dir = TestLogs.tempDir("kwal-prop")
@@ -81,10 +88,25 @@ class RecoveryPropertySpec : FunSpec({
             val blocks = LogFiles.allBlocks(dir)
             val last = blocks.last().segment
             val lastEnd = blocks.last().end
-            val cut = rnd.nextInt(SegmentHeader.SIZE, lastEnd + 1)
+            val original = Files.readAllBytes(LogFiles.segment(dir, last))
+            // A group's last bytes may be zeros already: an empty payload ends with its frame's zero flags and
+            // reserved bytes, a random payload in zeros now and then. A quarter of the time, cut right there.
+            val zeroEnds = blocks.filter { it.segment == last && !it.continued && original[it.end - 1].toInt() == 0 }
+            val cut = if (zeroEnds.isNotEmpty() && rnd.nextInt(4) == 0) {
+                val b = zeroEnds[rnd.nextInt(zeroEnds.size)]
+                var from = b.end
+                while (original[from - 1].toInt() == 0) from--
+                rnd.nextInt(from, b.end)
+            } else {
+                rnd.nextInt(SegmentHeader.SIZE, lastEnd + 1)
+            }
             LogFiles.zero(LogFiles.segment(dir, last), cut, lastEnd)
+            // Zeroing from the cut changes nothing before the first byte there that was not zero already: a group
+            // that ends before that byte is intact, and recovery rightly keeps it, even if it ends after the cut.
+            val changed = (cut until lastEnd).firstOrNull { original[it].toInt() != 0 } ?: lastEnd
+            if (changed > cut) zeroCut++
 
-            // Groups (a CONTINUED chain and the block that ends it) survive whole if they ended before the cut.
+            // Groups (a CONTINUED chain and the block that ends it) survive whole if they ended before the change.
             val survivors = HashMap<Int, Long>()
             var firstDroppedRun = -1
             var runStart = 0
@@ -92,7 +114,7 @@ class RecoveryPropertySpec : FunSpec({
                 if (i == 0 || !blocks[i - 1].continued) runStart = i
                 if (b.continued) continue
                 val run = blocks.subList(runStart, i + 1)
-                if (b.segment < last || b.end <= cut) {
+                if (b.segment < last || b.end <= changed) {
                     run.forEach { survivors[it.topicId] = it.firstSeq + it.count }
                 } else {
                     firstDroppedRun = runStart
@@ -138,7 +160,7 @@ class RecoveryPropertySpec : FunSpec({
             }
             dir.toFile().deleteRecursively()
         }
-        println("RecoveryPropertySpec: 50 cuts, $truncated torn, $multiSegment multi-segment, $continuedCut CONTINUED runs cut after their first block")
+        println("RecoveryPropertySpec: 50 cuts, $truncated torn, $multiSegment multi-segment, $continuedCut CONTINUED runs cut after their first block, $zeroCut cut in zeros")
         // a cut lands inside a block far more often than on a boundary
         (truncated >= 10) shouldBe true
     }

@@ -18,7 +18,6 @@ import dev.kwal.engine.commit.GroupWriter
 import dev.kwal.engine.commit.LogState
 import dev.kwal.engine.commit.RequestQueue
 import dev.kwal.engine.commit.SyncRequest
-import dev.kwal.engine.commit.unitBytesBound
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
@@ -104,7 +103,7 @@ internal class KwalEngine private constructor(
         val copy = payloads.toList() // the caller may reuse its list once we return
         for (p in copy) if (p.size > options.maxRecordSize) throw RecordTooLargeException(p.size.toLong(), options.maxRecordSize.toLong())
         val request = AppendRequest(topic, known, null, copy, sync = needsSync(durability))
-        val bound = unitBytesBound(request.frameBytes, request.count, options.blockSize)
+        val bound = request.bytesBound(options.blockSize)
         if (bound > maxBatchBytes) throw RecordTooLargeException(bound, maxBatchBytes, "batch")
         val first = if (writtenInline(request)) request.inlineResult() else submit(request)
         return first until first + copy.size

@@ -140,7 +140,7 @@ internal class GroupWriter(
         try {
             if (stopped || completer.inFlight.get() != 0 || !queue.isIdle) return false
             if (known(request) == null) return false
-            if (tail + unitBytesBound(request.frameBytes, request.count, blockSize) > active.size) return false
+            if (tail + request.bytesBound(blockSize) > active.size) return false
             val group = inlineGroup
             group.clear()
             add(group, request)
@@ -304,7 +304,7 @@ internal class GroupWriter(
             beginRun(registry)
             for (t in g.newTopics) {
                 val name = t.name.encodeToByteArray()
-                fitUnit(RecordFrame.HEADER_SIZE.toLong() + name.size, 1)
+                fitUnit(unitBytesBound(1, blockSize) { name.size })
                 frame(name)
             }
             endRun()
@@ -313,7 +313,7 @@ internal class GroupWriter(
             beginRun(topic)
             var r = topic.groupHead as AppendRequest?
             while (r != null) {
-                fitUnit(r.frameBytes, r.count)
+                fitUnit(r.bytesBound(blockSize))
                 r.firstSeq = seq
                 for (i in 0 until r.count) frame(r.payloadAt(i))
                 r = r.next
@@ -343,10 +343,13 @@ internal class GroupWriter(
         runTopic!!.reserved = seq
     }
 
-    /** Rolls to a new segment first if a unit of [count] frames, [frameBytes] in all, might not fit in this one. */
-    private fun fitUnit(frameBytes: Long, count: Int) {
-        val needed = unitBytesBound(frameBytes, count, blockSize)
-        if (filePosition(buffer.position()) + needed <= active.size) return
+    /** Rolls to a new segment first if a unit that may take [needed] bytes ([unitBytesBound]) might not fit in this one. */
+    private fun fitUnit(needed: Long) {
+        val at = filePosition(buffer.position())
+        if (at + needed <= active.size) return
+        // Never past an empty segment: recovery would read the data after it as a torn tail. Recovery leaves an empty
+        // active segment only at today's size, which fits any unit accepted, so this is a bug if it fails.
+        check(at > SegmentHeader.SIZE) { "unit of $needed bytes does not fit the empty segment ${active.id} of ${active.size} bytes" }
         val topic = runTopic!!
         endRun()
         closeRegion()
@@ -354,7 +357,7 @@ internal class GroupWriter(
         regionStart = buffer.position()
         regionFileOffset = SegmentHeader.SIZE
         beginRun(topic)
-        check(regionFileOffset + needed <= active.size) { "unit of $frameBytes bytes cannot fit in an empty segment" }
+        check(regionFileOffset + needed <= active.size) { "unit of $needed bytes cannot fit in an empty segment" }
     }
 
     private fun frame(payload: ByteArray) {

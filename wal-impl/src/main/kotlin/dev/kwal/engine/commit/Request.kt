@@ -74,6 +74,25 @@ internal class AppendRequest(
     }
 
     fun payloadAt(i: Int): ByteArray = payload ?: batch!![i]
+
+    /**
+     * The most bytes this request takes in a segment, block headers included, in blocks of [blockSize] (the log's,
+     * the same on every call): see [unitBytesBound]. A single append's is one block; a batch's is counted frame by
+     * frame, once: first by its caller, in [dev.kwal.engine.KwalEngine.appendBatch]'s size check, before the
+     * request is handed to the writer.
+     */
+    fun bytesBound(blockSize: Int): Long {
+        if (payload != null) return BlockHeader.SIZE.toLong() + frameBytes
+        var b = batchBound
+        if (b < 0) {
+            val list = batch!!
+            b = unitBytesBound(list.size, blockSize) { list[it].size }
+            batchBound = b
+        }
+        return b
+    }
+
+    private var batchBound = -1L
 }
 
 /** A barrier: everything written before it is synced before [cont] (if any) resumes. */
@@ -90,13 +109,30 @@ internal class SyncRequest(val cont: CancellableContinuation<Unit>?) : Request()
 }
 
 /**
- * The most bytes a unit of [count] frames totalling [frameBytes] takes in a segment, block headers
- * included, when blocks hold at most [blockSize] bytes. The writer rolls to a new segment before a unit
- * that might not fit; a batch over this bound for an empty segment is refused up front.
+ * The bytes a unit of [count] frames, with payloads of [payloadSize]`(0 until count)` bytes, takes in a segment
+ * when it starts a new block: its frames plus one header per block, the blocks cut as [GroupWriter] cuts them — a
+ * block is closed when the next frame would make it larger than [blockSize], header included.
+ *
+ * Exact for a unit that starts a block: every unit after a roll, and a batch checked against an empty segment.
+ * An upper bound for a unit that continues a block already open in its run: that layout is "next fit" too, and a
+ * block that starts at a later frame ends at the same frame or a later one; so, by induction, the k-th block the
+ * unit opens ends no earlier than the k-th block of the fresh layout, and the unit opens no more blocks (writes no
+ * more headers) than that.
+ *
+ * No shortcut from the frame total will do: blocks of one frame just over half a block hold barely half a block
+ * each, header included, so the headers outnumber any count derived from the total.
  */
-internal fun unitBytesBound(frameBytes: Long, count: Int, blockSize: Int): Long {
-    // A block is closed only when the next frame does not fit, so every closed block but one holds more than
-    // half a block — or only one frame. Hence at most min(count, 2 * frames / blockSize + 1) + 1 headers.
-    val blocks = minOf(count.toLong(), 2 * frameBytes / blockSize + 1) + 1
-    return frameBytes + blocks * BlockHeader.SIZE
+internal inline fun unitBytesBound(count: Int, blockSize: Int, payloadSize: (Int) -> Int): Long {
+    var bytes = 0L
+    var used = blockSize.toLong() // no block open: the first frame opens one
+    for (i in 0 until count) {
+        val frame = RecordFrame.HEADER_SIZE.toLong() + payloadSize(i)
+        if (used + frame > blockSize) {
+            bytes += BlockHeader.SIZE
+            used = BlockHeader.SIZE.toLong()
+        }
+        used += frame
+        bytes += frame
+    }
+    return bytes
 }

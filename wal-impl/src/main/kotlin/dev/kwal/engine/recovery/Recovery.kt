@@ -9,6 +9,7 @@ import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
 import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
+import dev.kwal.engine.io.LogFile
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.TopicTable
@@ -73,32 +74,54 @@ internal class Recovery(
             return RecoveredLog(logId, listOf(first), emptyList(), SegmentHeader.SIZE, table, report(started, 1, 0, 0, null))
         }
 
-        val opened = ArrayList<Segment>()
+        val opened = ArrayList<LogFile>()
         try {
             return scan(ids, opened, started)
         } catch (e: Throwable) {
-            opened.forEach { runCatching { it.file.close() } }
+            opened.forEach { runCatching { it.close() } }
             throw e
         }
     }
 
-    private fun scan(ids: List<Int>, opened: MutableList<Segment>, started: Long): RecoveredLog {
-        // Open and map every segment first: the scan needs them in order, the evidence check all of them.
-        val maps = ArrayList<ByteBuffer>()
-        val limits = ArrayList<Int>()
-        val headers = ArrayList<SegmentHeader.Result>()
-        for (id in ids) {
-            val file = files.open(id, options.segmentSize).file
+    /** A segment file as recovery found it: mapped, and its [file] closed again (the mapping outlives it). */
+    private class Found(
+        val id: Int, val file: LogFile, val map: ByteBuffer, val header: SegmentHeader.Result,
+        /** The size its header declares (if sound and in range), else today's. */
+        val size: Int,
+        /** How far it can be read: its size, or less if the file is shorter. */
+        val limit: Int,
+    )
+
+    /**
+     * Opens segment [id], maps it, makes it durable and closes it again. Recovery reads every segment through its
+     * mapping and holds open only the files it hands to the writer, so a log of any length opens under an ordinary
+     * limit on open files.
+     */
+    private fun probe(id: Int): Found {
+        val file = files.openFile(id)
+        try {
             val fileSize = file.size()
             val map = file.map(fileSize)
+            // Whatever survived may still be only in the page cache (a crash under Durability.None): make it durable
+            // now, so that the synced-through positions the writer records from here on are true.
+            file.force()
             val header = SegmentHeader.decode(map.duplicate())
             val declared = (header as? SegmentHeader.Result.Ok)?.header?.segmentSize
                 ?.takeIf { it in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE } ?: options.segmentSize
-            opened.add(Segment(id, declared, file))
-            maps.add(map)
-            headers.add(header)
-            limits.add(minOf(fileSize, declared.toLong()).toInt())
+            return Found(id, file, map, header, declared, minOf(fileSize, declared.toLong()).toInt())
+        } finally {
+            file.close()
         }
+    }
+
+    /** Opens [f]'s file again, for the writer (or to truncate it), and notes it in [opened]. */
+    private fun reopen(f: Found, opened: MutableList<LogFile>): LogFile = files.openFile(f.id).also { opened.add(it) }
+
+    private fun scan(ids: List<Int>, opened: MutableList<LogFile>, started: Long): RecoveredLog {
+        // Map every segment first: the scan needs them in order, the evidence check all of them.
+        val found = ids.map(::probe)
+        val maps = found.map { it.map }
+        val limits = found.map { it.limit }
 
         var logId: Long? = null
         var stop: Stop? = null
@@ -107,13 +130,13 @@ internal class Recovery(
         for ((index, id) in ids.withIndex()) {
             val at0 = LogPosition(index + 1, 0)
             if (id != index + 1) { stop = stopAt(at0, "segment file ${SegmentFiles.nameOf(index + 1)} is missing", true); break }
-            val header = when (val h = headers[index]) {
+            val header = when (val h = found[index].header) {
                 is SegmentHeader.Result.Bad -> { stop = stopAt(at0, h.reason, true); break }
                 is SegmentHeader.Result.Ok -> h.header
             }
             if (header.segmentId != id) { stop = stopAt(at0, "header names segment ${header.segmentId}", true); break }
             if (logId != null && header.logId != logId) { stop = stopAt(at0, "segment belongs to another log", true); break }
-            if (header.segmentSize != opened[index].size) { stop = stopAt(at0, "segment size ${header.segmentSize} out of range", true); break }
+            if (header.segmentSize != found[index].size) { stop = stopAt(at0, "segment size ${header.segmentSize} out of range", true); break }
             logId = header.logId
             if (firstEmpty >= 0 && !BlockHeader.isZero(maps[index], SegmentHeader.SIZE)) {
                 stop = stopAt(LogPosition(ids[firstEmpty], SegmentHeader.SIZE), "segment ${ids[firstEmpty]} is empty but a later one has data", false)
@@ -130,19 +153,20 @@ internal class Recovery(
         var truncatedBytes = 0L
         var dropped = 0L
         var corruption: String? = null
-        val segments: List<Segment>
+        val kept: Int // segments kept with data (or the one empty segment of a log without any): the last is the active one
+        var activeFile: LogFile? = null
         val spares: List<Segment>
         val tail: Int
         if (stop == null) {
             val lastData = dataEnds.indexOfLast { it > SegmentHeader.SIZE }.coerceAtLeast(0)
-            segments = opened.subList(0, lastData + 1).toList()
+            kept = lastData + 1
             // Empty segments after the active one are reused as spares, but only at today's segment size: a batch
             // is checked against that size, and must fit the segment it rolls into.
-            val trailing = opened.subList(lastData + 1, opened.size).toList()
+            val trailing = found.subList(lastData + 1, found.size)
             val keep = trailing.takeWhile { it.size == options.segmentSize }
-            for (s in trailing.drop(keep.size)) { s.file.close(); io.delete(s.file.path) }
+            for (f in trailing.drop(keep.size)) io.delete(f.file.path)
             if (keep.size < trailing.size) io.syncDirectory(files.directory)
-            spares = keep
+            spares = keep.map { Segment(it.id, it.size, reopen(it, opened)) }
             tail = dataEnds[lastData]
         } else {
             val p = stop.position
@@ -167,25 +191,23 @@ internal class Recovery(
             // next — so a cut at any moment leaves an unbroken run of segments, never a gap that would read as
             // corruption — then zero the stop segment from P (if it is sound, else delete it too).
             val keepStopSegment = p.offset >= SegmentHeader.SIZE
-            for (i in opened.size - 1 downTo p.segmentId - 1) {
-                val s = opened[i]
-                val map = maps.getOrNull(i)
+            for (i in found.size - 1 downTo p.segmentId - 1) {
+                val f = found[i]
                 if (i == p.segmentId - 1 && keepStopSegment) {
-                    val last = BlockHeader.lastNonZero(map!!, p.offset, limits[i])
+                    val last = BlockHeader.lastNonZero(f.map, p.offset, f.limit)
                     if (last >= 0) {
                         truncatedBytes += last + 1 - p.offset
-                        SegmentFiles.writeZeros(s.file, p.offset.toLong(), (last + 1).toLong())
-                        s.file.force()
+                        val file = reopen(f, opened).also { activeFile = it }
+                        SegmentFiles.writeZeros(file, p.offset.toLong(), (last + 1).toLong())
+                        file.force()
                     }
                 } else {
-                    truncatedBytes += if (map != null) maxOf(0, BlockHeader.lastNonZero(map, SegmentHeader.SIZE, limits[i]) + 1 - SegmentHeader.SIZE).toLong()
-                    else s.file.size()
-                    s.file.close()
-                    io.delete(s.file.path)
+                    truncatedBytes += maxOf(0, BlockHeader.lastNonZero(f.map, SegmentHeader.SIZE, f.limit) + 1 - SegmentHeader.SIZE).toLong()
+                    io.delete(f.file.path)
                     io.syncDirectory(files.directory)
                 }
             }
-            val kept = if (keepStopSegment) p.segmentId else p.segmentId - 1
+            kept = if (keepStopSegment) p.segmentId else p.segmentId - 1
             spares = emptyList()
             if (kept == 0) {
                 val id = logId ?: SecureRandom().nextLong()
@@ -193,17 +215,28 @@ internal class Recovery(
                 return RecoveredLog(id, listOf(fresh), spares, SegmentHeader.SIZE, table,
                     report(started, 1, truncatedBytes, dropped, corruption))
             }
-            segments = opened.subList(0, kept).toList()
             tail = if (keepStopSegment) p.offset else dataEnds[kept - 1]
         }
 
-        // Every sealed segment can be replayed through the mapping recovery already made.
-        for ((i, s) in segments.withIndex()) if (i < segments.size - 1) { s.sealed = true; s.adoptMapping(maps[i]) }
-        val active = segments.last()
-        if (active.file.size() < active.size) SegmentFiles.writeZeros(active.file, active.file.size(), active.size.toLong())
-        // Whatever survived may still be only in the page cache (a crash under Durability.None): make it durable
-        // now, so that the synced-through positions the writer records from here on are true.
-        for (s in segments) s.file.force()
+        // Sealed segments are read through the mappings recovery made; their files stay closed (see [probe]).
+        val segments = ArrayList<Segment>(kept)
+        for (i in 0 until kept - 1) found[i].let { segments.add(Segment.recoveredSealed(it.id, it.size, it.file, it.map)) }
+        val last = found[kept - 1]
+        val active = if (tail == SegmentHeader.SIZE && last.size != options.segmentSize) {
+            // The active segment is empty and of another size: segmentSize changed between opens. The writer must
+            // never roll past an empty segment — recovery reads "an empty segment, then data" as a torn tail — yet a
+            // unit checked against today's size may not fit an older, smaller one. So it is replaced, atomically,
+            // by a fresh segment of today's size (same id and log id): a crash leaves the old file or the new one,
+            // both empty.
+            activeFile?.let { opened.remove(it); it.close() }
+            files.create(last.id, options.segmentSize, logId!!).also { opened.add(it.file) }
+        } else {
+            val file = activeFile ?: reopen(last, opened)
+            if (file.size() < last.size) SegmentFiles.writeZeros(file, file.size(), last.size.toLong())
+            file.force()
+            Segment(last.id, last.size, file)
+        }
+        segments.add(active)
         return RecoveredLog(logId!!, segments, spares, tail, table,
             report(started, segments.size, truncatedBytes, dropped, corruption))
     }

@@ -4,10 +4,10 @@ import dev.kwal.engine.io.LogFile
 import java.nio.ByteBuffer
 
 /**
- * One open segment file. Only the writer (or an inline caller holding the writer's lock) writes it, and only
+ * One segment file. Only the writer (or an inline caller holding the writer's lock) writes it, and only
  * while it is the active segment; once [sealed], its bytes never change. Readers read it through [mapping], which
  * shows acknowledged bytes however they were written. The file stays open until the segment is sealed and
- * durable ([release]).
+ * durable ([release]); a segment that recovery found sealed never holds it open ([recoveredSealed]).
  */
 internal class Segment(val id: Int, val size: Int, val file: LogFile) {
     /** Set when the writer has moved on to the next segment: its bytes never change again. */
@@ -51,4 +51,18 @@ internal class Segment(val id: Int, val size: Int, val file: LogFile) {
     }
 
     override fun toString(): String = "segment $id (${file.path.fileName})"
+
+    companion object {
+        /**
+         * A segment recovery found sealed, and durable (it synced it): read through [mapping], which recovery made
+         * while the file was open. It comes [released]: [closedFile] is already closed and only names the file
+         * (`file.path`, for errors); nothing may read or write through it.
+         */
+        fun recoveredSealed(id: Int, size: Int, closedFile: LogFile, mapping: ByteBuffer): Segment =
+            Segment(id, size, closedFile).apply {
+                sealed = true
+                mapped = mapping
+                released = true
+            }
+    }
 }

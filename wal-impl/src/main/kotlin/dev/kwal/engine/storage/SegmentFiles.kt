@@ -2,6 +2,7 @@ package dev.kwal.engine.storage
 
 import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
+import dev.kwal.engine.io.LogFile
 import java.nio.ByteBuffer
 import java.nio.file.Path
 import java.nio.file.attribute.PosixFilePermission
@@ -53,7 +54,10 @@ internal class SegmentFiles(
         return Segment(id, size, io.open(pathOf(id), create = false, writeExecutor, permissions))
     }
 
-    fun open(id: Int, size: Int): Segment = Segment(id, size, io.open(pathOf(id), create = false, writeExecutor, permissions))
+    fun open(id: Int, size: Int): Segment = Segment(id, size, openFile(id))
+
+    /** Opens the file of segment [id], which must exist. */
+    fun openFile(id: Int): LogFile = io.open(pathOf(id), create = false, writeExecutor, permissions)
 
     companion object {
         private const val PREFIX = "seg-"
@@ -73,7 +77,7 @@ internal class SegmentFiles(
         fun isTemporary(fileName: String): Boolean = fileName.startsWith(PREFIX) && fileName.endsWith(SUFFIX + TMP_SUFFIX)
 
         /** Overwrites [from, until) of [file] with zeros, blocking. */
-        fun writeZeros(file: dev.kwal.engine.io.LogFile, from: Long, until: Long) {
+        fun writeZeros(file: LogFile, from: Long, until: Long) {
             var at = from
             while (at < until) {
                 val n = minOf(ZERO_CHUNK.toLong(), until - at).toInt()

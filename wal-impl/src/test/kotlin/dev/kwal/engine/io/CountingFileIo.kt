@@ -1,0 +1,50 @@
+package dev.kwal.engine.io
+
+import java.io.Closeable
+import java.nio.file.Path
+import java.nio.file.attribute.PosixFilePermission
+import java.util.concurrent.ExecutorService
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicInteger
+
+/**
+ * A [FileIo] over the real one that counts the [LogFile]s currently open ([open]) and the most that were open at
+ * once ([maxOpen]). Thread-safe.
+ */
+internal class CountingFileIo(private val delegate: FileIo = RealFileIo) : FileIo {
+    private val openFiles = AtomicInteger()
+    private val max = AtomicInteger()
+
+    /** Log files open now. */
+    val open: Int get() = openFiles.get()
+
+    /** The most log files open at once since this was made or [resetMax] was called. */
+    val maxOpen: Int get() = max.get()
+
+    fun resetMax() = max.set(openFiles.get())
+
+    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
+        val file = delegate.open(path, create, writeExecutor, permissions)
+        max.accumulateAndGet(openFiles.incrementAndGet(), ::maxOf)
+        return Counted(file)
+    }
+
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) = delegate.createDirectories(dir, permissions)
+    override fun list(dir: Path): List<Path> = delegate.list(dir)
+    override fun move(from: Path, to: Path) = delegate.move(from, to)
+    override fun delete(path: Path) = delegate.delete(path)
+    override fun syncDirectory(dir: Path) = delegate.syncDirectory(dir)
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? = delegate.tryLock(path, permissions)
+
+    private inner class Counted(private val file: LogFile) : LogFile by file {
+        private val closed = AtomicBoolean()
+
+        override fun close() {
+            try {
+                file.close()
+            } finally {
+                if (closed.compareAndSet(false, true)) openFiles.decrementAndGet()
+            }
+        }
+    }
+}
