@@ -11,7 +11,6 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.cancelAndJoin
-import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
@@ -59,8 +58,11 @@ class OverloadSpec : FunSpec({
         val options = TestLogs.small(newDir()).toBuilder().maxQueuedBytes(1).build()
         Kwal.open(options).use { wal ->
             withContext(Dispatchers.Default) {
-                val filler = (0 until 200).map { i -> async { wal.append("f", TestLogs.payload("f", i.toLong(), 1000)) } }
-                delay(20) // most of the filler is parked by now: one request fits in the queue at a time
+                // Each filler is offered before the next line runs; one request fits in the queue at a time, so all but
+                // the first few are parked, and so is the append below, behind them.
+                val filler = (0 until 200).map { i ->
+                    async(start = CoroutineStart.UNDISPATCHED) { wal.append("f", TestLogs.payload("f", i.toLong(), 1000)) }
+                }
                 val cancelled = launch(start = CoroutineStart.UNDISPATCHED) { wal.append("c", byteArrayOf(1)) }
                 cancelled.cancelAndJoin()
                 filler.awaitAll()

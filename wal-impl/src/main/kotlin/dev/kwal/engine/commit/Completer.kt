@@ -55,7 +55,9 @@ internal class Completer(
                 while (sealing.isNotEmpty()) sealing.first().join().also { sealing.removeFirst() }
                 for (s in dirty) s.file.force()
                 dirty.clear()
-                state.durableFrontier = groups.last().end
+                // A barrier that wrote nothing (close's last group) has no end of its own: the frontier never moves back.
+                val end = groups.last().end
+                if (end > state.durableFrontier) state.durableFrontier = end
             } catch (e: Throwable) {
                 val cause = (e as? java.util.concurrent.CompletionException)?.cause ?: e
                 log.error("fsync failed; the log stops accepting appends", cause)
