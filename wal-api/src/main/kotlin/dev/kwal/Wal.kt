@@ -21,9 +21,18 @@ import java.nio.file.Path
  * topic become visible in sequence order: a reader never sees sequence *n + 1* without *n*.
  *
  * ### Thread-safety
- * Every method is safe to call from any thread or coroutine concurrently. Appends to one topic from one
- * coroutine are ordered; concurrent appends to one topic are ordered in some order the log chooses, and
+ * Every method is safe to call from any thread or coroutine concurrently. Calls that one caller (a thread or a
+ * coroutine) makes one after another keep their order, whether or not it waited for the earlier ones (a coroutine
+ * that starts appends undispatched, a Java thread using [AsyncWal]): a later append to a topic gets a later
+ * sequence. Concurrent appends to one topic from different callers are ordered in some order the log chooses, and
  * each caller receives its own sequence number.
+ *
+ * A caller's thread is never made to run the log's work beyond its own call, and a caller's interrupt affects only
+ * its own call: the log's files are shared, and no interrupt closes them.
+ *
+ * ### Memory
+ * Appends waiting for the log's writer hold at most [WalOptions.maxQueuedBytes]; callers beyond that bound stay
+ * suspended, in order, until there is room. No thread is blocked by the wait.
  *
  * ### Cancellation
  * Cancelling a coroutine suspended in [append] or [appendBatch] resumes it with a
@@ -86,10 +95,11 @@ public interface Wal : AutoCloseable {
      * topic, or [from] past the end, gives an empty flow. It is safe to collect concurrently with appends and
      * with other collectors.
      *
-     * **Context.** The flow reads in the collector's context, with no hop to another thread: sealed segments
-     * through a memory map (page faults), the active one with positional reads. Both are fast when the data is
-     * in the page cache; for a large replay from a cold disk, collect in `Dispatchers.IO` or apply
-     * `flowOn(Dispatchers.IO)`.
+     * **Context.** The flow reads in the collector's context, with no hop to another thread, through a read-only
+     * memory map of each segment (page faults), the active one included: it never reads past what was
+     * acknowledged. That is fast when the data is in the page cache; for a large replay from a cold disk, collect
+     * in `Dispatchers.IO` or apply `flowOn(Dispatchers.IO)`. An interrupt of the collecting thread does not disturb
+     * the read (nor anything else the log shares).
      *
      * @throws InvalidTopicException (when collected) if [topic] is not a valid name.
      * @throws WalClosedException (when collected) if the log is closed before collection starts. A collection
@@ -98,9 +108,11 @@ public interface Wal : AutoCloseable {
     public fun replay(topic: String, from: Long = 0): Flow<Record>
 
     /**
-     * Like [replay], but never completes: after the last acknowledged record it waits for new ones and
+     * Like [replay], but never completes on its own: after the last acknowledged record it waits for new ones and
      * emits them as they are acknowledged. Cancel the collector to stop. When the log closes, the flow
-     * completes normally after the last record that was acknowledged.
+     * completes normally after the last record that was acknowledged. When the log stops after a failure, the
+     * flow ends with the [WalFailedException] every other call gets, after the records acknowledged before it.
+     * A follower waiting on one topic is woken only by that topic's acknowledgements.
      */
     public fun follow(topic: String, from: Long = 0): Flow<Record>
 
