@@ -14,6 +14,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeout
@@ -173,6 +174,24 @@ class PlatformEdgesSpec : FunSpec({
     }
 
     // ---- follow and failures ----
+
+    test("an acknowledgement wakes only the followers of its own topic") {
+        KwalEngine.open(TestLogs.small(newDir()), FaultyFileIo()).use { wal ->
+            wal.append("x", byteArrayOf(0))
+            val table = KwalEngine::class.java.getDeclaredField("table").apply { isAccessible = true }.get(wal)
+                as dev.kwal.engine.storage.TopicTable
+            withContext(Dispatchers.Default) {
+                val follower = async { wal.follow("x").take(2).toList() }
+                val x = table["x"]!!
+                while ((x.signal() as kotlinx.coroutines.flow.MutableStateFlow<Long>).subscriptionCount.value == 0) delay(5) // the follower waits on x now
+                val before = x.signal().value
+                repeat(100) { wal.append("y", byteArrayOf(it.toByte())) }
+                withClue("appends to another topic woke x's follower") { x.signal().value shouldBe before }
+                wal.append("x", byteArrayOf(1))
+                withTimeout(10_000) { follower.await().size shouldBe 2 }
+            }
+        }
+    }
 
     test("follow ends with the failure when the log fails, not normally") {
         val io = FaultyFileIo()
