@@ -50,6 +50,12 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
         spaceLeft.set(Long.MAX_VALUE)
     }
 
+    /** Whether every fault armed so far has fired (its call came), as of now. */
+    fun allFired(): Boolean = rules.all { it.seen.get() >= it.nth }
+
+    /** How many calls of each kind were made so far: take two and subtract to count a window. */
+    fun counts(): Map<Op, Int> = Op.values().associateWith { count(it) }
+
     private fun arm(rule: Rule) {
         synchronized(this) { rules = rules + rule }
     }
