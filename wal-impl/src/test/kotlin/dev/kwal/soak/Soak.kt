@@ -137,7 +137,15 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         val models = names.map { TopicModel(it) }
     }
 
-    private inner class Window(val id: Int, val epoch: Epoch, val wal: Wal) {
+    private inner class Window(val id: Int, val epoch: Epoch, wal: Wal) {
+        /**
+         * The open log; dropped (null) once the window is closed and nothing uses it any more, so that a full
+         * collection can show whether the closed log still holds anything.
+         */
+        @Volatile private var log: Wal? = wal
+        val wal: Wal get() = checkNotNull(log) { "window $id: its log was dropped while still in use" }
+        fun drop(): Wal? = log.also { log = null }
+
         val openedAt = runNow()
         val segmentsAtOpen = ProcSelf.logSize(epoch.dir).first
         @Volatile var closing = false
@@ -194,7 +202,7 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         } catch (e: Throwable) {
             fail("the soak stopped: $e\n${e.stackTraceToString().lines().take(12).joinToString("\n")}")
         } finally {
-            if (::window.isInitialized) runCatching { window.wal.close() }
+            if (::window.isInitialized) runCatching { window.drop()?.close() }
             samplerThread.shutdownNow()
             deleteTree(root)
         }
@@ -481,12 +489,36 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         val closedAt = runNow()
         val segments = ProcSelf.logSize(old.epoch.dir).first
         windows += WindowStat(old.id, old.epoch.id, old.openedAt, closedAt, segments - old.segmentsAtOpen)
+        val released = checkReleased(old)
         val t1 = System.nanoTime()
         val wal = open(old.epoch.dir)
         val openMs = (System.nanoTime() - t1) / 1e6
         verifyReopened(old, wal)
-        return "SOAK reopen: window ${old.id} closed in %.0f ms, reopened in %.0f ms (${wal.recovery.records} records, ${wal.recovery.segments} segments)"
-            .format(Locale.ROOT, closeMs, openMs) to wal
+        return "SOAK reopen: window ${old.id} closed in %.0f ms; %s; reopened in %.0f ms (${wal.recovery.records} records, ${wal.recovery.segments} segments)"
+            .format(Locale.ROOT, closeMs, released, openMs) to wal
+    }
+
+    /**
+     * A closed log holds nothing: no descriptor of its directory at once, and, once nothing references it and a
+     * full collection has run (mappings are unmapped by the collector's cleaners), no mapping either.
+     */
+    private suspend fun checkReleased(old: Window): String {
+        old.drop()
+        val dir = old.epoch.dir
+        val fdsNow = ProcSelf.fds(dir).second
+        if (fdsNow > 0) fail("window ${old.id}: $fdsNow descriptors of the log directory still open after close()")
+        val mapsNow = ProcSelf.maps(dir).second
+        forcedGc.incrementAndGet()
+        val (heapMb, _) = try { ProcSelf.heapAfterGcMb() } finally { forcedGc.incrementAndGet() }
+        var maps = ProcSelf.maps(dir).second
+        val deadline = System.nanoTime() + 5_000_000_000L
+        while (maps > 0 && System.nanoTime() < deadline) {
+            delay(50)
+            maps = ProcSelf.maps(dir).second
+        }
+        if (maps > 0) fail("window ${old.id}: $maps mappings of the log directory left 5 s after close() and a full GC")
+        return "after close: log fds $fdsNow, log maps $mapsNow, after a full GC $maps (heap %.0f MB with no log open)"
+            .format(Locale.ROOT, heapMb)
     }
 
     /** After a clean close: nothing acknowledged is missing, nothing unacknowledged appeared, followers saw it all. */
