@@ -432,8 +432,8 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
                 heapSamples += HeapSample(runNow(), w.id, used, gcMs)
                 nextGc += cfg.gcEveryMillis
             }
-            val (fds, logFds) = ProcSelf.fds(root)
-            val (maps, logMaps) = ProcSelf.maps(root)
+            val (fds, logFds) = ProcSelf.fds(w.epoch.dir)
+            val (maps, logMaps) = ProcSelf.maps(w.epoch.dir)
             val (segments, bytes) = ProcSelf.logSize(w.epoch.dir)
             val t = runNow()
             val a = acked.get()
@@ -453,27 +453,31 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
     /** Closes the current window's log under load, checks it on reopening, and opens the next window. */
     private suspend fun cycle(reset: Boolean) {
         val old = window
-        val (log, wal) = closeAndReopen(old)
-        var epoch = old.epoch
-        var next = wal
+        var next = closeAndReopen(old)
         if (reset) {
-            close(wal)
+            // The reopened log was just verified: close it, check it lets go of everything, and start afresh.
+            val epoch = next.epoch
+            close(next.wal)
             val (segments, bytes) = ProcSelf.logSize(epoch.dir)
+            val released = checkReleased(next, "the verified log of epoch ${epoch.id}")
             deleteTree(epoch.dir)
-            epoch = Epoch(epoch.id + 1, root.resolve("log-${epoch.id + 1}"), topicNames)
-            next = open(epoch.dir)
+            val fresh = Epoch(epoch.id + 1, root.resolve("log-${epoch.id + 1}"), topicNames)
+            next = Window(next.id, fresh, open(fresh.dir))
             resets++
             overDiskLimit.set(false)
             say("SOAK reset: the log reached ${bytes shr 20} MiB ($segments segments) > ${cfg.diskLimitBytes shr 20} MiB; " +
-                "verified, deleted, and started a fresh log (epoch ${epoch.id}) with a fresh model")
+                "verified, closed ($released), deleted, and started a fresh log (epoch ${fresh.id}) with a fresh model")
         }
-        val w = Window(old.id + 1, epoch, next)
-        window = w
-        old.next.complete(w)
-        if (log.isNotEmpty()) out(log)
+        window = next
+        old.next.complete(next)
     }
 
-    private suspend fun closeAndReopen(old: Window): Pair<String, Wal> {
+    /**
+     * Closes [old]'s log while appenders, followers and replays are still at it, waits until every one of them has
+     * its answer, checks the closed log released everything, reopens it and checks it ([verifyReopened]). Returns
+     * the next window, on the reopened log; the reopened log is referenced only from it.
+     */
+    private suspend fun closeAndReopen(old: Window): Window {
         old.closing = true
         val t0 = System.nanoTime()
         close(old.wal) // appenders, followers and replays still running: close must answer all of them
@@ -489,24 +493,26 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         val closedAt = runNow()
         val segments = ProcSelf.logSize(old.epoch.dir).first
         windows += WindowStat(old.id, old.epoch.id, old.openedAt, closedAt, segments - old.segmentsAtOpen)
-        val released = checkReleased(old)
+        val released = checkReleased(old, "window ${old.id}")
         val t1 = System.nanoTime()
-        val wal = open(old.epoch.dir)
+        val next = Window(old.id + 1, old.epoch, open(old.epoch.dir))
         val openMs = (System.nanoTime() - t1) / 1e6
-        verifyReopened(old, wal)
-        return "SOAK reopen: window ${old.id} closed in %.0f ms; %s; reopened in %.0f ms (${wal.recovery.records} records, ${wal.recovery.segments} segments)"
-            .format(Locale.ROOT, closeMs, released, openMs) to wal
+        verifyReopened(old, next.wal)
+        val recovery = next.wal.recovery
+        out("SOAK reopen: window ${old.id} closed in %.0f ms; %s; reopened in %.0f ms (${recovery.records} records, ${recovery.segments} segments)"
+            .format(Locale.ROOT, closeMs, released, openMs))
+        return next
     }
 
     /**
      * A closed log holds nothing: no descriptor of its directory at once, and, once nothing references it and a
      * full collection has run (mappings are unmapped by the collector's cleaners), no mapping either.
      */
-    private suspend fun checkReleased(old: Window): String {
-        old.drop()
-        val dir = old.epoch.dir
+    private suspend fun checkReleased(closed: Window, what: String): String {
+        closed.drop()
+        val dir = closed.epoch.dir
         val fdsNow = ProcSelf.fds(dir).second
-        if (fdsNow > 0) fail("window ${old.id}: $fdsNow descriptors of the log directory still open after close()")
+        if (fdsNow > 0) fail("$what: $fdsNow descriptors of the log directory still open after close()")
         val mapsNow = ProcSelf.maps(dir).second
         forcedGc.incrementAndGet()
         val (heapMb, _) = try { ProcSelf.heapAfterGcMb() } finally { forcedGc.incrementAndGet() }
@@ -516,7 +522,7 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             delay(50)
             maps = ProcSelf.maps(dir).second
         }
-        if (maps > 0) fail("window ${old.id}: $maps mappings of the log directory left 5 s after close() and a full GC")
+        if (maps > 0) fail("$what: $maps mappings of the log directory left 5 s after close() and a full GC")
         return "after close: log fds $fdsNow, log maps $mapsNow, after a full GC $maps (heap %.0f MB with no log open)"
             .format(Locale.ROOT, heapMb)
     }
@@ -582,14 +588,17 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
 
     private suspend fun finish() {
         val last = window
-        val (log, wal) = closeAndReopen(last)
-        try {
-            verifyAll(last.epoch, wal)
-        } finally {
-            close(wal)
-        }
+        val final = closeAndReopen(last)
+        final.closing = true // nothing but the final check uses it
+        window = final
         last.next.complete(null)
-        out(log)
+        final.next.complete(null)
+        try {
+            verifyAll(last.epoch, final.wal)
+        } finally {
+            close(final.wal)
+        }
+        out("SOAK final check: every acknowledged record read back; " + checkReleased(final, "the final log"))
     }
 
     private fun result(measured: Double, target: Double): SoakResult {

@@ -24,7 +24,7 @@ object ProcSelf {
     /** Memory mappings (lines of `/proc/self/maps`): all of them, and those of files under [under]. */
     fun maps(under: Path): Pair<Int, Int> {
         if (!available) return -1 to -1
-        val prefix = under.toString()
+        val prefix = under.toString() + File.separator
         var total = 0
         var mine = 0
         runCatching {
