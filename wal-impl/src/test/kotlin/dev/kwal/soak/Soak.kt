@@ -147,6 +147,11 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         fun drop(): Wal? = log.also { log = null }
 
         val openedAt = runNow()
+        /**
+         * One window in four (not in the slice) appends only under Durability.None: a log whose callers never ask for
+         * a sync. The slice keeps to the mix: its few seconds are too short to tell growth from noise there.
+         */
+        val noneOnly = !cfg.slice && id % 4 == 1
         val segmentsAtOpen = ProcSelf.logSize(epoch.dir).first
         @Volatile var closing = false
         /** The window after this one, or null when the run is over. */
@@ -156,7 +161,7 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         val followerEnds = LongArray(cfg.followers) { -1 }
     }
 
-    data class WindowStat(val id: Int, val epoch: Int, val openedAt: Long, val closedAt: Long, val segmentsRolled: Int)
+    data class WindowStat(val id: Int, val epoch: Int, val openedAt: Long, val closedAt: Long, val segmentsRolled: Int, val noneOnly: Boolean)
 
     @Volatile private lateinit var window: Window
     private val inFlight = AtomicInteger()
@@ -287,10 +292,10 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
                 val t = random.nextInt(cfg.topics)
                 val topic = topicNames[t]
                 val roll = random.nextInt(100)
-                // 55% single Sync, 20% Sync batch of 2-16, 15% single None, 10% None batch of 2-8
+                // 55% single Sync, 20% Sync batch of 2-16, 15% single None, 10% None batch of 2-8; all None in a noneOnly window
                 val batch = roll in 55 until 75 || roll >= 90
-                val durability = if (roll >= 75) Durability.None else Durability.Sync
-                val size = if (!batch) 1 else if (durability == Durability.Sync) 2 + random.nextInt(15) else 2 + random.nextInt(7)
+                val durability = if (roll >= 75 || w.noneOnly) Durability.None else Durability.Sync
+                val size = if (!batch) 1 else if (roll < 75) 2 + random.nextInt(15) else 2 + random.nextInt(7)
                 pacer.acquire(size)
                 val payloads = List(size) { i ->
                     val writer = if (batch) CrashPayloads.batchWriter(id, i, size) else id
@@ -492,7 +497,7 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         }
         val closedAt = runNow()
         val segments = ProcSelf.logSize(old.epoch.dir).first
-        windows += WindowStat(old.id, old.epoch.id, old.openedAt, closedAt, segments - old.segmentsAtOpen)
+        windows += WindowStat(old.id, old.epoch.id, old.openedAt, closedAt, segments - old.segmentsAtOpen, old.noneOnly)
         val released = checkReleased(old, "window ${old.id}")
         val t1 = System.nanoTime()
         val next = Window(old.id + 1, old.epoch, open(old.epoch.dir))
@@ -614,7 +619,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             "%d appends overlapped a forced GC and are left out (Sync p99 with them: %.2f ms)".format(
                 Locale.ROOT, gcOverlapped.get(), syncLatencyAll.quantile(0.99) / 1e6))
         if (heapSamples.isNotEmpty()) {
-            say("SOAK gc: %d forced collections, longest %.0f ms".format(Locale.ROOT, heapSamples.size, heapSamples.maxOf { it.gcMillis }))
+            say("SOAK gc: %d forced collections, longest %.0f ms; heap MB after each (t in s): ".format(
+                Locale.ROOT, heapSamples.size, heapSamples.maxOf { it.gcMillis }) +
+                heapSamples.joinToString(" ") { "${it.tMillis / 1000}:%.0f".format(Locale.ROOT, it.usedMb) })
         }
         samples.maxByOrNull { it.fds }?.let { say("SOAK fds_max ${it.fds} at t=${it.tMillis / 1000}s (window ${it.window}, ${if (it.open) "open" else "closing/reopening"}, log ${it.logFds}, ${it.segments} segments)") }
         samples.maxByOrNull { it.maps }?.let { say("SOAK maps_max ${it.maps} at t=${it.tMillis / 1000}s (window ${it.window}, ${if (it.open) "open" else "closing/reopening"}, log ${it.logMaps}, ${it.segments} segments)") }
@@ -678,7 +685,7 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             val a = inside.first()
             val b = inside.last()
             val rolled = b.segments - a.segments
-            val line = "SOAK window ${ws.id} (epoch ${ws.epoch}): %.0f s, %d segments rolled, fds %d->%d (log %d->%d), maps %d->%d (log %d->%d), per segment: log fds %.2f, log maps %.2f"
+            val line = "SOAK window ${ws.id} (epoch ${ws.epoch}${if (ws.noneOnly) ", None only" else ""}): %.0f s, %d segments rolled, fds %d->%d (log %d->%d), maps %d->%d (log %d->%d), per segment: log fds %.2f, log maps %.2f"
                 .format(Locale.ROOT, (ws.closedAt - ws.openedAt) / 1000.0, ws.segmentsRolled, a.fds, b.fds, a.logFds, b.logFds,
                     a.maps, b.maps, a.logMaps, b.logMaps,
                     if (rolled > 0) (b.logFds - a.logFds).toDouble() / rolled else 0.0,

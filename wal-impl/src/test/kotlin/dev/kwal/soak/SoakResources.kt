@@ -38,12 +38,27 @@ object ProcSelf {
         return total to mine
     }
 
-    /** Heap in use right after a full collection, in MiB, and how long the collection took in ms. */
+    private val heapPools: Set<String> = ManagementFactory.getMemoryPoolMXBeans()
+        .filter { it.type == java.lang.management.MemoryType.HEAP }.map { it.name }.toSet()
+
+    /**
+     * Heap in use at the end of a forced full collection, in MiB, and how long the collection took in ms. Read from
+     * the collector's own record of the collection (`GcInfo.memoryUsageAfterGc`), so what the running appenders
+     * allocate right after it does not count; `MemoryMXBean.heapMemoryUsage` if the JVM does not say.
+     */
     fun heapAfterGcMb(): Pair<Double, Double> {
+        val beans = ManagementFactory.getGarbageCollectorMXBeans()
+        val before = beans.associate { it.name to it.collectionCount }
         val t0 = System.nanoTime()
         System.gc()
         val gcMs = (System.nanoTime() - t0) / 1e6
-        return ManagementFactory.getMemoryMXBean().heapMemoryUsage.used / 1048576.0 to gcMs
+        val fallback = ManagementFactory.getMemoryMXBean().heapMemoryUsage.used
+        val full = beans.filter { it.collectionCount > (before[it.name] ?: 0) }
+            .mapNotNull { (it as? com.sun.management.GarbageCollectorMXBean)?.lastGcInfo }
+            // the collection that ran last is the forced one, or one after it: either way, live heap after a GC
+            .maxByOrNull { it.endTime }
+        val used = full?.memoryUsageAfterGc?.filterKeys { it in heapPools }?.values?.sumOf { it.used } ?: fallback
+        return used / 1048576.0 to gcMs
     }
 
     /** The segment files in [dir] and the bytes all its files take. */

@@ -14,7 +14,7 @@ import kotlin.time.Duration.Companion.minutes
  *
  * First it measures durable throughput for 3 s (256 coroutines appending 100-1000 B under `Durability.Sync` to 16
  * topics), then it runs at 80% of that rate, paced, for the configured time: single appends and batches, Sync and
- * `Durability.None`, over 16 topics on 1 MiB segments (they roll constantly); live followers on 4 topics that check
+ * `Durability.None` (every fourth window only None), over 16 topics on 1 MiB segments (they roll constantly); live followers on 4 topics that check
  * each record is the next sequence and intact; a full replay of a random topic every 5 s; and a close and reopen
  * of the log every 30-60 s, under load, after which every topic must hold every acknowledged sequence (sampled
  * records are read back and compared), nothing unacknowledged, and the followers must have seen it all. Payloads
