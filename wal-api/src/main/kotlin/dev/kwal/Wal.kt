@@ -86,14 +86,14 @@ public interface Wal : AutoCloseable {
      * topic, or [from] past the end, gives an empty flow. It is safe to collect concurrently with appends and
      * with other collectors.
      *
-     * **Context.** The flow reads in the collector's context, with no hop to another thread: sealed segments
-     * through a memory map (page faults), the active one with positional reads. Both are fast when the data is
-     * in the page cache; for a large replay from a cold disk, collect in `Dispatchers.IO` or apply
-     * `flowOn(Dispatchers.IO)`.
+     * **Context.** The flow reads in the collector's context, with no hop to another thread, through a memory map
+     * of each segment it reads (page faults): fast when the data is in the page cache; for a large replay from a
+     * cold disk, collect in `Dispatchers.IO` or apply `flowOn(Dispatchers.IO)`.
      *
      * @throws InvalidTopicException (when collected) if [topic] is not a valid name.
      * @throws WalClosedException (when collected) if the log is closed before collection starts. A collection
-     *   under way when the log closes runs to its end.
+     *   under way when the log closes runs to its end, reading the segments it has not reached yet from their
+     *   files — if they have been deleted meanwhile, it ends with [WalClosedException] there.
      */
     public fun replay(topic: String, from: Long = 0): Flow<Record>
 
@@ -125,7 +125,8 @@ public interface Wal : AutoCloseable {
     /**
      * Closes the log: refuses new appends, commits and syncs the appends already accepted, completes
      * every waiting caller (with its position, or with [WalClosedException] if its record was not
-     * written), ends [follow] flows, and releases the directory lock.
+     * written), ends [follow] flows, and releases the directory lock. Collections under way run to their end
+     * (see [replay]); once they have, the log holds no file and no memory mapping.
      *
      * Blocks the calling thread until that is done. Idempotent.
      */
