@@ -103,7 +103,8 @@ public interface Wal : AutoCloseable {
      *
      * @throws InvalidTopicException (when collected) if [topic] is not a valid name.
      * @throws WalClosedException (when collected) if the log is closed before collection starts. A collection
-     *   under way when the log closes runs to its end.
+     *   under way when the log closes runs to its end, reading the segments it has not reached yet from their
+     *   files — if they have been deleted meanwhile, it ends with [WalClosedException] there.
      */
     public fun replay(topic: String, from: Long = 0): Flow<Record>
 
@@ -137,7 +138,8 @@ public interface Wal : AutoCloseable {
     /**
      * Closes the log: refuses new appends, commits and syncs the appends already accepted, completes
      * every waiting caller (with its position, or with [WalClosedException] if its record was not
-     * written), ends [follow] flows, and releases the directory lock.
+     * written), ends [follow] flows, and releases the directory lock. Collections under way run to their end
+     * (see [replay]); once they have, the log holds no file and no memory mapping.
      *
      * Blocks the calling thread until that is done. Idempotent.
      */

@@ -17,7 +17,7 @@ import kotlin.system.exitProcess
 
 /**
  * A long log holds open files only for its lock, its active segment and its spare: a sealed segment, once
- * durable, is read through its mapping and its file is closed (`Segment.release`). Counted in
+ * durable, has its file closed (`Segment.release`) and is read through a mapping made by path. Counted in
  * `/proc/self/fd` (Linux), where each open segment shows up twice (a FileChannel and an
  * AsynchronousFileChannel).
  */

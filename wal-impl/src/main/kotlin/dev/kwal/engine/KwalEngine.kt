@@ -23,6 +23,7 @@ import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
 import dev.kwal.engine.recovery.Recovery
 import dev.kwal.engine.replay.TopicReader
+import dev.kwal.engine.storage.MappingCache
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.TopicTable
 import kotlinx.coroutines.CoroutineScope
@@ -51,7 +52,7 @@ import kotlin.coroutines.resumeWithException
 
 /**
  * The [Wal] implementation: validates calls, queues appends for the [GroupWriter], serves reads through
- * [TopicReader], and owns the log's threads, files and lock.
+ * [TopicReader], and owns the log's threads, files, mappings ([MappingCache]) and lock.
  *
  * Threads: one writer thread (the group-commit coroutine and its `AsynchronousFileChannel` completions; it also
  * syncs and acknowledges a group itself when nothing else is pending) and one sync thread (the acknowledging
@@ -69,6 +70,8 @@ internal class KwalEngine private constructor(
     private val syncExecutor: ExecutorService,
     /** The log's own threads, on which [close] must not wait for them. */
     private val threads: Set<Thread>,
+    /** Which segments are mapped for readers. */
+    private val mappings: MappingCache,
 ) : Wal {
     override val directory: Path get() = options.directory
 
@@ -167,7 +170,12 @@ internal class KwalEngine private constructor(
     }
 
     /**
-     * Closes the log. From one of the log's own threads (user code resumed there, say by
+     * Closes the log. Reads under way go on to their end (see [TopicReader]): the mapping a reader borrows stays
+     * until it gives it back, and a segment it reaches afterwards is mapped again from its file. Every mapping no
+     * reader holds is unmapped here, and every other one when its reader gives it back: once the reads under way are
+     * done, the log holds no mapping, no file and no lock.
+     *
+     * From one of the log's own threads (user code resumed there, say by
      * `Dispatchers.Unconfined`), waiting would deadlock: the close then completes on another thread, after this call
      * returns. An interrupt of the calling thread does not cut the close short; the thread's interrupt status is
      * kept.
@@ -193,12 +201,13 @@ internal class KwalEngine private constructor(
             writerJob.joinUninterruptibly()
             acknowledgerJob.joinUninterruptibly()
         } finally {
-            // Readers still inside the log (a follower that is behind, a replay) finish from read-only mappings,
-            // which outlive the files: map and seal every segment before closing them.
-            for (s in state.segments.values) runCatching { s.mapping(); s.sealed = true }
             state.markClosed()
             scope.cancel()
-            for (s in state.segments.values) runCatching { s.file.close() }
+            // Closing a file unmaps the mapping inline appends stored through: the writer has stopped, none is running.
+            for (s in state.segments.values) runCatching { s.closeFile() }
+            // Readers still inside the log (a follower that is behind, a replay) keep what they borrow, and map what
+            // they reach next by path; no mapping is kept once they give it back.
+            mappings.retire(state.segments.values)
             runCatching { lock.close() }
             writerExecutor.shutdown()
             syncExecutor.shutdown()
@@ -245,16 +254,19 @@ internal class KwalEngine private constructor(
     companion object {
         private const val LOCK_FILE = "kwal.lock"
 
-        /** Opens the log in [options]' directory through [io]; every I/O failure becomes a [WalException]. */
-        fun open(options: WalOptions, io: FileIo): KwalEngine = try {
-            openOrThrow(options, io)
+        /**
+         * Opens the log in [options]' directory through [io]; every I/O failure becomes a [WalException]. At most
+         * [idleMappings] segments stay mapped while no reader reads them (see [MappingCache]).
+         */
+        fun open(options: WalOptions, io: FileIo, idleMappings: Int = MappingCache.DEFAULT_IDLE_LIMIT): KwalEngine = try {
+            openOrThrow(options, io, idleMappings)
         } catch (e: WalException) {
             throw e
         } catch (e: java.io.IOException) {
             throw WalException("cannot open ${options.directory}: $e", e)
         }
 
-        private fun openOrThrow(options: WalOptions, io: FileIo): KwalEngine {
+        private fun openOrThrow(options: WalOptions, io: FileIo, idleMappings: Int): KwalEngine {
             val dir = options.directory
             io.createDirectories(dir, options.directoryPermissions)
             val lock = io.tryLock(dir.resolve(LOCK_FILE), options.filePermissions) ?: throw WalLockedException(dir)
@@ -265,13 +277,14 @@ internal class KwalEngine private constructor(
             val writerExecutor = executor("kwal-writer")
             val syncExecutor = executor("kwal-sync")
             try {
-                val files = SegmentFiles(dir, io, writerExecutor, options.filePermissions)
+                val mappings = MappingCache(idleMappings)
+                val files = SegmentFiles(dir, io, writerExecutor, options.filePermissions, mappings)
                 val recovered = Recovery(options, io, files).run()
                 val active = recovered.segments.last()
                 val state = LogState(LogPosition(active.id, recovered.tail), recovered.table)
                 for (s in recovered.segments) state.segments[s.id] = s
                 for (s in recovered.segments) if (s.sealed) s.release() // recovery synced them
-                val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor, threads)
+                val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor, threads, mappings)
                 val completer = Completer(state, engine.queue, Dispatchers.IO.asExecutor())
                 val writer = GroupWriter(
                     options, files, recovered.table, state, recovered.logId, active, recovered.tail, recovered.spares,

@@ -35,8 +35,8 @@ class ReadFailureSpec : FunSpec({
         val dir = written()
         val io = FaultyFileIo()
         KwalEngine.open(TestLogs.small(dir), io).use { wal ->
-            // Recovery hands its own mappings to sealed segments; a segment sealed after open is mapped when it is
-            // released (durable), and if that fails, on demand by its first reader.
+            // Every segment is mapped by the reader that needs it (recovery keeps none of its mappings, and a segment
+            // sealed after open is not mapped when its file is closed): the replay's map fails.
             io.failFrom(Op.MAP)
             repeat(40) { wal.append("t", TestLogs.payload("t", 60L + it, 3000)) }
             val e = shouldThrow<WalException> { wal.replay("t").toList() }
@@ -51,7 +51,7 @@ class ReadFailureSpec : FunSpec({
         val dir = written()
         val io = FaultyFileIo()
         KwalEngine.open(TestLogs.small(dir), io).use { wal ->
-            // Recovery's mappings serve the sealed segments; the active one is mapped on its first read.
+            // Every segment is mapped on its first read, the active one too.
             io.failFrom(Op.MAP)
             val e = shouldThrow<WalException> { wal.replay("t").toList() }
             e.cause.shouldBeInstanceOf<java.io.IOException>()

@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.AtomicInteger
  *
  * ### Sealed segments
  * A segment that a finished group sealed is never written again. It is synced and its file closed in the
- * background, on [background] ([Segment.release]: readers keep its mapping), whatever the durability: a log whose
+ * background, on [background] ([Segment.release]: readers map it by path), whatever the durability: a log whose
  * appends never ask for a sync must not keep a descriptor and a dirty file per sealed segment. A later sync waits
  * for those background syncs before it advances [LogState.durableFrontier], which claims every byte before it
  * durable. The cost is one task per sealed segment, not a walk over them.
@@ -77,7 +77,8 @@ internal class Completer(
     }
 
     /**
-     * Syncs sealed segment [s] and closes its file on [background]. It leaves [dirty] now: nothing writes it again,
+     * Syncs sealed segment [s] and closes its file on [background] (which also unmaps the mapping inline appends stored
+     * through: nothing stores into a sealed segment). It leaves [dirty] now: nothing writes it again,
      * and the next sync waits for this one instead.
      */
     private fun syncInBackground(s: Segment) {

@@ -68,8 +68,23 @@ internal interface LogFile : Closeable {
     /** Makes every write so far durable (`fdatasync`). */
     fun force()
 
-    /** Maps the first [size] bytes read-only. */
+    /**
+     * Maps the first [size] bytes read-only. The mapping is made by path, not through this handle: it can be made after
+     * [close] too, as long as a file exists at [path]. It stays valid until [unmap] (or until the GC collects it).
+     */
     fun map(size: Long): ByteBuffer
 
+    /**
+     * Unmaps [mapping] now: a buffer [map] returned — that very buffer, not a duplicate or a slice of it — which
+     * nothing touches any more, through it or through any duplicate or slice: a touch after this may crash the JVM
+     * (SIGSEGV), it does not throw. Call it once per mapping; it works after [close]. Where mappings cannot be
+     * unmapped explicitly, or [mapping] is no real mapping, it does nothing, and the GC frees the mapping when it
+     * collects it. Never throws.
+     */
+    fun unmap(mapping: ByteBuffer)
+
     fun size(): Long
+
+    /** Closes the file, and unmaps the mapping [store] made, if any: no [store] may be running or come after. */
+    override fun close()
 }

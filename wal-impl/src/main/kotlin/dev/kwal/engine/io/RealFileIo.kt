@@ -3,10 +3,13 @@ package dev.kwal.engine.io
 import kotlinx.coroutines.suspendCancellableCoroutine
 import java.io.Closeable
 import java.io.IOException
+import java.lang.reflect.InvocationTargetException
+import java.lang.reflect.Method
 import java.nio.ByteBuffer
 import java.nio.MappedByteBuffer
 import java.nio.channels.AsynchronousFileChannel
 import java.nio.channels.ClosedByInterruptException
+import java.nio.channels.ClosedChannelException
 import java.nio.channels.CompletionHandler
 import java.nio.channels.FileChannel
 import java.nio.channels.OverlappingFileLockException
@@ -122,6 +125,41 @@ internal object RealFileIo : FileIo {
 }
 
 /**
+ * Unmaps mappings when kwal no longer needs them, rather than whenever the GC collects their buffers: through
+ * `sun.misc.Unsafe.invokeCleaner` (JDK 9 and later; module `jdk.unsupported`, which opens `sun.misc` to everyone, so
+ * no flag is needed), as Lucene and Netty do. Where it is not available, [unmap] does nothing and the GC unmaps.
+ */
+private object Unmapper {
+    private val log = org.slf4j.LoggerFactory.getLogger(Unmapper::class.java)
+
+    /** `Unsafe.invokeCleaner` and the `Unsafe` to call it on, or null. */
+    private val cleaner: Pair<Method, Any>? = try {
+        val unsafe = Class.forName("sun.misc.Unsafe")
+        val instance = unsafe.getDeclaredField("theUnsafe").apply { isAccessible = true }.get(null)
+        unsafe.getMethod("invokeCleaner", ByteBuffer::class.java) to instance
+    } catch (e: Throwable) {
+        log.info("kwal: mappings cannot be unmapped explicitly here ({}); the GC will unmap them", e.toString())
+        null
+    }
+
+    /**
+     * Unmaps [mapping], which must be the buffer `FileChannel.map` returned (a duplicate or slice is refused with
+     * [IllegalArgumentException] by `invokeCleaner`, and left alone here) and must never be touched again.
+     */
+    fun unmap(mapping: ByteBuffer) {
+        val (method, unsafe) = cleaner ?: return
+        if (mapping !is MappedByteBuffer || !mapping.isDirect) return
+        try {
+            method.invoke(unsafe, mapping)
+        } catch (e: InvocationTargetException) {
+            log.warn("kwal: could not unmap a mapping; the GC will: {}", e.cause.toString())
+        } catch (e: Exception) {
+            log.warn("kwal: could not unmap a mapping; the GC will: {}", e.toString())
+        }
+    }
+}
+
+/**
  * One open segment file.
  *
  * Only the [AsynchronousFileChannel] stays open: its writes, [force] and [size] cannot be disturbed by a thread's
@@ -130,7 +168,8 @@ internal object RealFileIo : FileIo {
  * it for every user (`ClosedByInterruptException`). Callers' threads reach this file (a replay maps a segment, an
  * inline append stores through a mapping), and a caller's interrupt must never close a file the log shares. Such an
  * operation is also not cut short by the interrupt: it is retried on a fresh channel, and the thread's interrupt
- * status is restored afterwards (see [uninterruptibly]). Mappings outlive the channel that made them.
+ * status is restored afterwards (see [uninterruptibly]). Mappings outlive the channel that made them, and since every
+ * [map] opens the file by path, a mapping can be made after [close] too; [unmap] releases one.
  */
 private class RealLogFile(
     override val path: Path,
@@ -155,14 +194,18 @@ private class RealLogFile(
         }
     }
 
-    /** The whole file mapped read-write, made at the first [store]. Segments never change size while open. */
-    @Volatile private var writable: MappedByteBuffer? = null
+    /**
+     * The whole file mapped read-write, made at the first [store], unmapped by [close]. Segments never change size
+     * while open. Guarded by this object's monitor, which [store] holds while it copies: a store and the unmapping
+     * never overlap, even if a bug let them race (it costs an uncontended lock per store: one writer stores at a time).
+     */
+    private var writable: MappedByteBuffer? = null
+    private var closed = false
 
-    override fun store(src: ByteBuffer, position: Long) {
+    override fun store(src: ByteBuffer, position: Long) = synchronized(this) {
+        if (closed) throw ClosedChannelException()
         val length = src.remaining()
-        val mapping = writable ?: synchronized(this) {
-            writable ?: uninterruptibly(WRITE) { it.map(FileChannel.MapMode.READ_WRITE, 0, async.size()) }.also { writable = it }
-        }
+        val mapping = writable ?: uninterruptibly(WRITE) { it.map(FileChannel.MapMode.READ_WRITE, 0, async.size()) }.also { writable = it }
         if (position < 0 || position + length > mapping.capacity()) throw IOException("store of $length bytes at $position is outside $path")
         try {
             mapping.put(position.toInt(), src, src.position(), length)
@@ -171,15 +214,29 @@ private class RealLogFile(
             throw IOException("store to $path at $position failed: $e", e)
         }
         src.position(src.limit())
+        Unit
     }
 
     override fun force() = async.force(false)
 
     override fun map(size: Long): ByteBuffer = uninterruptibly(READ) { it.map(FileChannel.MapMode.READ_ONLY, 0, size) }
 
+    override fun unmap(mapping: ByteBuffer) = Unmapper.unmap(mapping)
+
     override fun size(): Long = async.size()
 
-    override fun close() = async.close()
+    override fun close() {
+        val mapping = synchronized(this) {
+            closed = true
+            writable.also { writable = null }
+        }
+        try {
+            async.close()
+        } finally {
+            // Pages dirtied through it stay in the page cache like any other: unmapping loses nothing.
+            mapping?.let(Unmapper::unmap)
+        }
+    }
 
     /**
      * Runs [op] on a private [FileChannel] opened with [mode] (and READ), closed afterwards. If an interrupt closes

@@ -49,8 +49,9 @@ internal class Recovery(
     private var records = 0L
 
     private class Block(
-        val map: ByteBuffer, val position: LogPosition, val topicId: Int, val firstSeq: Long, val count: Int,
-        val end: Int, val continued: Boolean,
+        val position: LogPosition, val topicId: Int, val firstSeq: Long, val count: Int, val end: Int, val continued: Boolean,
+        /** For a registry block: the names it registers, checked. */
+        val names: List<String>?,
     )
 
     /** Where scanning stopped and why: [found] is the bad place, [position] where truncation must start. */
@@ -83,9 +84,9 @@ internal class Recovery(
         }
     }
 
-    /** A segment file as recovery found it: mapped, and its [file] closed again (the mapping outlives it). */
+    /** A segment file as recovery found it, its [file] closed again: it is read through a mapping made by path ([read]). */
     private class Found(
-        val id: Int, val file: LogFile, val map: ByteBuffer, val header: SegmentHeader.Result,
+        val id: Int, val file: LogFile, val fileSize: Long, val header: SegmentHeader.Result,
         /** The size its header declares (if sound and in range), else today's. */
         val size: Int,
         /** How far it can be read: its size, or less if the file is shorter. */
@@ -93,24 +94,37 @@ internal class Recovery(
     )
 
     /**
-     * Opens segment [id], maps it, makes it durable and closes it again. Recovery reads every segment through its
-     * mapping and holds open only the files it hands to the writer, so a log of any length opens under an ordinary
-     * limit on open files.
+     * Opens segment [id], makes it durable, reads its header and closes it again. Recovery holds open only the files it
+     * hands to the writer, and maps one segment at a time ([read]), so a log of any length opens under an ordinary
+     * limit on open files and on mappings.
      */
     private fun probe(id: Int): Found {
         val file = files.openFile(id)
         try {
             val fileSize = file.size()
-            val map = file.map(fileSize)
             // Whatever survived may still be only in the page cache (a crash under Durability.None): make it durable
             // now, so that the synced-through positions the writer records from here on are true.
             file.force()
-            val header = SegmentHeader.decode(map.duplicate())
+            val map = file.map(fileSize)
+            val header = try { SegmentHeader.decode(map.duplicate()) } finally { file.unmap(map) }
             val declared = (header as? SegmentHeader.Result.Ok)?.header?.segmentSize
                 ?.takeIf { it in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE } ?: options.segmentSize
-            return Found(id, file, map, header, declared, minOf(fileSize, declared.toLong()).toInt())
+            return Found(id, file, fileSize, header, declared, minOf(fileSize, declared.toLong()).toInt())
         } finally {
             file.close()
+        }
+    }
+
+    /**
+     * Runs [block] on a read-only mapping of [f] (its whole file), unmapped when it returns: nothing may keep the
+     * mapping, or any view of it, past [block].
+     */
+    private inline fun <T> read(f: Found, block: (ByteBuffer) -> T): T {
+        val map = f.file.map(f.fileSize)
+        try {
+            return block(map)
+        } finally {
+            f.file.unmap(map)
         }
     }
 
@@ -118,10 +132,8 @@ internal class Recovery(
     private fun reopen(f: Found, opened: MutableList<LogFile>): LogFile = files.openFile(f.id).also { opened.add(it) }
 
     private fun scan(ids: List<Int>, opened: MutableList<LogFile>, started: Long): RecoveredLog {
-        // Map every segment first: the scan needs them in order, the evidence check all of them.
+        // Probe every segment first (each synced, its header read); the scan then maps one at a time.
         val found = ids.map(::probe)
-        val maps = found.map { it.map }
-        val limits = found.map { it.limit }
 
         var logId: Long? = null
         var stop: Stop? = null
@@ -138,11 +150,14 @@ internal class Recovery(
             if (logId != null && header.logId != logId) { stop = stopAt(at0, "segment belongs to another log", true); break }
             if (header.segmentSize != found[index].size) { stop = stopAt(at0, "segment size ${header.segmentSize} out of range", true); break }
             logId = header.logId
-            if (firstEmpty >= 0 && !BlockHeader.isZero(maps[index], SegmentHeader.SIZE)) {
+            val scanned = read(found[index]) { map ->
+                if (firstEmpty >= 0 && !BlockHeader.isZero(map, SegmentHeader.SIZE)) null else scanSegment(id, map, found[index].limit)
+            }
+            if (scanned == null) {
                 stop = stopAt(LogPosition(ids[firstEmpty], SegmentHeader.SIZE), "segment ${ids[firstEmpty]} is empty but a later one has data", false)
                 break
             }
-            val (end, segmentStop) = scanSegment(id, maps[index], limits[index])
+            val (end, segmentStop) = scanned
             dataEnds.add(end)
             if (segmentStop != null) { stop = segmentStop; break }
             if (end == SegmentHeader.SIZE && firstEmpty < 0) firstEmpty = index
@@ -166,11 +181,11 @@ internal class Recovery(
             val keep = trailing.takeWhile { it.size == options.segmentSize }
             for (f in trailing.drop(keep.size)) io.delete(f.file.path)
             if (keep.size < trailing.size) io.syncDirectory(files.directory)
-            spares = keep.map { Segment(it.id, it.size, reopen(it, opened)) }
+            spares = keep.map { Segment(it.id, it.size, reopen(it, opened), files.mappings) }
             tail = dataEnds[lastData]
         } else {
             val p = stop.position
-            val evidence = evidenceAfter(p, ids, maps, limits)
+            val evidence = evidenceAfter(p, found)
             val corrupt = stop.corrupt || evidence.syncedPast
             dropped = evidence.records
             if (corrupt) {
@@ -194,7 +209,7 @@ internal class Recovery(
             for (i in found.size - 1 downTo p.segmentId - 1) {
                 val f = found[i]
                 if (i == p.segmentId - 1 && keepStopSegment) {
-                    val last = BlockHeader.lastNonZero(f.map, p.offset, f.limit)
+                    val last = read(f) { BlockHeader.lastNonZero(it, p.offset, f.limit) }
                     if (last >= 0) {
                         truncatedBytes += last + 1 - p.offset
                         val file = reopen(f, opened).also { activeFile = it }
@@ -202,7 +217,7 @@ internal class Recovery(
                         file.force()
                     }
                 } else {
-                    truncatedBytes += maxOf(0, BlockHeader.lastNonZero(f.map, SegmentHeader.SIZE, f.limit) + 1 - SegmentHeader.SIZE).toLong()
+                    truncatedBytes += maxOf(0, read(f) { BlockHeader.lastNonZero(it, SegmentHeader.SIZE, f.limit) } + 1 - SegmentHeader.SIZE).toLong()
                     io.delete(f.file.path)
                     io.syncDirectory(files.directory)
                 }
@@ -218,9 +233,9 @@ internal class Recovery(
             tail = if (keepStopSegment) p.offset else dataEnds[kept - 1]
         }
 
-        // Sealed segments are read through the mappings recovery made; their files stay closed (see [probe]).
+        // Sealed segments are mapped by path when read; their files stay closed (see [probe]).
         val segments = ArrayList<Segment>(kept)
-        for (i in 0 until kept - 1) found[i].let { segments.add(Segment.recoveredSealed(it.id, it.size, it.file, it.map)) }
+        for (i in 0 until kept - 1) found[i].let { segments.add(Segment.recoveredSealed(it.id, it.size, it.file, it.limit, files.mappings)) }
         val last = found[kept - 1]
         val active = if (tail == SegmentHeader.SIZE && last.size != options.segmentSize) {
             // The active segment is empty and of another size: segmentSize changed between opens. The writer must
@@ -234,7 +249,7 @@ internal class Recovery(
             val file = activeFile ?: reopen(last, opened)
             if (file.size() < last.size) SegmentFiles.writeZeros(file, file.size(), last.size.toLong())
             file.force()
-            Segment(last.id, last.size, file)
+            Segment(last.id, last.size, file, files.mappings)
         }
         segments.add(active)
         return RecoveredLog(logId!!, segments, spares, tail, table,
@@ -269,7 +284,7 @@ internal class Recovery(
                 return at to null
             }
             val position = LogPosition(id, at)
-            val block = readBlock(map, view, at, limit, position) ?: return at to stopAt(position, lastReason, lastCorrupt)
+            val block = readBlock(view, at, limit, position) ?: return at to stopAt(position, lastReason, lastCorrupt)
             pending.add(block)
             pendingNext[block.topicId] = block.firstSeq + block.count
             if (block.topicId == 0) pendingNames += block.count
@@ -285,7 +300,7 @@ internal class Recovery(
     private val pendingNameSet = HashSet<String>()
 
     /** Checks the block at [at] completely; returns it, or null with [lastReason] set. */
-    private fun readBlock(map: ByteBuffer, view: ByteBuffer, at: Int, limit: Int, position: LogPosition): Block? {
+    private fun readBlock(view: ByteBuffer, at: Int, limit: Int, position: LogPosition): Block? {
         lastCorrupt = false
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { lastReason = it; return null }
@@ -307,9 +322,9 @@ internal class Recovery(
             p += RecordFrame.HEADER_SIZE + len
         }
         if (p.toLong() != end) { lastReason = "block body length does not match its records"; return null }
-        if (topicId == 0 && !checkNames(view, at, count)) { lastCorrupt = true; return null }
+        val names = if (topicId == 0) checkNames(view, at, count) ?: run { lastCorrupt = true; return null } else null
         val continued = view.get(at + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED != 0
-        return Block(map, position, topicId, firstSeq, count, end.toInt(), continued)
+        return Block(position, topicId, firstSeq, count, end.toInt(), continued, names)
     }
 
     private val utf8 = Charsets.UTF_8.newDecoder()
@@ -329,24 +344,26 @@ internal class Recovery(
         return out
     }
 
-    private fun checkNames(view: ByteBuffer, at: Int, count: Int): Boolean {
-        for (name in names(view, at, count)) {
+    /** The names of the registry block at [at], if every one is valid and new; else null, with [lastReason] set. */
+    private fun checkNames(view: ByteBuffer, at: Int, count: Int): List<String>? {
+        val names = names(view, at, count)
+        for (name in names) {
             val problem = when {
                 name == null -> "not UTF-8"
                 TopicNames.problem(name) != null -> TopicNames.problem(name)
                 table[name] != null || name in pendingNameSet -> "registered twice"
                 else -> null
             }
-            if (problem != null) { lastReason = "topic registry holds an invalid name ($problem)"; return false }
+            if (problem != null) { lastReason = "topic registry holds an invalid name ($problem)"; return null }
             pendingNameSet.add(name!!)
         }
-        return true
+        return names.map { it!! }
     }
 
     private fun commitGroup() {
         for (b in pending) {
             if (b.topicId == 0) {
-                for (name in names(b.map, b.position.offset, b.count)) table.add(name!!)
+                for (name in b.names!!) table.add(name)
                 table.registry.reserved = b.firstSeq + b.count
                 table.registry.acked = b.firstSeq + b.count
             } else {
@@ -371,21 +388,23 @@ internal class Recovery(
      * Looks past [p] for blocks that pass their header check where they lie, to count what is dropped and to
      * see whether any says [p] had been synced.
      */
-    private fun evidenceAfter(p: LogPosition, ids: List<Int>, maps: List<ByteBuffer>, limits: List<Int>): Evidence {
+    private fun evidenceAfter(p: LogPosition, found: List<Found>): Evidence {
         var syncedPast = false
         var count = 0L
-        for (i in (p.segmentId - 1) until maps.size) {
-            val view = maps[i].duplicate()
-            val id = ids[i]
-            var at = if (i == p.segmentId - 1) maxOf(p.offset, SegmentHeader.SIZE) else SegmentHeader.SIZE
-            val limit = limits[i] - BlockHeader.SIZE
-            while (at <= limit) {
-                if ((at and 7) == 0 && at + 8 <= limits[i] && view.getLong(at) == 0L) { at += 8; continue }
-                if (view.getInt(at) == BlockHeader.MAGIC && BlockHeader.check(view, at, LogPosition(id, at), crc) == null) {
-                    if (LogPosition(view.getLong(at + BlockHeader.OFF_SYNCED)) > p) syncedPast = true
-                    if (view.getInt(at + BlockHeader.OFF_TOPIC) != 0) count += view.getInt(at + BlockHeader.OFF_COUNT)
+        for (i in (p.segmentId - 1) until found.size) {
+            val f = found[i]
+            read(f) { map ->
+                val view = map.duplicate()
+                var at = if (i == p.segmentId - 1) maxOf(p.offset, SegmentHeader.SIZE) else SegmentHeader.SIZE
+                val limit = f.limit - BlockHeader.SIZE
+                while (at <= limit) {
+                    if ((at and 7) == 0 && at + 8 <= f.limit && view.getLong(at) == 0L) { at += 8; continue }
+                    if (view.getInt(at) == BlockHeader.MAGIC && BlockHeader.check(view, at, LogPosition(f.id, at), crc) == null) {
+                        if (LogPosition(view.getLong(at + BlockHeader.OFF_SYNCED)) > p) syncedPast = true
+                        if (view.getInt(at + BlockHeader.OFF_TOPIC) != 0) count += view.getInt(at + BlockHeader.OFF_COUNT)
+                    }
+                    at++
                 }
-                at++
             }
         }
         return Evidence(syncedPast, count)

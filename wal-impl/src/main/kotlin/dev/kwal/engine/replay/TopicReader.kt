@@ -1,6 +1,7 @@
 package dev.kwal.engine.replay
 
 import dev.kwal.Record
+import dev.kwal.WalClosedException
 import dev.kwal.WalCorruptedException
 import dev.kwal.engine.commit.LogState
 import dev.kwal.engine.format.BlockHeader
@@ -17,7 +18,13 @@ import java.util.zip.CRC32C
  * segment's too: a reader never looks past what was acknowledged, and acknowledged bytes are in the page cache the
  * mapping shows, whichever way they were written. Every block header and record checksum is verified before a
  * record is handed out; a failure raises [WalCorruptedException] and nothing of the bad record is returned.
- * Each record handed out owns its payload array.
+ * Each record handed out owns its payload array: nothing handed out points into a mapping.
+ *
+ * A reader borrows one segment's mapping at a time ([Segment.borrowMapping]): the segment it is reading. It gives it
+ * back when it moves on to another segment, and always when [read] ends — normally, by an exception, or cancelled
+ * (while it is suspended in `emit`, it keeps the mapping: the segment's mapping stays until it resumes). So a mapping
+ * is never unmapped under a reader, and a reader holds at most one. After the log has closed, a read under way maps
+ * the segments it has not reached yet by path, while their files are there (else [WalClosedException]).
  *
  * The read is a cursor over one block at a time: [nextRecord] (plain, not suspending) checks and decodes one
  * frame, and [read] only hands each record to its collector, so the per-record work is a small method that
@@ -28,8 +35,9 @@ import java.util.zip.CRC32C
 internal class TopicReader(private val state: LogState) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
-    private var mappedId = -1
-    private var mappedView: ByteBuffer = EMPTY
+    /** The segment whose mapping this reader borrows, if any, and its duplicate of that mapping. */
+    private var borrowed: Segment? = null
+    private var borrowedView: ByteBuffer = EMPTY
 
     // The read in progress (set by [read]).
     private var topic: Topic? = null
@@ -56,7 +64,22 @@ internal class TopicReader(private val state: LogState) {
     suspend fun read(topic: Topic, from: Long, end: Long, out: FlowCollector<Record>) {
         if (from >= end) return
         start(topic, from, end)
-        while (true) out.emit(nextRecord() ?: return)
+        try {
+            while (true) out.emit(nextRecord() ?: return)
+        } finally {
+            giveBack()
+        }
+    }
+
+    /** Gives back the mapping this reader borrows, if any, and forgets every view of it. */
+    private fun giveBack() {
+        val segment = borrowed ?: return
+        borrowed = null
+        borrowedView = EMPTY
+        view = EMPTY
+        seq = 0
+        blockEndSeq = 0
+        segment.returnMapping()
     }
 
     private fun start(topic: Topic, from: Long, end: Long) {
@@ -123,16 +146,19 @@ internal class TopicReader(private val state: LogState) {
         blockViewOrThrow(segment, position)
     } catch (e: dev.kwal.WalException) {
         throw e
-    } catch (e: java.nio.channels.ClosedChannelException) {
-        // Only if the log closed under us before this segment was ever mapped (close() maps every segment first).
-        throw dev.kwal.WalClosedException()
     } catch (e: java.io.IOException) {
+        // After close, a segment is mapped by path, from a file that may have been deleted since.
+        if (state.closed || e is java.nio.channels.ClosedChannelException) throw WalClosedException("Wal is closed, and ${segment.file.path} cannot be mapped again: $e")
         throw dev.kwal.WalException("cannot map ${segment.file.path}: $e", e)
     }
 
     private fun blockViewOrThrow(segment: Segment, position: LogPosition): ByteBuffer {
-        if (mappedId != segment.id) { mappedView = segment.mapping().duplicate(); mappedId = segment.id }
-        val view = mappedView
+        if (borrowed !== segment) {
+            giveBack()
+            borrowedView = segment.borrowMapping()
+            borrowed = segment
+        }
+        val view = borrowedView
         val at = position.offset
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { throw corrupt(it, position) }

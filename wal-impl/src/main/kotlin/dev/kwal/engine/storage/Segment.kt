@@ -5,63 +5,77 @@ import java.nio.ByteBuffer
 
 /**
  * One segment file. Only the writer (or an inline caller holding the writer's lock) writes it, and only
- * while it is the active segment; once [sealed], its bytes never change. Readers read it through [mapping], which
- * shows acknowledged bytes however they were written. The file stays open until the segment is sealed and
- * durable ([release]); a segment that recovery found sealed never holds it open ([recoveredSealed]).
+ * while it is the active segment; once [sealed], its bytes never change.
+ *
+ * Readers read it through a read-only mapping, which shows acknowledged bytes however they were written. They
+ * borrow it ([borrowMapping]) while they read this segment and give it back ([returnMapping]); [mappings] decides
+ * when a mapping no one borrows is unmapped, and maps the segment again, by path, when a reader needs it.
+ *
+ * The file stays open until the segment is sealed and durable ([release]); a segment that recovery found sealed never
+ * holds it open ([recoveredSealed]). Closing the file also unmaps the read-write mapping inline appends store through.
  */
-internal class Segment(val id: Int, val size: Int, val file: LogFile) {
+internal class Segment(val id: Int, val size: Int, val file: LogFile, private val mappings: MappingCache) {
     /** Set when the writer has moved on to the next segment: its bytes never change again. */
     @Volatile var sealed: Boolean = false
 
-    @Volatile private var mapped: ByteBuffer? = null
+    // The mapping readers borrow, guarded by [mappings]' lock (see MappingCache).
+    /** The read-only mapping, if mapped: the very buffer [LogFile.map] returned, which is unmapped through it. */
+    internal var mapping: ByteBuffer? = null
+    /** Readers holding a duplicate of [mapping] now. */
+    internal var borrowers = 0
+    /** No mapping of this segment is kept once no one borrows it (the log closed). */
+    internal var retired = false
 
-    /** A read-only mapping of the whole segment, made on first use; create a [ByteBuffer.duplicate] per reader. */
-    fun mapping(): ByteBuffer {
-        mapped?.let { return it }
-        synchronized(this) {
-            mapped?.let { return it }
-            return file.map(minOf(size.toLong(), file.size())).also { mapped = it }
-        }
-    }
+    /**
+     * A duplicate of this segment's read-only mapping, which stays valid until [returnMapping]. The caller must give it
+     * back exactly once, and touch neither it nor any view of it afterwards.
+     */
+    fun borrowMapping(): ByteBuffer = mappings.borrow(this)
 
-    /** Whether [release] closed the file: only the mapping is left. */
+    /** Gives back a mapping [borrowMapping] returned. */
+    fun returnMapping() = mappings.giveBack(this)
+
+    /** How many bytes a mapping covers once the file is closed (fixed then); -1 while it is open. Guarded by this. */
+    private var closedLength = -1L
+
+    /** Makes a new read-only mapping of the segment (for [MappingCache]): of all of it, or of all the file holds if shorter. */
+    internal fun map(): ByteBuffer = file.map(synchronized(this) { if (closedLength >= 0) closedLength else minOf(size.toLong(), file.size()) })
+
+    /** Whether [release] closed the file. */
     @Volatile var released: Boolean = false
         private set
 
     /**
-     * For a sealed segment that is durable and will never be written again: maps it for readers (if not yet)
-     * and closes its file, so a long log holds open files only for its active and spare segments. If the
-     * mapping cannot be made, the file stays open and readers try again (and report the failure) themselves.
+     * For a sealed segment that is durable and will never be written again: closes its file, so a long log holds open
+     * files only for its active and spare segments. Readers map it by path when they need it.
      */
     fun release() {
         if (released) return
         check(sealed) { "$this is not sealed" }
-        try {
-            mapping()
-        } catch (e: java.io.IOException) {
-            return
-        }
         released = true
-        runCatching { file.close() }
+        closeFile()
     }
 
-    /** Hands over a mapping made elsewhere (recovery) so it is not made twice. */
-    fun adoptMapping(buffer: ByteBuffer) {
-        if (mapped == null) mapped = buffer
+    /** Closes the file (if open), noting first how much of it a mapping can cover. */
+    fun closeFile() {
+        synchronized(this) {
+            if (closedLength < 0) closedLength = runCatching { minOf(size.toLong(), file.size()) }.getOrDefault(size.toLong())
+        }
+        file.close()
     }
 
     override fun toString(): String = "segment $id (${file.path.fileName})"
 
     companion object {
         /**
-         * A segment recovery found sealed, and durable (it synced it): read through [mapping], which recovery made
-         * while the file was open. It comes [released]: [closedFile] is already closed and only names the file
-         * (`file.path`, for errors); nothing may read or write through it.
+         * A segment recovery found sealed, and durable (it synced it), whose file holds [length] bytes of it (its
+         * size, unless the file is shorter). It comes [released]: [closedFile] is already closed and only names the
+         * file (`file.path`, for errors) and maps it; nothing may read or write through it.
          */
-        fun recoveredSealed(id: Int, size: Int, closedFile: LogFile, mapping: ByteBuffer): Segment =
-            Segment(id, size, closedFile).apply {
+        fun recoveredSealed(id: Int, size: Int, closedFile: LogFile, length: Int, mappings: MappingCache): Segment =
+            Segment(id, size, closedFile, mappings).apply {
                 sealed = true
-                mapped = mapping
+                closedLength = minOf(length, size).toLong()
                 released = true
             }
     }

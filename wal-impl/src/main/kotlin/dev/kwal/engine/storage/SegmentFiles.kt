@@ -22,6 +22,8 @@ internal class SegmentFiles(
     private val writeExecutor: ExecutorService,
     /** What the files it creates get: [dev.kwal.WalOptions.filePermissions]. */
     private val permissions: Set<PosixFilePermission>,
+    /** The log's mappings, which every segment it makes shares. */
+    val mappings: MappingCache,
 ) {
     fun pathOf(id: Int): Path = directory.resolve(nameOf(id))
 
@@ -51,10 +53,10 @@ internal class SegmentFiles(
             runCatching { io.delete(tmp) }
             throw e
         }
-        return Segment(id, size, io.open(pathOf(id), create = false, writeExecutor, permissions))
+        return Segment(id, size, io.open(pathOf(id), create = false, writeExecutor, permissions), mappings)
     }
 
-    fun open(id: Int, size: Int): Segment = Segment(id, size, openFile(id))
+    fun open(id: Int, size: Int): Segment = Segment(id, size, openFile(id), mappings)
 
     /** Opens the file of segment [id], which must exist. */
     fun openFile(id: Int): LogFile = io.open(pathOf(id), create = false, writeExecutor, permissions)

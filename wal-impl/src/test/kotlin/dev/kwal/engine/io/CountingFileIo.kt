@@ -1,6 +1,7 @@
 package dev.kwal.engine.io
 
 import java.io.Closeable
+import java.nio.ByteBuffer
 import java.nio.file.Path
 import java.nio.file.attribute.PosixFilePermission
 import java.util.concurrent.ExecutorService
@@ -9,7 +10,8 @@ import java.util.concurrent.atomic.AtomicInteger
 
 /**
  * A [FileIo] over the real one that counts the [LogFile]s currently open ([open]) and the most that were open at
- * once ([maxOpen]). Thread-safe.
+ * once ([maxOpen]), and likewise the read-only mappings made and not yet unmapped ([mapped], [maxMapped]).
+ * Thread-safe.
  */
 internal class CountingFileIo(private val delegate: FileIo = RealFileIo) : FileIo {
     private val openFiles = AtomicInteger()
@@ -21,7 +23,19 @@ internal class CountingFileIo(private val delegate: FileIo = RealFileIo) : FileI
     /** The most log files open at once since this was made or [resetMax] was called. */
     val maxOpen: Int get() = max.get()
 
-    fun resetMax() = max.set(openFiles.get())
+    fun resetMax() {
+        max.set(openFiles.get())
+        maxMaps.set(maps.get())
+    }
+
+    private val maps = AtomicInteger()
+    private val maxMaps = AtomicInteger()
+
+    /** Mappings made through [LogFile.map] and not unmapped through [LogFile.unmap]. */
+    val mapped: Int get() = maps.get()
+
+    /** The most such mappings at once since this was made or [resetMax] was called. */
+    val maxMapped: Int get() = maxMaps.get()
 
     override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
         val file = delegate.open(path, create, writeExecutor, permissions)
@@ -38,6 +52,13 @@ internal class CountingFileIo(private val delegate: FileIo = RealFileIo) : FileI
 
     private inner class Counted(private val file: LogFile) : LogFile by file {
         private val closed = AtomicBoolean()
+
+        override fun map(size: Long): ByteBuffer = file.map(size).also { maxMaps.accumulateAndGet(maps.incrementAndGet(), ::maxOf) }
+
+        override fun unmap(mapping: ByteBuffer) {
+            maps.decrementAndGet()
+            file.unmap(mapping)
+        }
 
         override fun close() {
             try {

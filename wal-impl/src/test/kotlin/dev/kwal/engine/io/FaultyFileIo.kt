@@ -143,6 +143,7 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
 
         override fun force() { check(Op.FORCE); file.force() }
         override fun map(size: Long): ByteBuffer { check(Op.MAP); return file.map(size) }
+        override fun unmap(mapping: ByteBuffer) = file.unmap(mapping)
         override fun size(): Long = file.size()
         override fun close() = file.close()
     }

@@ -48,6 +48,7 @@ import kotlin.random.Random
  * sectors is modelled by the per-sector choice). [LogFile.write] completes synchronously and ignores the write
  * executor. [LogFile.map] returns a live read-only view of the volatile image, like a shared mapping; it stops
  * following the file if the file later grows past its capacity (the engine maps only files that no longer grow).
+ * Like a real mapping it is made by path, so also after the handle is closed; [LogFile.unmap] does nothing.
  *
  * Deterministic: a cut's outcome depends only on the state and the [Random] it is given. (A concurrent workload
  * reaches a state in a scheduling-dependent way; background writeback draws from [seed].)
@@ -393,11 +394,16 @@ internal class PowerLossFileIo(
             force(inode)
         }
 
+        /** Like a real mapping, made by path: after [close] too, of the file then named [path], if there is one. */
         override fun map(size: Long): ByteBuffer = synchronized(monitor) {
-            enterFile("map")
+            enter(gen, "map of $path")
+            val inode = if (!closed) inode else dirOf(path.parent).vol[path.fileName.toString()] ?: throw NoSuchFileException(path.toString())
             if (size < 0 || size > inode.volSize) throw IOException("cannot map $size bytes of $path (${inode.volSize} bytes)")
             ByteBuffer.wrap(inode.vol, 0, size.toInt()).slice().asReadOnlyBuffer()
         }
+
+        /** A view of the in-memory image is no real mapping: nothing to unmap (the GC frees it). */
+        override fun unmap(mapping: ByteBuffer) {}
 
         override fun size(): Long = synchronized(monitor) {
             enterFile("size")
