@@ -9,8 +9,10 @@ import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
@@ -122,6 +124,31 @@ class DurabilitySpec : FunSpec({
             runCatching { wal.close() } // its disk is gone
             KwalEngine.open(TestLogs.small(dir), disk.session()).use { again ->
                 withClue("seed $seed") { again.replay("i").toList().map { it.payload.toList() } shouldBe payloads.map { it.toList() } }
+            }
+        }
+    }
+
+    test("visibility: a record is not readable, counted or followed until its sync completes") {
+        val io = dev.kwal.engine.io.FaultyFileIo()
+        KwalEngine.open(TestLogs.small(newDir()), io).use { wal ->
+            wal.append("v", byteArrayOf(0)) shouldBe 0L
+            val gate = java.util.concurrent.CountDownLatch(1)
+            io.forceGate = gate
+            withContext(Dispatchers.Default) {
+                val follower = async { wal.follow("v").take(2).toList() }
+                val pending = async { wal.append("v", byteArrayOf(1)) }
+                delay(200) // written by now, its sync held open
+                pending.isCompleted shouldBe false
+                wal.replay("v").toList().map { it.sequence } shouldBe listOf(0L)
+                wal.nextSequence("v") shouldBe 1L
+                follower.isCompleted shouldBe false
+                gate.countDown()
+                io.forceGate = null
+                withTimeout(10_000) {
+                    pending.await() shouldBe 1L
+                    follower.await().map { it.sequence } shouldBe listOf(0L, 1L)
+                }
+                wal.replay("v").toList().map { it.sequence } shouldBe listOf(0L, 1L)
             }
         }
     }

@@ -50,6 +50,9 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
         spaceLeft.set(Long.MAX_VALUE)
     }
 
+    /** While set, every [LogFile.force] waits for this latch first: a sync held open. */
+    @Volatile var forceGate: java.util.concurrent.CountDownLatch? = null
+
     /** Whether every fault armed so far has fired (its call came), as of now. */
     fun allFired(): Boolean = rules.all { it.seen.get() >= it.nth }
 
@@ -141,7 +144,11 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
             partial(src, allowed, failAfter, Op.STORE) { file.store(it, position) }
         }
 
-        override fun force() { check(Op.FORCE); file.force() }
+        override fun force() {
+            check(Op.FORCE)
+            forceGate?.await()
+            file.force()
+        }
         override fun map(size: Long): ByteBuffer { check(Op.MAP); return file.map(size) }
         override fun unmap(mapping: ByteBuffer) = file.unmap(mapping)
         override fun size(): Long = file.size()
