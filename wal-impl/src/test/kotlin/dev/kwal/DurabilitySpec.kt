@@ -137,13 +137,16 @@ class DurabilitySpec : FunSpec({
             withContext(Dispatchers.Default) {
                 val follower = async { wal.follow("v").take(2).toList() }
                 val pending = async { wal.append("v", byteArrayOf(1)) }
-                delay(200) // written by now, its sync held open
-                pending.isCompleted shouldBe false
-                wal.replay("v").toList().map { it.sequence } shouldBe listOf(0L)
-                wal.nextSequence("v") shouldBe 1L
-                follower.isCompleted shouldBe false
-                gate.countDown()
-                io.forceGate = null
+                try {
+                    delay(200) // written by now, its sync held open
+                    pending.isCompleted shouldBe false
+                    wal.replay("v").toList().map { it.sequence } shouldBe listOf(0L)
+                    wal.nextSequence("v") shouldBe 1L
+                    follower.isCompleted shouldBe false
+                } finally {
+                    io.forceGate = null
+                    gate.countDown()
+                }
                 withTimeout(10_000) {
                     pending.await() shouldBe 1L
                     follower.await().map { it.sequence } shouldBe listOf(0L, 1L)

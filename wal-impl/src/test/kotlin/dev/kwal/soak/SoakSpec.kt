@@ -42,7 +42,11 @@ class SoakSpec : FunSpec({
     val config = SoakConfig(minutes = minutes, slice = slice, seed = seed)
 
     test("a long run under steady load loses nothing acknowledged and holds its resources flat")
-        .config(timeout = (config.runMillis + 15.minutes.inWholeMilliseconds).milliseconds) {
+        .config(
+            // Kotest also bounds each invocation (10 minutes by default): both must cover the run.
+            timeout = (config.runMillis + 15.minutes.inWholeMilliseconds).milliseconds,
+            invocationTimeout = (config.runMillis + 15.minutes.inWholeMilliseconds).milliseconds,
+        ) {
             val result = Soak(config).run()
             val line = result.summary()
             runCatching {
