@@ -33,6 +33,7 @@ class DiskFullSpec : FunSpec({
         val mounted = run("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mountPoint.toString())
         try {
             if (mounted) {
+                println("DiskFullSpec: running on a real 4 MiB tmpfs at $mountPoint")
                 val dir = mountPoint.resolve("wal")
                 val ballast = mountPoint.resolve("ballast")
                 scenario(dir, io = RealFileIo,
