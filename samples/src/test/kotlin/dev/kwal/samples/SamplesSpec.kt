@@ -45,6 +45,22 @@ class SamplesSpec : FunSpec({
         out shouldContain "  follower got #3333 live event 0\n  follower got #3334 live event 1\n  follower got #3335 live event 2\n"
         out shouldContain "seg-0000000001.kwal  67108864 bytes"
     }
+
+    test("Throughput probe runs every case and prints kwal beside the FileChannel ceiling") {
+        val throughput = Class.forName("dev.kwal.samples.ThroughputKt").getMethod("main", Array<String>::class.java)
+        val out = runMain("kwal-sample-tp") { throughput.invoke(null, arrayOf(it.toString(), "0.05")) }
+        out shouldContain "record size 100 B, 0.05s per case"
+        val rows = out.lines().filter { it.contains(" kwal ") && it.contains("ratio") }
+        (rows.size >= 4) shouldBe true
+        for (row in rows) row shouldMatch Regex(""".* kwal +[\d,]+ rec/s .* +[\d,]+ rec/s +ratio \d+\.\d\d""")
+    }
+
+    test("ManyTopics probe appends to 10,000 topics and reports space and files") {
+        val many = Class.forName("dev.kwal.samples.ManyTopicsKt").getMethod("main", Array<String>::class.java)
+        val out = runMain("kwal-sample-topics") { many.invoke(null, arrayOf(it.resolve("log").toString())) }
+        out shouldMatch Regex("""(?s).*10,000 topics x \d+ records of 100 B: [\d.]+ s, [\d,]+ records/s.*""")
+        out shouldMatch Regex("""(?s).*log data: [\d,]+ bytes \(\d+ bytes per record, payload 100\); files: .*""")
+    }
 })
 
 /** Runs [body] on a fresh directory with System.out captured (and still echoed); returns the output. */
