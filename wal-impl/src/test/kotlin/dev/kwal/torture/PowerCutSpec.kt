@@ -228,6 +228,7 @@ class PowerCutSpec : FunSpec({
         val result = PowerCutTorture.run(cuts, seed) { println(it) }
         val ms = (System.nanoTime() - started) / 1_000_000
         println(result.summary())
+        println("POWERCUT options: ${result.optionsSummary()}")
         println("POWERCUT seed=$seed cuts=$cuts in $ms ms (${if (cuts > 0) ms * 1000 / cuts else 0} ms per 1000 cuts)")
         result.failures.forEach { println("POWERCUT FAILURE $it") }
         withClue(result.failures.take(10).joinToString("\n")) {

@@ -1,9 +1,9 @@
 package dev.kwal.torture
 
 import dev.kwal.Durability
-import dev.kwal.TestLogs
 import dev.kwal.Wal
 import dev.kwal.WalCorruptedException
+import dev.kwal.crash.TortureOptions
 import dev.kwal.engine.KwalEngine
 import dev.kwal.engine.io.PowerLossFileIo
 import kotlinx.coroutines.CancellationException
@@ -27,24 +27,37 @@ import kotlin.random.Random
  * Simulated power loss under a random concurrent workload, over [PowerLossFileIo].
  *
  * Each cut i has its own seed (derived from the run's seed and i, printed in every failure). A disk lives for
- * [CUTS_PER_DISK] cuts, so later cuts hit logs that recovery has already repaired. One round: open the log on the
- * disk (recovery), check it against everything known about the disk, run a few coroutines appending single records
- * and batches to a few topics — mostly under [Durability.Sync], some per call under [Durability.None], with an
- * occasional [Wal.sync] — and cut the power at a random moment: after a random number of acknowledgements, inside
- * a random seam call while appends are in flight, or inside recovery itself. The engine is then abandoned (its
- * handles are dead) and closed, tolerating errors.
+ * [CUTS_PER_DISK] cuts, so later cuts hit logs that recovery has already repaired. Each round opens the log with
+ * options of its own ([TortureOptions.random], from the cut's seed; a quarter of the rounds keep the previous
+ * round's sizes): segment, block, record, group and queue sizes change between the opens of one disk, bigger and
+ * smaller, as the options allow, and so do the default durability and the corruption policy. One round: open the
+ * log on the disk (recovery), check it against everything known about the disk, run a few coroutines appending
+ * single records and batches (sizes relative to the block: tiny, about half a block, near the largest record; now
+ * and then a long batch of hundreds of records, see [TortureOptions.longBatch]) to a
+ * few topics — under the log's default durability or, per call, [Durability.Sync], [Durability.None] or
+ * [Durability.Interval], with an occasional [Wal.sync] — and cut the power at a random moment: after a random number
+ * of acknowledgements, inside a random seam call while appends are in flight, or inside recovery itself. The engine
+ * is then abandoned (its handles are dead) and closed, tolerating errors.
  *
- * The check after each reopen: the open succeeds (a power cut is never corruption); every topic replays without
+ * The check after each reopen: the open succeeds and recovery reports no corruption (a power cut is never
+ * corruption: under [dev.kwal.CorruptionPolicy.TRUNCATE] a report of one stands for the open FAIL would have
+ * failed); every topic replays without
  * error, with sequences dense from 0; every record served is one that was appended to that topic (payloads are
  * unique and self-describing), at most once, at the sequence it was acknowledged with if it was; every record
- * acknowledged under Sync, acknowledged before a successful [Wal.sync], or served by an earlier reopen is there;
- * and every batch is there whole or not at all.
+ * acknowledged under Sync (whether the call or the log's default said so), acknowledged before a successful
+ * [Wal.sync], or served by an earlier reopen is there; and every batch is there whole or not at all. Records
+ * acknowledged under None or Interval and not covered by a sync() may be lost (the page cache is gone).
+ * Every failure names the round's options.
  */
 object PowerCutTorture {
     const val CUTS_PER_DISK = 10
     private val DIR: Path = Path.of("/powercut/log")
     private val NONE_CHANCES = doubleArrayOf(0.0, 0.15, 0.15, 0.5, 0.9)
     private val TOPICS = listOf("alpha", "beta", "gamma", "delta")
+
+    /** The options of the round of cut seed [cs], after a round that used [previous]. Segments of at most 2 MiB, records of at most 64 KiB: the disk is in memory. */
+    fun optionsOf(cs: Long, previous: TortureOptions?): TortureOptions =
+        TortureOptions.next(Random(cs xor 0x2545F4914F6CDD1DL), previous, maxSegment = 2 shl 20, maxRecord = 64 shl 10)
 
     /** The seed of cut [i] of a run seeded [seed]. */
     fun cutSeed(seed: Long, i: Int): Long = seed * 6364136223846793005L + (i + 1) * -7046029254386353131L
@@ -63,6 +76,10 @@ object PowerCutTorture {
         val nextId = AtomicLong(1)
         val nextBatch = AtomicLong(1)
         var pendingCheck = false
+        /** The options of the last open: the final check opens with them. */
+        var options: TortureOptions = TortureOptions.CLASSIC
+        /** The options of every open of this disk, for failure messages: the data was written under them. */
+        val history = ArrayList<TortureOptions>()
     }
 
     private class Counts {
@@ -80,6 +97,7 @@ object PowerCutTorture {
         var lost = 0L
         var corruptServed = 0L
         var failedReopens = 0L
+        val options = HashSet<TortureOptions>()
         val failures = ArrayList<String>()
         fun fail(msg: String) { if (failures.size < 50) failures.add(msg) }
     }
@@ -98,16 +116,21 @@ object PowerCutTorture {
         for (i in 0 until cuts) {
             val cs = cutSeed(seed, i)
             if (i % CUTS_PER_DISK == 0) {
-                disk?.let { finalCheck(it, model, c, "seed=$seed cut=${i - 1} cutSeed=$lastSeed") }
+                disk?.let { finalCheck(it, model, c, "seed=$seed cut=${i - 1} cutSeed=$lastSeed options=[${model.options}]") }
                 disk = PowerLossFileIo(seed = cs).also { it.ignoreForce = lyingDisk }
                 model = Model()
             }
-            round(disk!!, model, c, Random(cs), "seed=$seed cut=$i cutSeed=$cs")
+            val options = optionsOf(cs, if (i % CUTS_PER_DISK == 0) null else model.options)
+            model.options = options
+            model.history.add(options)
+            c.options.add(options)
+            val earlier = model.history.dropLast(1).distinct().joinToString("; ")
+            round(disk!!, model, c, Random(cs), options, "seed=$seed cut=$i cutSeed=$cs options=[$options] earlier opens of this disk=[$earlier]")
             lastSeed = cs
             done++
             if ((i + 1) % 500 == 0) progress("power cuts: ${i + 1}/$cuts in ${(System.nanoTime() - started) / 1_000_000} ms, acked=${c.acked}")
         }
-        disk?.let { finalCheck(it, model, c, "seed=$seed cut=${cuts - 1} cutSeed=$lastSeed") }
+        disk?.let { finalCheck(it, model, c, "seed=$seed cut=${cuts - 1} cutSeed=$lastSeed options=[${model.options}]") }
         progress(
             "POWERCUT stats: cuts in recovery=${c.inRecovery} inside a seam call=${c.armed} after acks=${c.afterAcks} " +
                 "at the end=${c.atEnd}; reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
@@ -115,27 +138,27 @@ object PowerCutTorture {
         )
         return TortureResult(
             cuts = done.toLong(), acked = c.acked, lost = c.lost, corruptServed = c.corruptServed,
-            failedReopens = c.failedReopens, failures = c.failures,
+            failedReopens = c.failedReopens, failures = c.failures, options = c.options,
         )
     }
 
-    private fun open(disk: PowerLossFileIo): KwalEngine = KwalEngine.open(TestLogs.small(DIR), disk.session())
+    private fun open(disk: PowerLossFileIo, options: TortureOptions): KwalEngine = KwalEngine.open(options.of(DIR), disk.session())
 
     private fun finalCheck(disk: PowerLossFileIo, model: Model, c: Counts, tag: String) {
         if (!model.pendingCheck) return
-        val wal = try { open(disk) } catch (e: Throwable) {
+        val wal = try { open(disk, model.options) } catch (e: Throwable) {
             c.failedReopens++; c.fail("$tag: final reopen failed: $e"); return
         }
         try { check(wal, model, c, tag) } finally { closeQuietly(wal, c, tag) }
     }
 
-    private fun round(disk: PowerLossFileIo, model: Model, c: Counts, rnd: Random, tag: String) {
+    private fun round(disk: PowerLossFileIo, model: Model, c: Counts, rnd: Random, options: TortureOptions, tag: String) {
         val cutRandom = Random(rnd.nextLong())
         val mode = rnd.nextInt(100)
         // 0..14: a cut inside recovery (or soon after, if recovery is short)
         if (mode < 15) disk.armCut(1L + rnd.nextInt(60), cutRandom)
         val gen = disk.generation
-        val wal = try { open(disk) } catch (e: Throwable) {
+        val wal = try { open(disk, options) } catch (e: Throwable) {
             if (disk.generation != gen) { c.inRecovery++; tally(disk, c); model.pendingCheck = true; return } // cut inside recovery: check on the next open
             disk.disarm()
             c.failedReopens++
@@ -151,7 +174,7 @@ object PowerCutTorture {
             val report = wal.recovery
             if (report.truncated) { c.truncatedReopens++; c.droppedRecords += report.droppedRecords }
             c.maxSegments = maxOf(c.maxSegments, report.segments)
-            workload(disk, wal, model, c, rnd, cutRandom, workloadMode, tag)
+            workload(disk, wal, model, c, rnd, cutRandom, workloadMode, options, tag)
             when {
                 disk.generation != gen -> if (workloadMode < 55) c.armed++ else c.afterAcks++
                 else -> { c.atEnd++; disk.disarm(); disk.cut(cutRandom) }
@@ -177,7 +200,7 @@ object PowerCutTorture {
         if (t.isAlive) { c.failedReopens++; c.fail("$tag: close() hangs") }
     }
 
-    private fun workload(disk: PowerLossFileIo, wal: Wal, model: Model, c: Counts, rnd: Random, cutRandom: Random, mode: Int, tag: String) {
+    private fun workload(disk: PowerLossFileIo, wal: Wal, model: Model, c: Counts, rnd: Random, cutRandom: Random, mode: Int, options: TortureOptions, tag: String) {
         val writers = 1 + rnd.nextInt(4)
         val ops = 4 + rnd.nextInt(if (rnd.nextInt(4) == 0) 200 else 60)
         val gen = disk.generation
@@ -200,19 +223,30 @@ object PowerCutTorture {
                             val r = plans[w]
                             while (writerOps.getAndDecrement() > 0 && disk.generation == gen) {
                                 val topic = TOPICS[r.nextInt(TOPICS.size)]
-                                val sync = r.nextDouble() >= noneChance
-                                val durability = if (sync) null else Durability.None
+                                // The call's durability, or the log's default; only Sync promises to survive the cut.
+                                val durability = when {
+                                    r.nextDouble() < noneChance -> if (r.nextInt(4) == 0) Durability.Interval(5) else Durability.None
+                                    r.nextInt(4) == 0 -> Durability.Sync
+                                    else -> null
+                                }
+                                val sync = (durability ?: options.durability) == Durability.Sync
                                 try {
                                     when (r.nextInt(10)) {
                                         in 0..5 -> {
-                                            val s = newSent(model, topic, r, batch = 0, index = 0, batchSize = 1, big = r.nextDouble() < bigChance)
+                                            val size = if (r.nextDouble() < bigChance) options.recordSize(r, 8) else minOf(8 + r.nextInt(300), options.maxRecordSize)
+                                            val s = newSent(model, topic, size, batch = 0, index = 0, batchSize = 1)
                                             val seq = wal.append(topic, s.payload, durability)
                                             acked(model, s, seq, sync, noneAcked)
                                         }
                                         in 6..8 -> {
-                                            val n = 2 + r.nextInt(10)
+                                            val big = r.nextDouble() < bigChance
+                                            val sizes = if (r.nextInt(30) == 0) options.longBatch(r, 8, maxBytes = 512L shl 10) else options.fitBatch(
+                                                List(2 + r.nextInt(10)) { if (big) options.recordSize(r, 8) else minOf(8 + r.nextInt(600), options.maxRecordSize) },
+                                                maxBytes = 256L shl 10,
+                                            )
+                                            val n = sizes.size
                                             val batchId = model.nextBatch.getAndIncrement()
-                                            val list = List(n) { k -> newSent(model, topic, r, batchId, k, n, small = true) }
+                                            val list = List(n) { k -> newSent(model, topic, sizes[k], batchId, k, n) }
                                             model.batches[batchId] = list
                                             val range = wal.appendBatch(topic, list.map { it.payload }, durability)
                                             if (range.count() != n) {
@@ -245,13 +279,8 @@ object PowerCutTorture {
         }
     }
 
-    private fun newSent(model: Model, topic: String, r: Random, batch: Long, index: Int, batchSize: Int, small: Boolean = false, big: Boolean = false): Sent {
+    private fun newSent(model: Model, topic: String, size: Int, batch: Long, index: Int, batchSize: Int): Sent {
         val id = model.nextId.getAndIncrement()
-        val size = when {
-            small -> 8 + r.nextInt(600)
-            big -> 1000 + r.nextInt(3000)
-            else -> 8 + r.nextInt(300)
-        }
         val payload = ByteArray(size)
         ByteBuffer.wrap(payload).putLong(id)
         val fill = Random(id)
@@ -268,6 +297,9 @@ object PowerCutTorture {
     private fun check(wal: Wal, model: Model, c: Counts, tag: String) {
         val present = HashMap<Long, Long>() // id -> seq
         val report = wal.recovery
+        if (report.corruption != null) {
+            c.failedReopens++; c.fail("$tag: recovery after a power cut reports corruption (a cut loses only unsynced bytes): $report")
+        }
         val topics = TOPICS + wal.topics()
         for (topic in topics.distinct()) {
             val records = try {

@@ -14,9 +14,11 @@ import kotlin.time.Duration.Companion.seconds
  *
  * The default build runs a short slice. A long run is one command:
  * `mvn -B -ntp -Ptorture verify -Dtorture.cycles=1000 -Dtorture.cuts=10000 -Dtorture.corruptions=2000`.
- * System properties: `torture.cycles`, `torture.cuts`, `torture.corruptions`, `torture.seed` (replays a run).
- * It ends with one line, also written to `target/torture-summary.txt`:
- * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0`.
+ * System properties: `torture.cycles`, `torture.cuts`, `torture.corruptions`, `torture.seed` (replays a run,
+ * options included: each kill cycle, power cut and corruption case draws its log's options from the seed, see
+ * [dev.kwal.crash.TortureOptions]). It ends with two lines, also written to `target/torture-summary.txt`:
+ * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 options=<n> seed=<n>`
+ * (`options` counts the distinct options logs were opened with), then `TORTURE options: ...`, their range.
  */
 class TortureSpec : FunSpec({
     fun prop(name: String, default: Int) = System.getProperty(name)?.takeIf { it.isNotBlank() }?.toInt() ?: default
@@ -29,6 +31,7 @@ class TortureSpec : FunSpec({
     fun report(name: String, r: TortureResult) {
         total += r
         println("$name: ${r.summary().removePrefix("TORTURE ")}")
+        println("$name options: ${r.optionsSummary()}")
         r.failures.take(5).forEach { System.err.println("$name failure:\n$it") }
     }
 
@@ -58,7 +61,7 @@ class TortureSpec : FunSpec({
         }
 
     afterSpec {
-        val line = total.summary()
+        val line = total.summary() + " seed=$seed\nTORTURE options: " + total.optionsSummary()
         runCatching {
             val target = Path.of(System.getProperty("torture.summary") ?: "target/torture-summary.txt")
             Files.createDirectories(target.toAbsolutePath().parent)
