@@ -64,7 +64,9 @@ object CrashOptions {
  * `sync` and `none` give every call that durability; `mixed` gives each call the log's default, Sync, None or
  * Interval at random. `options` ([TortureOptions.encode]) replaces [CrashOptions.of]: record sizes are then chosen
  * relative to its block ([TortureOptions.recordSize]), batches fit a segment (now and then a long one, of up to
- * 2,047 records, see [TortureOptions.longBatch]; and now and then one that cannot fit must be refused), and recovery must not have found corruption (a kill damages nothing). `facade` adds the Java
+ * 2,047 records, see [TortureOptions.longBatch]; and now and then one that fills a segment to its last byte,
+ * which must be accepted, or one a few bytes larger, which must be refused: see [edgeBatch]), and recovery must
+ * not have found corruption (a kill damages nothing). `facade` adds the Java
  * facade ([FacadeLoad]): dependent appends in callbacks and a thread pipelining appends without waiting.
  *
  * A writer checks that the sequences it gets for one topic grow; any broken expectation prints `ERROR <what>`
@@ -106,7 +108,7 @@ object AppenderProcess {
                             val min = CrashPayloads.minSize(topic)
                             if (r.nextInt(4) == 0) {
                                 val k = r.nextInt(1, 9)
-                                if (torture != null && r.nextInt(40) == 0 && oversizeBatch(wal, torture, topic, seed, w, r, out)) continue
+                                if (torture != null && r.nextInt(40) == 0 && edgeBatch(wal, torture, topic, seed, w, r, out)) continue
                                 val sizes = when {
                                     torture == null -> List(k) { CrashOptions.size(r, topic) }
                                     r.nextInt(30) == 0 -> torture.longBatch(r, min, maxBytes = 1 shl 20)
@@ -149,23 +151,38 @@ object AppenderProcess {
     }
 
     /**
-     * A batch that cannot fit one segment, if one of at most 127 records and 2 MiB can be made: it must be refused
-     * with [RecordTooLargeException] and change nothing. Returns whether it was tried.
+     * A batch at the edge of a segment ([TortureOptions.exactBatch]): one that fills an empty segment to its last
+     * byte must be accepted, one a few bytes larger must be refused with [RecordTooLargeException] and change
+     * nothing. Returns whether one was tried (none can be made for some options).
      */
-    private suspend fun oversizeBatch(wal: Wal, o: TortureOptions, topic: String, seed: Long, w: Int, r: Random, out: PrintStream): Boolean {
-        val size = maxOf(o.maxRecordSize - r.nextInt(16), CrashPayloads.minSize(topic))
-        var k = 1
-        while (k < 127 && o.batchFits(List(k) { size })) k++
-        if (o.batchFits(List(k) { size }) || k.toLong() * size > (2 shl 20)) return false
+    private suspend fun edgeBatch(wal: Wal, o: TortureOptions, topic: String, seed: Long, w: Int, r: Random, out: PrintStream): Boolean {
+        val delta = if (r.nextBoolean()) 0 else r.nextInt(1, 65)
+        val sizes = o.exactBatch(r, CrashPayloads.minSize(topic), delta, maxBytes = 2L shl 20) ?: return false
+        val what = "a batch of ${sizes.size} records (${sizes.toSortedSet().take(3)} bytes) taking ${o.unitBytes(sizes)} bytes with its headers, " +
+            "for segments of ${o.segmentSize} (room ${o.segmentSize - TortureOptions.SEGMENT_HEADER}), under [$o]"
+        if (delta == 0) {
+            val first = edgeN.getAndAdd(sizes.size.toLong())
+            val payloads = sizes.mapIndexed { i, size -> CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, i, sizes.size), first + i, size) }
+            val range = try {
+                wal.appendBatch(topic, payloads)
+            } catch (e: RecordTooLargeException) {
+                fatal(out, "$what fits exactly but was refused: $e")
+            }
+            payloads.forEachIndexed { i, p -> ack(out, topic, range.first + i, p) }
+            return true
+        }
         // Writer -1 - w: never acknowledged, so never expected; refused, so never found.
-        val payloads = List(k) { CrashPayloads.make(topic, seed, -1 - w, it.toLong(), size) }
+        val payloads = sizes.mapIndexed { i, size -> CrashPayloads.make(topic, seed, -1 - w, i.toLong(), size) }
         try {
             val range = wal.appendBatch(topic, payloads)
-            fatal(out, "a batch of $k x $size bytes (${o.unitBytes(List(k) { size })} bytes with headers) cannot fit a segment of ${o.segmentSize} but was accepted as $range")
+            fatal(out, "$what cannot fit a segment but was accepted as $range")
         } catch (e: RecordTooLargeException) {
             return true
         }
     }
+
+    /** The `n` of exactly fitting batches' payloads: apart from the writers' own counters. */
+    private val edgeN = java.util.concurrent.atomic.AtomicLong(1L shl 40)
 
     /** Prints `ERROR <msg>` and ends the process: an expectation of the child itself failed. */
     fun fatal(out: PrintStream, msg: String): Nothing {

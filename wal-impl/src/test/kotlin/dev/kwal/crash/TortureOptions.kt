@@ -110,6 +110,40 @@ data class TortureOptions(
     }
 
     /**
+     * Payload sizes of a batch that takes exactly `segmentSize - 64 + delta` bytes ([unitBytes]), or null if none of
+     * at most [CrashPayloads.MAX_BATCH] records and [maxBytes] is found. With `delta` 0 it fills an empty segment to
+     * its last byte and must be accepted; with `delta` > 0 it cannot fit and must be refused, however close. Records
+     * mostly just over half a block (so hundreds of block headers are at stake), or of some other size.
+     */
+    fun exactBatch(r: Random, min: Int, delta: Int, maxBytes: Long): List<Int>? {
+        val target = segmentSize.toLong() - SEGMENT_HEADER + delta
+        if (target > maxBytes) return null
+        val floor = maxOf(min.toLong(), target / (CrashPayloads.MAX_BATCH - 2)).toInt()
+        if (floor > maxRecordSize) return null
+        val s = (if (r.nextInt(3) > 0) halfBlock + 1 + r.nextInt(8) else recordSize(r, min)).coerceIn(floor, maxRecordSize)
+        val sizes = ArrayList<Int>()
+        var total = 0L
+        var inBlock = -1L
+        while (sizes.size < CrashPayloads.MAX_BATCH - 2) {
+            val frame = FRAME_HEADER.toLong() + s
+            val newBlock = inBlock < 0 || inBlock + frame > blockSize
+            val t = total + frame + (if (newBlock) BLOCK_HEADER else 0)
+            if (t > target) break
+            total = t
+            inBlock = (if (newBlock) BLOCK_HEADER.toLong() else inBlock) + frame
+            sizes.add(s)
+        }
+        val gap = (target - total).toInt()
+        if (gap == 0) return sizes
+        val candidates = listOfNotNull(
+            sizes.lastOrNull()?.let { sizes.dropLast(1) + (it + gap) },
+            sizes + (gap - FRAME_HEADER),
+            sizes + (gap - FRAME_HEADER - BLOCK_HEADER),
+        )
+        return candidates.firstOrNull { c -> c.all { it in min..maxRecordSize } && unitBytes(c) == target && c.sumOf { it.toLong() } <= maxBytes }
+    }
+
+    /**
      * A long batch: records all just over half a block (each alone in its block: the case that once made the
      * engine's bound fall short of the headers, with hundreds of records) or all tiny, as many as fit one segment,
      * [maxBytes] and [CrashPayloads.MAX_BATCH].

@@ -1,6 +1,7 @@
 package dev.kwal.torture
 
 import dev.kwal.Durability
+import dev.kwal.RecordTooLargeException
 import dev.kwal.Wal
 import dev.kwal.WalCorruptedException
 import dev.kwal.crash.TortureOptions
@@ -33,7 +34,9 @@ import kotlin.random.Random
  * smaller, as the options allow, and so do the default durability and the corruption policy. One round: open the
  * log on the disk (recovery), check it against everything known about the disk, run a few coroutines appending
  * single records and batches (sizes relative to the block: tiny, about half a block, near the largest record; now
- * and then a long batch of hundreds of records, see [TortureOptions.longBatch]) to a
+ * and then a long batch of hundreds of records, see [TortureOptions.longBatch]; and one that fills an empty
+ * segment to its last byte, which must be accepted, or one a few bytes larger, which must be refused, see
+ * [TortureOptions.exactBatch]) to a
  * few topics — under the log's default durability or, per call, [Durability.Sync], [Durability.None] or
  * [Durability.Interval], with an occasional [Wal.sync] — and cut the power at a random moment: after a random number
  * of acknowledgements, inside a random seam call while appends are in flight, or inside recovery itself. The engine
@@ -88,6 +91,8 @@ object PowerCutTorture {
         var afterAcks = 0
         var atEnd = 0
         var truncatedReopens = 0
+        var emptyActive = 0
+        var emptySmallerActive = 0
         var droppedRecords = 0L
         var maxSegments = 0
         var dirOpsLost = 0L
@@ -134,7 +139,7 @@ object PowerCutTorture {
         progress(
             "POWERCUT stats: cuts in recovery=${c.inRecovery} inside a seam call=${c.armed} after acks=${c.afterAcks} " +
                 "at the end=${c.atEnd}; reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
-                "most segments=${c.maxSegments}; directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}",
+                "most segments=${c.maxSegments}; reopens with an empty segment after the data=${c.emptyActive} (an empty segment of another size than today's=${c.emptySmallerActive}); directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}",
         )
         return TortureResult(
             cuts = done.toLong(), acked = c.acked, lost = c.lost, corruptServed = c.corruptServed,
@@ -173,6 +178,7 @@ object PowerCutTorture {
             model.pendingCheck = true
             val report = wal.recovery
             if (report.truncated) { c.truncatedReopens++; c.droppedRecords += report.droppedRecords }
+            noteActive(disk, options, c)
             c.maxSegments = maxOf(c.maxSegments, report.segments)
             workload(disk, wal, model, c, rnd, cutRandom, workloadMode, options, tag)
             when {
@@ -184,6 +190,28 @@ object PowerCutTorture {
             closeQuietly(wal, c, tag)
         }
     }
+
+    /**
+     * Statistics of the state recovery left: whether the segment after the last one holding data (the active one,
+     * or a spare) is empty, and whether an empty segment of another size than today's is left (recovery replaces or
+     * deletes those: the writer must never roll past an empty segment). Reads the simulated disk without seam calls.
+     */
+    private fun noteActive(disk: PowerLossFileIo, options: TortureOptions, c: Counts) {
+        fun empty(b: ByteArray) = b.size >= 112 && (64 until 112).all { b[it] == 0.toByte() }
+        var id = 1
+        var lastData = 0
+        var last = 0
+        var otherSize = false
+        while (true) {
+            val bytes = disk.contentOf(segmentPath(id)) ?: break
+            if (!empty(bytes)) lastData = id else if (bytes.size != options.segmentSize) otherSize = true
+            last = id++
+        }
+        if (last > lastData) c.emptyActive++
+        if (otherSize) c.emptySmallerActive++
+    }
+
+    private fun segmentPath(id: Int): Path = DIR.resolve("seg-%010d.kwal".format(id))
 
     private fun tally(disk: PowerLossFileIo, c: Counts) {
         val s = disk.lastCut ?: return
@@ -211,6 +239,9 @@ object PowerCutTorture {
         // Some rounds leave much in the page cache: a high share of appends under Durability.None, big records.
         val noneChance = NONE_CHANCES[rnd.nextInt(NONE_CHANCES.size)]
         val bigChance = if (rnd.nextInt(4) == 0) 0.5 else 0.1
+        // Some rounds start with a unit as large as today's segment allows: larger than an older, smaller segment that
+        // recovery may have left empty (the writer must never roll past an empty segment).
+        val firstBig = rnd.nextInt(4) == 0
         if (cutAfterAcks == 0) { disk.cut(cutRandom); return }
         val plans = List(writers) { Random(rnd.nextLong()) }
         val noneAcked = ConcurrentLinkedQueue<Sent>()
@@ -221,6 +252,7 @@ object PowerCutTorture {
                     coroutineScope {
                         for (w in 0 until writers) launch {
                             val r = plans[w]
+                            var first = w == 0 && firstBig
                             while (writerOps.getAndDecrement() > 0 && disk.generation == gen) {
                                 val topic = TOPICS[r.nextInt(TOPICS.size)]
                                 // The call's durability, or the log's default; only Sync promises to survive the cut.
@@ -230,8 +262,10 @@ object PowerCutTorture {
                                     else -> null
                                 }
                                 val sync = (durability ?: options.durability) == Durability.Sync
+                                val big0 = first
+                                first = false
                                 try {
-                                    when (r.nextInt(10)) {
+                                    when (if (big0) 6 else r.nextInt(10)) {
                                         in 0..5 -> {
                                             val size = if (r.nextDouble() < bigChance) options.recordSize(r, 8) else minOf(8 + r.nextInt(300), options.maxRecordSize)
                                             val s = newSent(model, topic, size, batch = 0, index = 0, batchSize = 1)
@@ -240,10 +274,26 @@ object PowerCutTorture {
                                         }
                                         in 6..8 -> {
                                             val big = r.nextDouble() < bigChance
-                                            val sizes = if (r.nextInt(30) == 0) options.longBatch(r, 8, maxBytes = 512L shl 10) else options.fitBatch(
-                                                List(2 + r.nextInt(10)) { if (big) options.recordSize(r, 8) else minOf(8 + r.nextInt(600), options.maxRecordSize) },
-                                                maxBytes = 256L shl 10,
-                                            )
+                                            val edge = if (big0) 0 else if (r.nextInt(30) == 0) (if (r.nextBoolean()) 0 else r.nextInt(1, 65)) else -1
+                                            val edgeSizes = if (edge >= 0) options.exactBatch(r, 8, edge, maxBytes = 2L shl 20) else null
+                                            if (edgeSizes != null && edge > 0) {
+                                                // A few bytes too large for a segment: refused, and nothing of it ever served.
+                                                val refused = edgeSizes.map { size -> ByteArray(size).also { ByteBuffer.wrap(it).putLong(-model.nextId.getAndIncrement()) } }
+                                                val accepted = try { wal.appendBatch(topic, refused, durability) } catch (e: RecordTooLargeException) { null }
+                                                if (accepted != null) synchronized(c) {
+                                                    c.corruptServed++
+                                                    c.fail("$tag: a batch of ${edgeSizes.size} taking ${options.unitBytes(edgeSizes)} bytes, more than a segment holds, was accepted as $accepted")
+                                                }
+                                                continue
+                                            }
+                                            val sizes = when {
+                                                edgeSizes != null -> edgeSizes // fills an empty segment to its last byte: accepted
+                                                big0 || r.nextInt(30) == 0 -> options.longBatch(r, 8, maxBytes = 512L shl 10)
+                                                else -> options.fitBatch(
+                                                    List(2 + r.nextInt(10)) { if (big) options.recordSize(r, 8) else minOf(8 + r.nextInt(600), options.maxRecordSize) },
+                                                    maxBytes = 256L shl 10,
+                                                )
+                                            }
                                             val n = sizes.size
                                             val batchId = model.nextBatch.getAndIncrement()
                                             val list = List(n) { k -> newSent(model, topic, sizes[k], batchId, k, n) }

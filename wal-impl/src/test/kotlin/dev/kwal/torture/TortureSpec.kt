@@ -41,7 +41,7 @@ class TortureSpec : FunSpec({
             val r = KillTorture.run(cycles, seed)
             report("KillTorture", r)
             r.kills shouldBe cycles.toLong()
-            withClue(r) { r.clean shouldBe true }
+            withClue(r) { r.clean shouldBe true; r.failures shouldBe emptyList() }
         }
 
     test("power cuts: a simulated page cache loses unsynced bytes; no acknowledged record is lost")
@@ -49,7 +49,7 @@ class TortureSpec : FunSpec({
             val r = PowerCutTorture.run(cuts, seed)
             report("PowerCutTorture", r)
             r.cuts shouldBe cuts.toLong()
-            withClue(r) { r.clean shouldBe true }
+            withClue(r) { r.clean shouldBe true; r.failures shouldBe emptyList() }
         }
 
     test("corrupted and hostile files: a clean truncation or a typed error, never anything else")
@@ -57,7 +57,7 @@ class TortureSpec : FunSpec({
             val r = CorruptionTorture.run(corruptions, seed)
             report("CorruptionTorture", r)
             r.corruptions shouldBe corruptions.toLong()
-            withClue(r) { r.clean shouldBe true }
+            withClue(r) { r.clean shouldBe true; r.failures shouldBe emptyList() }
         }
 
     afterSpec {
