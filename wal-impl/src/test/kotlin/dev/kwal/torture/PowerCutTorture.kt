@@ -29,28 +29,28 @@ import kotlin.random.Random
  *
  * Each cut i has its own seed (derived from the run's seed and i, printed in every failure). A disk lives for
  * [CUTS_PER_DISK] cuts, so later cuts hit logs that recovery has already repaired. Each round opens the log with
- * options of its own ([TortureOptions.random], from the cut's seed; a quarter of the rounds keep the previous
- * round's sizes): segment, block, record, group and queue sizes change between the opens of one disk, bigger and
- * smaller, as the options allow, and so do the default durability and the corruption policy. One round: open the
- * log on the disk (recovery), check it against everything known about the disk, run a few coroutines appending
- * single records and batches (sizes relative to the block: tiny, about half a block, near the largest record; now
- * and then a long batch of hundreds of records, see [TortureOptions.longBatch]; and one that fills an empty
- * segment to its last byte, which must be accepted, or one a few bytes larger, which must be refused, see
- * [TortureOptions.exactBatch]) to a
- * few topics — under the log's default durability or, per call, [Durability.Sync], [Durability.None] or
- * [Durability.Interval], with an occasional [Wal.sync] — and cut the power at a random moment: after a random number
- * of acknowledgements, inside a random seam call while appends are in flight, or inside recovery itself. The engine
- * is then abandoned (its handles are dead) and closed, tolerating errors.
+ * options of its own ([optionsOf]: [TortureOptions.random] from the cut's seed; a quarter of the rounds keep the
+ * previous round's sizes): segment, block, record, group and queue sizes change between the opens of one disk,
+ * bigger and smaller, as the options allow, and so do the default durability and the corruption policy.
+ *
+ * One round: open the log on the disk (recovery), check it against everything known about the disk, run a few
+ * coroutines appending single records and batches to a few topics — under the log's default durability or, per
+ * call, [Durability.Sync], [Durability.None] or [Durability.Interval], with an occasional [Wal.sync] — and cut the
+ * power at a random moment: after a random number of acknowledgements, inside a random seam call while appends are
+ * in flight, or inside recovery itself. The engine is then abandoned (its handles are dead) and closed, tolerating
+ * errors. Record sizes are relative to the block ([TortureOptions.recordSize]: tiny, about half a block, near the
+ * largest record); now and then a batch is long (hundreds of records, [TortureOptions.longBatch]) or fills an empty
+ * segment to its last byte, which must be accepted, or is a few bytes larger, which must be refused
+ * ([TortureOptions.exactBatch]); a quarter of the rounds start with a unit as large as today's segment allows.
  *
  * The check after each reopen: the open succeeds and recovery reports no corruption (a power cut is never
  * corruption: under [dev.kwal.CorruptionPolicy.TRUNCATE] a report of one stands for the open FAIL would have
- * failed); every topic replays without
- * error, with sequences dense from 0; every record served is one that was appended to that topic (payloads are
- * unique and self-describing), at most once, at the sequence it was acknowledged with if it was; every record
- * acknowledged under Sync (whether the call or the log's default said so), acknowledged before a successful
- * [Wal.sync], or served by an earlier reopen is there; and every batch is there whole or not at all. Records
- * acknowledged under None or Interval and not covered by a sync() may be lost (the page cache is gone).
- * Every failure names the round's options.
+ * failed); every topic replays without error, with sequences dense from 0; every record served is one that was
+ * appended to that topic (payloads are unique and self-describing), at most once, at the sequence it was
+ * acknowledged with if it was; every record acknowledged under Sync (whether the call or the log's default said
+ * so), acknowledged before a successful [Wal.sync], or served by an earlier reopen is there; and every batch is
+ * there whole or not at all. Records acknowledged under None or Interval and not covered by a sync() may be lost
+ * (the page cache is gone). Every failure names the options of the round and of the disk's earlier opens.
  */
 object PowerCutTorture {
     const val CUTS_PER_DISK = 10
@@ -58,7 +58,10 @@ object PowerCutTorture {
     private val NONE_CHANCES = doubleArrayOf(0.0, 0.15, 0.15, 0.5, 0.9)
     private val TOPICS = listOf("alpha", "beta", "gamma", "delta")
 
-    /** The options of the round of cut seed [cs], after a round that used [previous]. Segments of at most 2 MiB, records of at most 64 KiB: the disk is in memory. */
+    /**
+     * The options of the round of cut seed [cs], after a round that used [previous]: segments of at most 2 MiB and
+     * records of at most 64 KiB, since the disk is in memory.
+     */
     fun optionsOf(cs: Long, previous: TortureOptions?): TortureOptions =
         TortureOptions.next(Random(cs xor 0x2545F4914F6CDD1DL), previous, maxSegment = 2 shl 20, maxRecord = 64 shl 10)
 
@@ -139,7 +142,9 @@ object PowerCutTorture {
         progress(
             "POWERCUT stats: cuts in recovery=${c.inRecovery} inside a seam call=${c.armed} after acks=${c.afterAcks} " +
                 "at the end=${c.atEnd}; reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
-                "most segments=${c.maxSegments}; reopens with an empty segment after the data=${c.emptyActive} (an empty segment of another size than today's=${c.emptySmallerActive}); directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}",
+                "most segments=${c.maxSegments}; reopens with an empty segment after the data=${c.emptyActive} " +
+                "(an empty segment of another size than today's=${c.emptySmallerActive}); " +
+                "directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}",
         )
         return TortureResult(
             cuts = done.toLong(), acked = c.acked, lost = c.lost, corruptServed = c.corruptServed,
