@@ -112,16 +112,19 @@ object PowerCutTorture {
 
     /**
      * Runs [cuts] power cuts seeded by [seed]; [progress] gets a line now and then and statistics at the end.
-     * [lyingDisk] makes `fsync` a no-op, for checking that the torture notices lost records.
+     * [lyingDisk] makes `fsync` a no-op, for checking that the torture notices lost records. [firstCut] (a multiple
+     * of [CUTS_PER_DISK]) starts at that cut of the run: a disk's history depends only on its own cuts, so a failure
+     * at cut i replays from `i - i % CUTS_PER_DISK` (as far as the scheduling of the workload allows).
      */
-    fun run(cuts: Int, seed: Long, lyingDisk: Boolean = false, progress: (String) -> Unit = {}): TortureResult {
+    fun run(cuts: Int, seed: Long, lyingDisk: Boolean = false, firstCut: Int = 0, progress: (String) -> Unit = {}): TortureResult {
+        require(firstCut % CUTS_PER_DISK == 0) { "firstCut must be a multiple of $CUTS_PER_DISK" }
         val c = Counts()
         var disk: PowerLossFileIo? = null
         var model = Model()
         var lastSeed = seed
         var done = 0
         val started = System.nanoTime()
-        for (i in 0 until cuts) {
+        for (i in firstCut until firstCut + cuts) {
             val cs = cutSeed(seed, i)
             if (i % CUTS_PER_DISK == 0) {
                 disk?.let { finalCheck(it, model, c, "seed=$seed cut=${i - 1} cutSeed=$lastSeed options=[${model.options}]") }
@@ -136,9 +139,9 @@ object PowerCutTorture {
             round(disk!!, model, c, Random(cs), options, "seed=$seed cut=$i cutSeed=$cs options=[$options] earlier opens of this disk=[$earlier]")
             lastSeed = cs
             done++
-            if ((i + 1) % 500 == 0) progress("power cuts: ${i + 1}/$cuts in ${(System.nanoTime() - started) / 1_000_000} ms, acked=${c.acked}")
+            if (done % 500 == 0) progress("power cuts: $done/$cuts in ${(System.nanoTime() - started) / 1_000_000} ms, acked=${c.acked}")
         }
-        disk?.let { finalCheck(it, model, c, "seed=$seed cut=${cuts - 1} cutSeed=$lastSeed options=[${model.options}]") }
+        disk?.let { finalCheck(it, model, c, "seed=$seed cut=${firstCut + cuts - 1} cutSeed=$lastSeed options=[${model.options}]") }
         progress(
             "POWERCUT stats: cuts in recovery=${c.inRecovery} inside a seam call=${c.armed} after acks=${c.afterAcks} " +
                 "at the end=${c.atEnd}; reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
@@ -172,7 +175,7 @@ object PowerCutTorture {
             if (disk.generation != gen) { c.inRecovery++; tally(disk, c); model.pendingCheck = true; return } // cut inside recovery: check on the next open
             disk.disarm()
             c.failedReopens++
-            c.fail("$tag: reopen failed after a power cut: $e${e.cause?.let { " (cause $it)" } ?: ""}")
+            c.fail("$tag: reopen failed after a power cut: $e${e.cause?.let { " (cause $it)" } ?: ""}; disk: ${describe(disk)}")
             model.pendingCheck = false
             return
         }
@@ -214,6 +217,21 @@ object PowerCutTorture {
         }
         if (last > lastData) c.emptyActive++
         if (otherSize) c.emptySmallerActive++
+    }
+
+    /** The segments on [disk] (after a failure): id, file size, the size in its header, where its data ends. */
+    private fun describe(disk: PowerLossFileIo): String {
+        val out = ArrayList<String>()
+        var id = 1
+        while (true) {
+            val b = disk.contentOf(segmentPath(id)) ?: if (id > 1 && disk.contentOf(segmentPath(id + 1)) == null) break else { out.add("$id: missing"); id++; continue }
+            var end = b.size
+            while (end > 0 && b[end - 1] == 0.toByte()) end--
+            val headerSize = if (b.size >= 16) ByteBuffer.wrap(b).getInt(12) else -1
+            out.add("$id: ${b.size} B (header $headerSize), data to $end")
+            id++
+        }
+        return out.joinToString("; ")
     }
 
     private fun segmentPath(id: Int): Path = DIR.resolve("seg-%010d.kwal".format(id))

@@ -14,7 +14,8 @@ import kotlin.time.Duration.Companion.seconds
  *
  * The default build runs a short slice. A long run is one command:
  * `mvn -B -ntp -Ptorture verify -Dtorture.cycles=1000 -Dtorture.cuts=10000 -Dtorture.corruptions=2000`.
- * System properties: `torture.cycles`, `torture.cuts`, `torture.corruptions`, `torture.seed` (replays a run,
+ * System properties: `torture.cycles`, `torture.cuts`, `torture.corruptions`, `torture.firstCut` (the power cuts
+ * start there: a multiple of 10, see [PowerCutTorture.run]), `torture.seed` (replays a run,
  * options included: each kill cycle, power cut and corruption case draws its log's options from the seed, see
  * [dev.kwal.crash.TortureOptions]). It ends with two lines, also written to `target/torture-summary.txt`:
  * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 options=<n> seed=<n>`
@@ -25,6 +26,7 @@ class TortureSpec : FunSpec({
     val cycles = prop("torture.cycles", 5)
     val cuts = prop("torture.cuts", 100) // PowerCutSpec runs another 200 in the default build
     val corruptions = prop("torture.corruptions", 200)
+    val firstCut = prop("torture.firstCut", 0) // replays the power cuts from there (a multiple of 10)
     val seed = System.getProperty("torture.seed")?.takeIf { it.isNotBlank() }?.toLong() ?: Random.nextLong()
     var total = TortureResult()
 
@@ -46,7 +48,7 @@ class TortureSpec : FunSpec({
 
     test("power cuts: a simulated page cache loses unsynced bytes; no acknowledged record is lost")
         .config(timeout = (60 + cuts / 5L).seconds) {
-            val r = PowerCutTorture.run(cuts, seed)
+            val r = PowerCutTorture.run(cuts, seed, firstCut = firstCut)
             report("PowerCutTorture", r)
             r.cuts shouldBe cuts.toLong()
             withClue(r) { r.clean shouldBe true; r.failures shouldBe emptyList() }
