@@ -2,6 +2,8 @@ package dev.kwal.crash
 
 import dev.kwal.Durability
 import dev.kwal.Kwal
+import dev.kwal.RecordTooLargeException
+import dev.kwal.Wal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
@@ -50,13 +52,25 @@ object CrashOptions {
 }
 
 /**
- * Child-process main for [dev.kwal.KillSpec]: `AppenderProcess <dir> <seed> [writers] [sync|none]`.
+ * Child-process main for [dev.kwal.KillSpec] and [dev.kwal.torture.KillTorture]:
+ * `AppenderProcess <dir> <seed> [writers] [sync|none|mixed] [options] [facade]`.
  *
  * Opens the log in `dir`, prints `READY`, then runs `writers` coroutines that append forever, mixing
  * [dev.kwal.Wal.append] and [dev.kwal.Wal.appendBatch] over [CrashOptions.TOPICS] with mixed sizes.
  * Every acknowledged record is reported as soon as its call returns, one line each:
  * `ACK <topic> <seq> <crc32 hex>` (the CRC32 of the whole payload). It runs until killed. A batch's payloads
  * carry their batch (see [CrashPayloads.batchWriter]), so the parent can check batches are all-or-nothing.
+ *
+ * `sync` and `none` give every call that durability; `mixed` gives each call the log's default, Sync, None or
+ * Interval at random. `options` ([TortureOptions.encode]) replaces [CrashOptions.of]: record sizes are then chosen
+ * relative to its block ([TortureOptions.recordSize]), batches fit a segment (now and then a long one, of up to
+ * 2,047 records, see [TortureOptions.longBatch]; and now and then one that fills a segment to its last byte,
+ * which must be accepted, or one a few bytes larger, which must be refused: see [edgeBatch]), and recovery must
+ * not have found corruption (a kill damages nothing). `facade` adds the Java
+ * facade ([FacadeLoad]): dependent appends in callbacks and a thread pipelining appends without waiting.
+ *
+ * A writer checks that the sequences it gets for one topic grow; any broken expectation prints `ERROR <what>`
+ * and ends the child, which the parent reports.
  */
 object AppenderProcess {
     @JvmStatic
@@ -65,28 +79,52 @@ object AppenderProcess {
         val seed = args[1].toLong()
         val writers = args.getOrNull(2)?.toInt() ?: 32
         // Under "none" every append is acknowledged once in the page cache (a lone writer: the inline path).
-        val durability = if (args.getOrNull(3) == "none") Durability.None else Durability.Sync
+        val mode = args.getOrNull(3) ?: "sync"
+        val torture = args.getOrNull(4)?.takeIf { it != "-" }?.let { TortureOptions.decode(it) }
+        val facade = args.getOrNull(5) == "facade"
         val out = CrashOptions.out()
         CrashOptions.exitWhenParentGoes()
         try {
-            val wal = Kwal.open(CrashOptions.of(dir))
+            val wal = Kwal.open(torture?.of(dir) ?: CrashOptions.of(dir))
+            if (torture != null && wal.recovery.corruption != null) {
+                fatal(out, "recovery after a SIGKILL found corruption (nothing was damaged): ${wal.recovery}")
+            }
             out.println("READY ${wal.recovery}")
+            if (facade) FacadeLoad(wal, seed, torture ?: TortureOptions.CLASSIC, out).start()
             runBlocking(Dispatchers.Default) {
                 repeat(writers) { w ->
                     launch {
                         val r = Random(seed * 31 + w)
                         var n = 0L
+                        val last = HashMap<String, Long>()
+                        fun sequenceGrows(topic: String, first: Long, lastSeq: Long) {
+                            val prev = last[topic]
+                            if (prev != null && first <= prev) fatal(out, "writer $w got $topic/$first after $topic/$prev: its own appends out of order")
+                            last[topic] = lastSeq
+                        }
                         while (true) {
                             val topic = CrashOptions.TOPICS[r.nextInt(CrashOptions.TOPICS.size)]
+                            val durability = durability(mode, r)
+                            val min = CrashPayloads.minSize(topic)
                             if (r.nextInt(4) == 0) {
                                 val k = r.nextInt(1, 9)
-                                val payloads = List(k) { CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, it, k), n++, CrashOptions.size(r, topic)) }
+                                if (torture != null && r.nextInt(40) == 0 && edgeBatch(wal, torture, topic, seed, w, r, out)) continue
+                                val sizes = when {
+                                    torture == null -> List(k) { CrashOptions.size(r, topic) }
+                                    r.nextInt(30) == 0 -> torture.longBatch(r, min, maxBytes = 1 shl 20)
+                                    else -> torture.fitBatch(List(k) { torture.recordSize(r, min) }, maxBytes = 1 shl 20)
+                                }
+                                val payloads = sizes.mapIndexed { i, size -> CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, i, sizes.size), n++, size) }
                                 val range = wal.appendBatch(topic, payloads, durability)
                                 check(range.last - range.first + 1 == payloads.size.toLong()) { "range $range for ${payloads.size} payloads" }
                                 payloads.forEachIndexed { i, p -> ack(out, topic, range.first + i, p) }
+                                sequenceGrows(topic, range.first, range.last)
                             } else {
-                                val p = CrashPayloads.make(topic, seed, w, n++, CrashOptions.size(r, topic))
-                                ack(out, topic, wal.append(topic, p, durability), p)
+                                val size = torture?.recordSize(r, min) ?: CrashOptions.size(r, topic)
+                                val p = CrashPayloads.make(topic, seed, w, n++, size)
+                                val seq = wal.append(topic, p, durability)
+                                ack(out, topic, seq, p)
+                                sequenceGrows(topic, seq, seq)
                             }
                         }
                     }
@@ -100,7 +138,63 @@ object AppenderProcess {
         }
     }
 
-    private fun ack(out: PrintStream, topic: String, seq: Long, payload: ByteArray) {
+    /** The durability of one call: the mode's, or under `mixed` the log's default (mostly), Sync, None or Interval. */
+    fun durability(mode: String, r: Random): Durability? = when (mode) {
+        "none" -> Durability.None
+        "mixed" -> when (r.nextInt(10)) {
+            in 0..5 -> null
+            6, 7 -> Durability.Sync
+            8 -> Durability.None
+            else -> Durability.Interval(5)
+        }
+        else -> Durability.Sync
+    }
+
+    /**
+     * A batch at the edge of a segment ([TortureOptions.exactBatch]): one that fills an empty segment to its last
+     * byte must be accepted, one a few bytes larger must be refused with [RecordTooLargeException] and change
+     * nothing. Returns whether one was tried (none can be made for some options).
+     */
+    private suspend fun edgeBatch(wal: Wal, o: TortureOptions, topic: String, seed: Long, w: Int, r: Random, out: PrintStream): Boolean {
+        val delta = if (r.nextBoolean()) 0 else r.nextInt(1, 65)
+        val sizes = o.exactBatch(r, CrashPayloads.minSize(topic), delta, maxBytes = 2L shl 20) ?: return false
+        val what = "a batch of ${sizes.size} records (${sizes.toSortedSet().take(3)} bytes) taking ${o.unitBytes(sizes)} bytes with its headers, " +
+            "for segments of ${o.segmentSize} (room ${o.segmentSize - TortureOptions.SEGMENT_HEADER}), under [$o]"
+        if (delta == 0) {
+            val first = edgeN.getAndAdd(sizes.size.toLong())
+            val payloads = sizes.mapIndexed { i, size -> CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, i, sizes.size), first + i, size) }
+            val range = try {
+                wal.appendBatch(topic, payloads)
+            } catch (e: RecordTooLargeException) {
+                fatal(out, "$what fits exactly but was refused: $e")
+            }
+            payloads.forEachIndexed { i, p -> ack(out, topic, range.first + i, p) }
+            return true
+        }
+        // Writer -1 - w: never acknowledged, so never expected; refused, so never found.
+        val payloads = sizes.mapIndexed { i, size -> CrashPayloads.make(topic, seed, -1 - w, i.toLong(), size) }
+        try {
+            val range = wal.appendBatch(topic, payloads)
+            fatal(out, "$what cannot fit a segment but was accepted as $range")
+        } catch (e: RecordTooLargeException) {
+            return true
+        }
+    }
+
+    /** The `n` of exactly fitting batches' payloads: apart from the writers' own counters. */
+    private val edgeN = java.util.concurrent.atomic.AtomicLong(1L shl 40)
+
+    /** Prints `ERROR <msg>` and ends the process: an expectation of the child itself failed. */
+    fun fatal(out: PrintStream, msg: String): Nothing {
+        out.println("ERROR $msg")
+        out.flush()
+        System.err.println(msg)
+        System.err.flush()
+        Runtime.getRuntime().halt(2)
+        throw IllegalStateException(msg)
+    }
+
+    fun ack(out: PrintStream, topic: String, seq: Long, payload: ByteArray) {
         out.println("ACK $topic $seq %08x".format(CrashPayloads.crc(payload)))
     }
 }

@@ -53,11 +53,11 @@ object CrashPayloads {
     /** The (seed, writer, n) a payload was made from; call only on a payload [problem] accepts. */
     data class Origin(val seed: Long, val writer: Int, val n: Long) {
         /** The writer without its batch bits (see [batchWriter]). */
-        val base: Int get() = if (writer < 0) writer else writer and 0xffff
+        val base: Int get() = if (writer < 0) writer else writer and 0x1ff
         /** The payload's index in its batch (0 for a single append). */
-        val batchIndex: Int get() = if (writer < 0) 0 else (writer ushr 16) and 0xff
+        val batchIndex: Int get() = if (writer < 0) 0 else (writer ushr 9) and 0x7ff
         /** The size of its batch, or 0 for a single append (or a writer that does not mark batches). */
-        val batchSize: Int get() = if (writer < 0) 0 else (writer ushr 24) and 0x7f
+        val batchSize: Int get() = if (writer < 0) 0 else (writer ushr 20) and 0x7ff
     }
 
     fun origin(payload: ByteArray): Origin {
@@ -68,13 +68,16 @@ object CrashPayloads {
     }
 
     /**
-     * The writer field of payload [index] of a batch of [size] made by writer [w] (0..65535): the batch is
-     * written into the payloads, so a parent can check that a batch is present whole or not at all.
+     * The writer field of payload [index] of a batch of [size] (at most [MAX_BATCH]) made by writer [w] (0..511): the
+     * batch is written into the payloads, so a parent can check that a batch is present whole or not at all.
      */
     fun batchWriter(w: Int, index: Int, size: Int): Int {
-        require(w in 0..0xffff && index in 0..0xff && size in 1..0x7f)
-        return w or (index shl 16) or (size shl 24)
+        require(w in 0..0x1ff && index in 0 until size && size in 1..MAX_BATCH)
+        return w or (index shl 9) or (size shl 20)
     }
+
+    /** The largest batch [batchWriter] can mark. */
+    const val MAX_BATCH = 0x7ff
 
     fun crc(bytes: ByteArray, off: Int = 0, len: Int = bytes.size): Long =
         CRC32().apply { update(bytes, off, len) }.value

@@ -2,6 +2,7 @@ package dev.kwal.crash
 
 import dev.kwal.Kwal
 import dev.kwal.Wal
+import dev.kwal.WalOptions
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.withContext
@@ -22,6 +23,9 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
     var totalAcks = 0L
         private set
     var cycles = 0
+        private set
+    /** The payload bytes the last [check] replayed: what the log holds. */
+    var dataBytes = 0L
         private set
 
     /** What one [check] found. Every problem is also described in [problems]. */
@@ -71,12 +75,15 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
     }
 
     /**
-     * Reopens [dir] and checks it against [acks] (this cycle's) and everything known from earlier cycles:
-     * every known record present with its payload and sequence; sequences dense; every record intact, from a
-     * writer of this directory, and batches whole; `nextSequence` and `topics()` agree. Then appends a
-     * single and a batch to each topic and reads them back. Counts problems rather than throwing.
+     * Reopens [dir] with [options] (by default [CrashOptions.of]; they may differ from the options the log was
+     * written with) and checks it against [acks] (this cycle's) and everything known from earlier cycles:
+     * recovery found no corruption (a kill damages nothing: under [dev.kwal.CorruptionPolicy.TRUNCATE] this is
+     * what stands for the open that FAIL would have failed); every known record present with its payload and
+     * sequence; sequences dense; every record intact, from a writer of this directory, and batches whole;
+     * `nextSequence` and `topics()` agree. Then appends a single and a batch to each topic and reads them back.
+     * Counts problems rather than throwing.
      */
-    suspend fun check(cycle: Int, acks: List<Ack>, quiet: Boolean = true): Check = withContext(Dispatchers.IO) {
+    suspend fun check(cycle: Int, acks: List<Ack>, quiet: Boolean = true, options: WalOptions = CrashOptions.of(dir)): Check = withContext(Dispatchers.IO) {
         val c = Check()
         fun problem(msg: String) { if (c.problems.size < 20) c.problems.add("${where(cycle)}: $msg") }
         c.acked = acks.size.toLong()
@@ -88,7 +95,7 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
             }
         }
         val wal: Wal = try {
-            Kwal.open(CrashOptions.of(dir))
+            Kwal.open(options)
         } catch (e: Throwable) {
             c.failedReopen = true
             problem("reopen after SIGKILL failed: $e (${acks.size} acks this cycle)")
@@ -96,12 +103,17 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
         }
         try {
             if (!quiet) println("cycle $cycle: recovery ${wal.recovery}")
+            if (wal.recovery.corruption != null) {
+                c.failedReopen = true
+                problem("recovery after a SIGKILL found corruption, but a kill damages nothing: ${wal.recovery}")
+            }
+            dataBytes = 0
             for (topic in wal.topics() + known.keys) checkTopic(wal, topic, c, ::problem)
             if (!wal.topics().containsAll(known.keys)) {
                 c.lost += (known.keys - wal.topics()).sumOf { known[it]!!.size }.toLong()
                 problem("topics() ${wal.topics()} lacks some of ${known.keys}")
             }
-            appendAfterRecovery(wal, cycle, c, ::problem)
+            appendAfterRecovery(wal, options, cycle, c, ::problem)
         } catch (e: Throwable) {
             c.failedReopen = true
             problem("checking the reopened log threw $e")
@@ -125,6 +137,7 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
             if (r.sequence != i.toLong()) bad = "record #$i has sequence ${r.sequence} (sequences not dense)"
             else if (r.topic != topic) bad = "record ${r.sequence} reports topic '${r.topic}'"
             else CrashPayloads.problem(topic, r.payload)?.let { bad = "seq ${r.sequence}: payload damaged: $it" }
+            dataBytes += r.payload.size
             if (bad == null) {
                 val o = CrashPayloads.origin(r.payload)
                 if (o.seed !in seeds) bad = "seq ${r.sequence}: payload of seed ${o.seed}, which never wrote to this directory"
@@ -133,14 +146,17 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
             if (bad != null) { c.corruptServed++; problem("'$topic' $bad") }
         }
         // Batches are all-or-nothing: every member of a batch is there, in order, around each one found.
+        val wholeAt = HashSet<Int>() // first positions of batches found whole, so a long batch is checked once
         origins.forEachIndexed { i, o ->
             if (o == null || o.batchSize == 0) return@forEachIndexed
             val first = i - o.batchIndex
+            if (first in wholeAt) return@forEachIndexed
             val whole = first >= 0 && first + o.batchSize <= records.size && (0 until o.batchSize).all { j ->
                 val m = origins[first + j]
                 m != null && m.seed == o.seed && m.base == o.base && m.batchSize == o.batchSize && m.batchIndex == j &&
                     m.n == o.n - o.batchIndex + j
             }
+            if (whole) wholeAt.add(first)
             if (!whole) {
                 c.corruptServed++
                 problem("'$topic' seq $i: member ${o.batchIndex} of a batch of ${o.batchSize} (writer ${o.base}, seed ${o.seed}) " +
@@ -169,13 +185,13 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
     }
 
     /** The recovered log takes appends and batches, at the next sequence of each topic. */
-    private suspend fun appendAfterRecovery(wal: Wal, cycle: Int, c: Check, problem: (String) -> Unit) {
+    private suspend fun appendAfterRecovery(wal: Wal, options: WalOptions, cycle: Int, c: Check, problem: (String) -> Unit) {
         for (topic in CrashOptions.TOPICS) {
             val next = wal.nextSequence(topic)
-            val p = CrashPayloads.make(topic, seed, -cycle, next, 100 + cycle % 1000)
+            val p = CrashPayloads.make(topic, seed, -cycle, next, minOf(100 + cycle % 1000, options.maxRecordSize))
             val seq = withTimeout(30_000) { wal.append(topic, p) }
             if (seq != next) { c.failedReopen = true; problem("'$topic': append after recovery got sequence $seq, expected $next") }
-            val batch = List(3) { CrashPayloads.make(topic, seed, -cycle, next + 1 + it, 2000) }
+            val batch = List(3) { CrashPayloads.make(topic, seed, -cycle, next + 1 + it, minOf(2000, options.maxRecordSize)) }
             val range = withTimeout(30_000) { wal.appendBatch(topic, batch) }
             if (range != (seq + 1)..(seq + 3)) { c.failedReopen = true; problem("'$topic': batch after recovery got $range, expected ${seq + 1}..${seq + 3}") }
             val k = known.getOrPut(topic) { HashMap() }

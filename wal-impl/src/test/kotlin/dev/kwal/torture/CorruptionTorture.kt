@@ -4,8 +4,8 @@ import dev.kwal.CorruptionPolicy
 import dev.kwal.Durability
 import dev.kwal.Kwal
 import dev.kwal.LogFiles
-import dev.kwal.TestLogs
 import dev.kwal.WalException
+import dev.kwal.crash.TortureOptions
 import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
@@ -35,14 +35,16 @@ import kotlin.io.path.readBytes
 import kotlin.random.Random
 
 /**
- * Corrupted and hostile input. A pool of small logs is written with a real Wal (small segments and blocks,
+ * Corrupted and hostile input. A pool of small logs is written with a real Wal (each with options of its own,
+ * [TortureOptions.random]: segments of 64 to 256 KiB, blocks from 4 KiB up, records sized relative to the block;
  * several topics, singles and batches, CONTINUED runs, rolls; one under Durability.None, one with concurrent
  * group commits) and closed. Each case copies one, damages the copy — flipped bits, a truncated segment, a
  * zeroed range, a range duplicated elsewhere, bytes spliced from another segment or another log, forged
  * length fields (block body length, record count, record length, segment size; sometimes with the header
  * CRC recomputed so the forged value passes the header check), a segment deleted or renamed, a segment
  * replaced by another log's — and opens it under [CorruptionPolicy.FAIL] and, on a second copy,
- * [CorruptionPolicy.TRUNCATE], replaying every topic under a timeout.
+ * [CorruptionPolicy.TRUNCATE], replaying every topic under a timeout. Half the cases open with the options the
+ * log was written with, the other half with others (sizes bigger or smaller: they may change between opens).
  *
  * Every outcome must be either a typed [WalException] (from open or replay), or a log whose every record is
  * exactly what was appended at that topic and sequence, with dense sequences (else `corruptServed`). Any
@@ -59,8 +61,12 @@ object CorruptionTorture {
 
     private class Base(
         val index: Int, val dir: Path, val model: Map<String, List<ByteArray>>, val ids: Map<String, Int>,
-        val blocks: List<LogFiles.BlockInfo>, val files: Map<Int, ByteArray>,
+        val blocks: List<LogFiles.BlockInfo>, val files: Map<Int, ByteArray>, val options: TortureOptions,
     )
+
+    /** Options drawn from [r] for a pool log or an open: small segments, so copies stay cheap. */
+    private fun options(r: Random, previous: TortureOptions? = null) =
+        TortureOptions.next(r, previous, maxSegment = 256 shl 10, maxRecord = 32 shl 10)
 
     /** Outcome counters, printed at the end. */
     private val stats = java.util.TreeMap<String, Int>()
@@ -74,8 +80,8 @@ object CorruptionTorture {
         val started = System.nanoTime()
         val pool = (0 until 6).map { buildBase(it, seed) }
         println("CorruptionTorture seed=$seed: pool of ${pool.size} logs (${pool.map { it.files.size }} segments) in " +
-            "${(System.nanoTime() - started) / 1_000_000} ms")
-        var result = TortureResult()
+            "${(System.nanoTime() - started) / 1_000_000} ms; options: ${pool.joinToString("; ") { "${it.index}: ${it.options}" }}")
+        var result = TortureResult(options = pool.map { it.options }.toSet())
         for (case in 1..cases) {
             val r = runCase(case, seed, pool)
             result += r
@@ -95,24 +101,27 @@ object CorruptionTorture {
 
     private fun buildBase(index: Int, seed: Long): Base = runBlocking {
         val rnd = Random(seed * 31 + index)
+        val o = options(Random((seed * 31 + index) xor 0x3C6EF372FE94F82BL)).let { if (index == 1) it.copy(durability = Durability.None) else it }
         val dir = Files.createTempDirectory("kwal-torture-base")
         val model = HashMap<String, MutableList<ByteArray>>()
-        val durability = if (index == 1) Durability.None else Durability.Sync
         val concurrent = index == 2
-        val target = when (index % 3) { 0 -> rnd.nextInt(20_000, 60_000); 1 -> rnd.nextInt(60_000, 150_000); else -> rnd.nextInt(150_000, 260_000) }
-        Kwal.open(TestLogs.small(dir, durability = durability)).use { wal ->
+        // Within a segment, across a few, across several: about 20 KB to 1 MB.
+        val seg = o.segmentSize
+        val target = when (index % 3) { 0 -> rnd.nextInt(20_000, maxOf(seg * 9 / 10, 60_000)); 1 -> rnd.nextInt(seg, seg * 5 / 2); else -> rnd.nextInt(seg * 5 / 2, seg * 4) }
+        Kwal.open(o.of(dir)).use { wal ->
             var bytes = 0
             withTimeout(120_000) {
                 while (bytes < target) {
                     val ops = List(if (concurrent) rnd.nextInt(1, 6) else 1) {
                         val topic = TOPICS[rnd.nextInt(if (bytes == 0) 1 else TOPICS.size)]
+                        val tenth = o.blockSize / 10
                         val sizes = when (rnd.nextInt(10)) {
                             in 0..4 -> listOf(rnd.nextInt(0, 300))
-                            in 5..6 -> List(rnd.nextInt(1, 6)) { rnd.nextInt(0, 1500) }
-                            7 -> listOf(rnd.nextInt(3000, 4097))
-                            else -> List(rnd.nextInt(9, 15)) { rnd.nextInt(800, 1200) } // more than a block: CONTINUED
-                        }
-                        topic to sizes
+                            in 5..6 -> List(rnd.nextInt(1, 6)) { o.recordSize(rnd, 20) }
+                            7 -> listOf(o.maxRecordSize - rnd.nextInt(64))
+                            else -> List(rnd.nextInt(9, 15)) { rnd.nextInt(tenth * 4 / 5, tenth * 6 / 5) } // more than a block: CONTINUED
+                        }.map { minOf(it, o.maxRecordSize) }
+                        topic to o.fitBatch(sizes)
                     }
                     // Payloads name their log, topic and sequence; sequences are assigned in order per topic, so
                     // concurrent ops go to distinct topics.
@@ -132,7 +141,7 @@ object CorruptionTorture {
             }
         }
         val files = LogFiles.segmentIds(dir).associateWith { LogFiles.segment(dir, it).readBytes() }
-        Base(index, dir, model, LogFiles.topicIds(dir), LogFiles.allBlocks(dir), files)
+        Base(index, dir, model, LogFiles.topicIds(dir), LogFiles.allBlocks(dir), files, o)
     }
 
     // ---- one case ----
@@ -145,7 +154,12 @@ object CorruptionTorture {
         val damaged = work.resolve("damaged").also { copy(base.dir, it) }
         val what = ArrayList<String>()
         repeat(if (rnd.nextInt(5) == 0) 2 else 1) { what.add(damage(damaged, base, pool, rnd)) }
-        val label = "CorruptionTorture seed=$runSeed case=$case (caseSeed=$caseSeed, base log ${base.index}, damage: ${what.joinToString("; ")})"
+        // Half the cases reopen with the options the log was written with, half with others; and the second open too.
+        val optionsRandom = Random(caseSeed xor 0x1B873593L)
+        val openOptions = if (optionsRandom.nextBoolean()) base.options else options(optionsRandom, base.options)
+        val againOptions = options(optionsRandom, openOptions)
+        val label = "CorruptionTorture seed=$runSeed case=$case (caseSeed=$caseSeed, base log ${base.index} written with [${base.options}], " +
+            "opened with [$openOptions], then [$againOptions]; damage: ${what.joinToString("; ")})"
         val d = firstDifference(base, damaged)
         // A segment 1 replaced whole by another log's makes the directory that log (with damage after its
         // first segment): its records are legitimately served. Any other foreign record is not.
@@ -159,7 +173,7 @@ object CorruptionTorture {
             for (policy in listOf(CorruptionPolicy.FAIL, CorruptionPolicy.TRUNCATE)) {
                 val dir = work.resolve(policy.name).also { copy(damaged, it) }
                 val o = try {
-                    executor.submit<Outcome> { check(dir, policy, base, allowed, pool, d) }.get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
+                    executor.submit<Outcome> { check(dir, policy, base, allowed, pool, d, openOptions, againOptions) }.get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
                 } catch (e: TimeoutException) {
                     Outcome(failed = true, problems = listOf("$policy: open/replay did not finish in $TIMEOUT_MS ms (endless loop?)"))
                 } catch (e: ExecutionException) {
@@ -175,7 +189,7 @@ object CorruptionTorture {
             work.toFile().deleteRecursively()
         }
         return TortureResult(
-            corruptions = 1, lost = lost, corruptServed = served, failedReopens = failed,
+            corruptions = 1, lost = lost, corruptServed = served, failedReopens = failed, options = setOf(openOptions, againOptions),
             failures = if (problems.isEmpty()) emptyList() else listOf("$label:\n  " + problems.take(10).joinToString("\n  ")),
         )
     }
@@ -186,10 +200,13 @@ object CorruptionTorture {
     )
 
     /** Opens [dir] under [policy] and checks what it serves; runs on a worker thread the caller can abandon. */
-    private fun check(dir: Path, policy: CorruptionPolicy, base: Base, allowed: List<Base>, pool: List<Base>, d: LogPosition?): Outcome = runBlocking {
+    private fun check(
+        dir: Path, policy: CorruptionPolicy, base: Base, allowed: List<Base>, pool: List<Base>, d: LogPosition?,
+        openOptions: TortureOptions, againOptions: TortureOptions,
+    ): Outcome = runBlocking {
         val problems = ArrayList<String>()
         val wal = try {
-            Kwal.open(TestLogs.small(dir, policy = policy))
+            Kwal.open(openOptions.of(dir, policy = policy))
         } catch (e: WalException) {
             return@runBlocking Outcome(kind = "open threw ${e::class.simpleName}")
         } catch (e: Throwable) {
@@ -262,7 +279,7 @@ object CorruptionTorture {
         }
         if (kind == "opened" && !failed) {
             try {
-                Kwal.open(TestLogs.small(dir)).use { again ->
+                Kwal.open(againOptions.of(dir, policy = CorruptionPolicy.FAIL)).use { again ->
                     if (again.recovery.truncatedBytes != 0L || again.recovery.corruption != null) {
                         failed = true
                         problems.add("second open after a successful open still found damage: ${again.recovery}")

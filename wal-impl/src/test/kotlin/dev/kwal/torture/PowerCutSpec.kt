@@ -20,7 +20,8 @@ import kotlin.random.Random
 
 /**
  * The simulated disk of [PowerLossFileIo] on its own — what a power cut keeps, loses and tears — and then a bounded
- * slice of [PowerCutTorture]: `-Dtorture.cuts=N` sets the number of cuts (default 200), `-Dtorture.seed=S` the seed.
+ * slice of [PowerCutTorture]: `-Dtorture.cuts=N` sets the number of cuts (default 200), `-Dtorture.seed=S` the seed,
+ * `-Dtorture.firstCut=F` the first cut (a multiple of 10: replays a failure's disk without the cuts before it).
  */
 class PowerCutSpec : FunSpec({
     val dir = Path.of("/disk/d")
@@ -224,10 +225,12 @@ class PowerCutSpec : FunSpec({
     test("power cuts under a concurrent workload lose no acknowledged record and serve no bad one") {
         val cuts = System.getProperty("torture.cuts")?.toIntOrNull() ?: 200
         val seed = System.getProperty("torture.seed")?.toLongOrNull() ?: 20240611L
+        val firstCut = System.getProperty("torture.firstCut")?.toIntOrNull() ?: 0
         val started = System.nanoTime()
-        val result = PowerCutTorture.run(cuts, seed) { println(it) }
+        val result = PowerCutTorture.run(cuts, seed, firstCut = firstCut) { println(it) }
         val ms = (System.nanoTime() - started) / 1_000_000
         println(result.summary())
+        println("POWERCUT options: ${result.optionsSummary()}")
         println("POWERCUT seed=$seed cuts=$cuts in $ms ms (${if (cuts > 0) ms * 1000 / cuts else 0} ms per 1000 cuts)")
         result.failures.forEach { println("POWERCUT FAILURE $it") }
         withClue(result.failures.take(10).joinToString("\n")) {

@@ -1,8 +1,12 @@
 package dev.kwal.torture
 
+import dev.kwal.CorruptionPolicy
+import dev.kwal.Durability
+import dev.kwal.crash.TortureOptions
+
 /**
  * What one torture run observed. Runs add up with [plus]; the torture profile prints the sum as
- * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0`.
+ * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 options=<n>`.
  *
  * @property kills processes killed with SIGKILL.
  * @property cuts simulated power cuts.
@@ -12,7 +16,8 @@ package dev.kwal.torture
  * @property corruptServed records served that fail their checks, or were never appended (must be 0).
  * @property failedReopens reopens that threw where recovery should have succeeded, or threw an
  *   exception other than a typed [dev.kwal.WalException] (must be 0).
- * @property failures a description of each failure, with the seed that replays it.
+ * @property failures a description of each failure, with the seed that replays it and the options in force.
+ * @property options the distinct options the run opened logs with.
  */
 data class TortureResult(
     val kills: Long = 0,
@@ -23,14 +28,35 @@ data class TortureResult(
     val corruptServed: Long = 0,
     val failedReopens: Long = 0,
     val failures: List<String> = emptyList(),
+    val options: Set<TortureOptions> = emptySet(),
 ) {
     operator fun plus(o: TortureResult) = TortureResult(
         kills + o.kills, cuts + o.cuts, corruptions + o.corruptions, acked + o.acked, lost + o.lost,
-        corruptServed + o.corruptServed, failedReopens + o.failedReopens, failures + o.failures,
+        corruptServed + o.corruptServed, failedReopens + o.failedReopens, failures + o.failures, options + o.options,
     )
 
     val clean: Boolean get() = lost == 0L && corruptServed == 0L && failedReopens == 0L
 
     fun summary(): String =
-        "TORTURE kills=$kills cuts=$cuts corruptions=$corruptions acked=$acked lost=$lost corrupt_served=$corruptServed failed_reopens=$failedReopens"
+        "TORTURE kills=$kills cuts=$cuts corruptions=$corruptions acked=$acked lost=$lost corrupt_served=$corruptServed failed_reopens=$failedReopens options=${options.size}"
+
+    /** The range of the options used: sizes from smallest to largest, how often each durability and policy. */
+    fun optionsSummary(): String {
+        if (options.isEmpty()) return "no options recorded"
+        fun range(f: (TortureOptions) -> Long): String {
+            val v = options.map(f)
+            return "${TortureOptions.size(v.min())}..${TortureOptions.size(v.max())} (${v.distinct().size} sizes)"
+        }
+        val dur = options.groupingBy {
+            when (it.durability) { Durability.Sync -> "Sync"; Durability.None -> "None"; is Durability.Interval -> "Interval" }
+        }.eachCount().toSortedMap()
+        val policy = options.groupingBy { it.policy }.eachCount()
+        val groupsSpanSegments = options.count { it.maxGroupBytes > it.segmentSize }
+        val tinyQueue = options.count { it.maxQueuedBytes < it.maxRecordSize }
+        val minBlock = options.count { it.blockSize == 4096 }
+        return "${options.size} distinct: segmentSize ${range { it.segmentSize.toLong() }}, blockSize ${range { it.blockSize.toLong() }} " +
+            "($minBlock at 4K), maxRecordSize ${range { it.maxRecordSize.toLong() }}, maxGroupBytes ${range { it.maxGroupBytes.toLong() }} " +
+            "($groupsSpanSegments over a segment), maxQueuedBytes ${range { it.maxQueuedBytes }} ($tinyQueue under a record); " +
+            "durability $dur; policy FAIL=${policy[CorruptionPolicy.FAIL] ?: 0} TRUNCATE=${policy[CorruptionPolicy.TRUNCATE] ?: 0}"
+    }
 }
