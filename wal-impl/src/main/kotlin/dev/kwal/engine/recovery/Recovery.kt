@@ -151,7 +151,10 @@ internal class Recovery(
             if (header.segmentSize != found[index].size) { stop = stopAt(at0, "segment size ${header.segmentSize} out of range", true); break }
             logId = header.logId
             val scanned = read(found[index]) { map ->
-                if (firstEmpty >= 0 && !BlockHeader.isZero(map, SegmentHeader.SIZE)) null else scanSegment(id, map, found[index].limit)
+                // After an empty segment, any byte of data is a stop, not only a block header where one would start: a
+                // power cut may have lost the first sector of a segment the writer had rolled into and kept later ones.
+                if (firstEmpty >= 0 && !BlockHeader.allZero(map, SegmentHeader.SIZE, found[index].limit)) null
+                else scanSegment(id, map, found[index].limit)
             }
             if (scanned == null) {
                 stop = stopAt(LogPosition(ids[firstEmpty], SegmentHeader.SIZE), "segment ${ids[firstEmpty]} is empty but a later one has data", false)
