@@ -60,4 +60,32 @@ class CancellationSpec : FunSpec({
             wal.append("k", byteArrayOf(1)) shouldBe records.size.toLong()
         }
     }
+
+    test("a caller cancelled while its group's sync is in progress resumes while the sync is still held") {
+        val io = dev.kwal.engine.io.FaultyFileIo()
+        dev.kwal.engine.KwalEngine.open(TestLogs.small(newDir()), io).use { wal ->
+            wal.append("c", byteArrayOf(0))
+            val gate = java.util.concurrent.CountDownLatch(1)
+            io.forceGate = gate
+            try {
+                // Its own scope: if the call did not resume, the test must fail, not wait for it.
+                val call = kotlinx.coroutines.CoroutineScope(Dispatchers.Default).async { wal.append("c", byteArrayOf(1)) }
+                kotlinx.coroutines.delay(100) // written; waiting for its sync, which cannot finish
+                call.isCompleted shouldBe false
+                call.cancel()
+                // "At once": it resumes with the sync still held, so it cannot have waited for the sync.
+                val deadline = System.nanoTime() + 10_000_000_000L
+                while (!call.isCompleted && System.nanoTime() < deadline) kotlinx.coroutines.delay(10)
+                withClue("the cancelled call resumed while its sync was held") { call.isCompleted shouldBe true }
+                call.isCancelled shouldBe true
+                gate.count shouldBe 1L
+            } finally {
+                io.forceGate = null
+                gate.countDown()
+            }
+            wal.sync()
+            // Written whole before it was cancelled: it is committed (the caller is not told which).
+            wal.nextSequence("c") shouldBe 2L
+        }
+    }
 })
