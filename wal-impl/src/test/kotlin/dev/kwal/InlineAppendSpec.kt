@@ -21,7 +21,7 @@ import java.util.concurrent.ConcurrentHashMap
 
 /**
  * The inline path: an append that needs no sync, made while the log is idle, is written by its caller
- * instead of the writer coroutine (see `GroupWriter.writeInline`). It must keep every promise a queued append
+ * instead of the writer coroutine (see `InlineAppender`). It must keep every promise a queued append
  * keeps — dense sequences, rollback on a failed write, nothing acknowledged lost at close — while it races with
  * queued appends from other threads.
  */

@@ -177,9 +177,9 @@ class PlatformEdgesSpec : FunSpec({
 
     test("the encode buffer grown for one large batch is let go once groups are small again") {
         KwalEngine.open(WalOptions(newDir(), maxGroupBytes = 1 shl 20), FaultyFileIo()).use { wal ->
-            val writer = KwalEngine::class.java.getDeclaredField("writer").apply { isAccessible = true }.get(wal)
-            val buffer = writer.javaClass.getDeclaredField("buffer").apply { isAccessible = true }
-            fun capacity() = (buffer.get(writer) as java.nio.ByteBuffer).capacity()
+            fun field(of: Any, name: String): Any = of.javaClass.getDeclaredField(name).apply { isAccessible = true }.get(of)
+            val encoder = field(field(field(wal, "inline"), "writer"), "encoder")
+            fun capacity() = (field(encoder, "buffer") as java.nio.ByteBuffer).capacity()
             wal.append("b", ByteArray(10))
             val base = capacity()
             wal.appendBatch("b", List(40) { ByteArray(1 shl 20) }) // 40 MiB in one group

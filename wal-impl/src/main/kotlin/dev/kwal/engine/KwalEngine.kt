@@ -11,11 +11,13 @@ import dev.kwal.WalException
 import dev.kwal.WalLockedException
 import dev.kwal.WalOptions
 import dev.kwal.engine.commit.AppendRequest
+import dev.kwal.engine.commit.CommitLoop
 import dev.kwal.engine.commit.Completer
 import dev.kwal.engine.commit.Group
 import dev.kwal.engine.commit.GroupAcknowledger
+import dev.kwal.engine.commit.GroupEncoder
 import dev.kwal.engine.commit.GroupWriter
-import dev.kwal.engine.commit.LogState
+import dev.kwal.engine.commit.InlineAppender
 import dev.kwal.engine.commit.RequestQueue
 import dev.kwal.engine.commit.SyncRequest
 import dev.kwal.engine.format.LogPosition
@@ -23,15 +25,17 @@ import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
 import dev.kwal.engine.recovery.Recovery
 import dev.kwal.engine.replay.TopicReader
+import dev.kwal.engine.storage.LogLifecycle
 import dev.kwal.engine.storage.MappingCache
 import dev.kwal.engine.storage.SegmentFiles
+import dev.kwal.engine.storage.SegmentSet
 import dev.kwal.engine.storage.TopicTable
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.delay
@@ -47,40 +51,38 @@ import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
-import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.coroutines.resumeWithException
 
 /**
- * The [Wal] implementation: validates calls, queues appends for the [GroupWriter], serves reads through
- * [TopicReader], and owns the log's threads, files, mappings ([MappingCache]) and lock.
+ * The [Wal] implementation, and the top of the engine: it validates calls, hands appends to the inline path
+ * ([InlineAppender]) or the queue ([RequestQueue], drained by the [CommitLoop]), serves reads through [TopicReader],
+ * and owns the log's threads and lock. Its parts own the rest: [LogLifecycle] the log's state and how it stops,
+ * [SegmentSet] the segments, files and mappings, [TopicTable] the topics.
  *
- * Threads: one writer thread (the group-commit coroutine and its `AsynchronousFileChannel` completions; it also
- * syncs and acknowledges a group itself when nothing else is pending) and one sync thread (the acknowledging
- * coroutine and its blocking `fsync`, used while the writer has more to write). Callers' coroutines never block
- * on a sync or on each other; a caller whose record needs no sync, on an idle log, copies it into the page cache
- * itself through the segment's mapping ([GroupWriter.writeInline]).
+ * Threads: one writer thread (the [CommitLoop] coroutine and its `AsynchronousFileChannel` completions; it also
+ * syncs and acknowledges a group itself when nothing else is pending) and one sync thread (the [GroupAcknowledger]
+ * and its blocking `fsync`, used while the writer has more to write). Callers' coroutines never block on a sync or on
+ * each other; a caller whose record needs no sync, on an idle log, copies it into the page cache itself through the
+ * segment's mapping. Sealed segments are synced, and spares built, on `Dispatchers.IO`.
  */
 internal class KwalEngine private constructor(
     private val options: WalOptions,
     private val lock: Closeable,
     private val table: TopicTable,
-    private val state: LogState,
+    private val lifecycle: LogLifecycle,
+    private val segments: SegmentSet,
+    private val queue: RequestQueue,
+    private val inline: InlineAppender,
     override val recovery: RecoveryReport,
     private val writerExecutor: ExecutorService,
     private val syncExecutor: ExecutorService,
     /** The log's own threads, on which [close] must not wait for them. */
     private val threads: Set<Thread>,
-    /** Which segments are mapped for readers. */
-    private val mappings: MappingCache,
 ) : Wal {
     override val directory: Path get() = options.directory
 
-    private val queue = RequestQueue(options.maxQueuedBytes)
-    private val written = Channel<Group>(Channel.UNLIMITED)
     private val scope = CoroutineScope(SupervisorJob())
-    private val closing = AtomicBoolean(false)
     private val defaultSync = options.durability == Durability.Sync
-    private lateinit var writer: GroupWriter
     private lateinit var writerJob: Job
     private lateinit var acknowledgerJob: Job
     private var intervalJob: Job? = null
@@ -89,37 +91,44 @@ internal class KwalEngine private constructor(
     override suspend fun append(topic: String, payload: ByteArray, durability: Durability?): Long {
         val known = table[topic]
         if (known == null) TopicNames.validate(topic)
-        if (payload.size > options.maxRecordSize) throw RecordTooLargeException(payload.size.toLong(), options.maxRecordSize.toLong())
+        if (payload.size > options.maxRecordSize) {
+            throw RecordTooLargeException(payload.size.toLong(), options.maxRecordSize.toLong())
+        }
         val request = AppendRequest(topic, known, payload, null, sync = needsSync(durability))
-        if (writtenInline(request)) return request.inlineResult()
-        return submit(request)
+        val seq = appendInline(request)
+        return if (seq != InlineAppender.NOT_WRITTEN) seq else submit(request)
     }
 
     override suspend fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability?): LongRange {
         val known = table[topic]
         if (known == null) TopicNames.validate(topic)
         if (payloads.isEmpty()) {
-            if (state.failure != null || closing.get()) throw state.unavailable()
+            if (!lifecycle.isAccepting) throw lifecycle.unavailable()
             val next = nextSequence(topic)
             return next until next
         }
         val copy = payloads.toList() // the caller may reuse its list once we return
-        for (p in copy) if (p.size > options.maxRecordSize) throw RecordTooLargeException(p.size.toLong(), options.maxRecordSize.toLong())
+        for (p in copy) {
+            if (p.size > options.maxRecordSize) throw RecordTooLargeException(p.size.toLong(), options.maxRecordSize.toLong())
+        }
         val request = AppendRequest(topic, known, null, copy, sync = needsSync(durability))
         val bound = request.bytesBound(options.blockSize)
         if (bound > maxBatchBytes) throw RecordTooLargeException(bound, maxBatchBytes, "batch")
-        val first = if (writtenInline(request)) request.inlineResult() else submit(request)
+        val seq = appendInline(request)
+        val first = if (seq != InlineAppender.NOT_WRITTEN) seq else submit(request)
         return first until first + copy.size
     }
 
-    private fun needsSync(durability: Durability?): Boolean = if (durability == null) defaultSync else durability == Durability.Sync
+    private fun needsSync(durability: Durability?): Boolean =
+        if (durability == null) defaultSync else durability == Durability.Sync
 
     /**
-     * Whether [request], needing no sync, was written on this thread because the log is idle
-     * ([GroupWriter.writeInline]); then [AppendRequest.inlineResult] is its outcome. Not a suspending call,
-     * so an inline append allocates no continuation.
+     * [request]'s first sequence if it needed no sync and the log was idle, so it was written on this thread
+     * ([InlineAppender]); else [InlineAppender.NOT_WRITTEN]. Not a suspending call, so an inline append allocates no
+     * continuation.
      */
-    private fun writtenInline(request: AppendRequest): Boolean = !request.sync && !closing.get() && writer.writeInline(request)
+    private fun appendInline(request: AppendRequest): Long =
+        if (request.sync || !lifecycle.isAccepting) InlineAppender.NOT_WRITTEN else inline.append(request)
 
     /**
      * Hands [request] to the writer and waits for its acknowledgement; while the queue is full (see
@@ -127,20 +136,20 @@ internal class KwalEngine private constructor(
      */
     private suspend fun submit(request: AppendRequest): Long = suspendCancellableCoroutine { cont ->
         request.cont = cont
-        if (!queue.offer(request)) cont.resumeWithException(state.unavailable())
+        if (!queue.offer(request)) cont.resumeWithException(lifecycle.unavailable())
     }
 
     override fun replay(topic: String, from: Long): Flow<Record> = flow {
         TopicNames.validate(topic)
-        if (state.closed) throw WalClosedException()
+        if (lifecycle.isClosed) throw WalClosedException()
         val t = table[topic] ?: return@flow
-        TopicReader(state).read(t, from, t.acked, this)
+        TopicReader(segments, lifecycle).read(t, from, t.acked, this)
     }
 
     override fun follow(topic: String, from: Long): Flow<Record> = flow {
         TopicNames.validate(topic)
-        if (state.closed) throw WalClosedException()
-        val reader = TopicReader(state)
+        if (lifecycle.isClosed) throw WalClosedException()
+        val reader = TopicReader(segments, lifecycle)
         var next = from
         while (true) {
             // Until the topic exists, wait on the registry: it is acknowledged when a topic is.
@@ -153,8 +162,8 @@ internal class KwalEngine private constructor(
                 next = end
                 continue
             }
-            if (state.failure != null) throw state.unavailable()
-            if (state.closed) return@flow
+            if (lifecycle.failure != null) throw lifecycle.unavailable()
+            if (lifecycle.isClosed) return@flow
             signal.first { it != version }
         }
     }
@@ -165,7 +174,7 @@ internal class KwalEngine private constructor(
 
     override suspend fun sync() {
         suspendCancellableCoroutine { cont ->
-            if (!queue.offer(SyncRequest(cont))) cont.resumeWithException(state.unavailable())
+            if (!queue.offer(SyncRequest(cont))) cont.resumeWithException(lifecycle.unavailable())
         }
     }
 
@@ -181,7 +190,7 @@ internal class KwalEngine private constructor(
      * kept.
      */
     override fun close() {
-        val first = closing.compareAndSet(false, true)
+        val first = lifecycle.beginClose()
         if (first) {
             intervalJob?.cancel()
             queue.close()
@@ -190,34 +199,27 @@ internal class KwalEngine private constructor(
             if (first) Thread({ finishClose() }, "kwal-close").apply { isDaemon = true }.start()
             return
         }
-        if (first) finishClose() else closed.awaitUninterruptibly()
+        if (first) finishClose() else lifecycle.awaitClosed()
     }
-
-    /** Counted down when [finishClose] is done. */
-    private val closed = CountDownLatch(1)
 
     private fun finishClose() {
         try {
             writerJob.joinUninterruptibly()
             acknowledgerJob.joinUninterruptibly()
         } finally {
-            state.markClosed()
-            scope.cancel()
-            // Closing a file unmaps the mapping inline appends stored through: the writer has stopped, none is running.
-            for (s in state.segments.values) runCatching { s.closeFile() }
-            // Readers still inside the log (a follower that is behind, a replay) keep what they borrow, and map what
-            // they reach next by path; no mapping is kept once they give it back.
-            mappings.retire(state.segments.values)
-            runCatching { lock.close() }
-            writerExecutor.shutdown()
-            syncExecutor.shutdown()
-            closed.countDown()
+            lifecycle.closed {
+                scope.cancel()
+                // The writer has stopped: nothing stores through a segment's mapping any more.
+                segments.close()
+                runCatching { lock.close() }
+                writerExecutor.shutdown()
+                syncExecutor.shutdown()
+            }
         }
     }
 
-    private fun start(writer: GroupWriter, acknowledger: GroupAcknowledger) {
-        this.writer = writer
-        writerJob = scope.launch(writerExecutor.asCoroutineDispatcher()) { writer.run() }
+    private fun start(loop: CommitLoop, acknowledger: GroupAcknowledger) {
+        writerJob = scope.launch(writerExecutor.asCoroutineDispatcher()) { loop.run() }
         acknowledgerJob = scope.launch(syncExecutor.asCoroutineDispatcher()) { acknowledger.run() }
         val interval = options.durability as? Durability.Interval
         if (interval != null) {
@@ -235,14 +237,10 @@ internal class KwalEngine private constructor(
     private fun Job.joinUninterruptibly() {
         val done = CountDownLatch(1)
         invokeOnCompletion { done.countDown() }
-        done.awaitUninterruptibly()
-    }
-
-    private fun CountDownLatch.awaitUninterruptibly() {
         var interrupted = false
         while (true) {
             try {
-                await()
+                done.await()
                 break
             } catch (e: InterruptedException) {
                 interrupted = true
@@ -272,25 +270,35 @@ internal class KwalEngine private constructor(
             val lock = io.tryLock(dir.resolve(LOCK_FILE), options.filePermissions) ?: throw WalLockedException(dir)
             val threads = ConcurrentHashMap.newKeySet<Thread>()
             fun executor(name: String) = Executors.newSingleThreadExecutor { r ->
-                Thread(r, name).apply { isDaemon = true; threads.add(this) }
+                Thread(r, name).apply {
+                    isDaemon = true
+                    threads.add(this)
+                }
             }
             val writerExecutor = executor("kwal-writer")
             val syncExecutor = executor("kwal-sync")
             try {
-                val mappings = MappingCache(idleMappings)
-                val files = SegmentFiles(dir, io, writerExecutor, options.filePermissions, mappings)
+                val files = SegmentFiles(dir, io, writerExecutor, options.filePermissions, MappingCache(idleMappings))
                 val recovered = Recovery(options, io, files).run()
-                val active = recovered.segments.last()
-                val state = LogState(LogPosition(active.id, recovered.tail), recovered.table)
-                for (s in recovered.segments) state.segments[s.id] = s
-                for (s in recovered.segments) if (s.sealed) s.release() // recovery synced them
-                val engine = KwalEngine(options, lock, recovered.table, state, recovered.report, writerExecutor, syncExecutor, threads, mappings)
-                val completer = Completer(state, engine.queue, Dispatchers.IO.asExecutor())
-                val writer = GroupWriter(
-                    options, files, recovered.table, state, recovered.logId, active, recovered.tail, recovered.spares,
-                    engine.queue, engine.written, completer,
+                val table = recovered.table
+                val background = Dispatchers.IO.asExecutor()
+                val segments = SegmentSet(
+                    files, options.segmentSize, recovered.logId, recovered.segments, recovered.spares, background,
                 )
-                engine.start(writer, GroupAcknowledger(completer, engine.written))
+                val lifecycle = LogLifecycle(table)
+                val queue = RequestQueue(options.maxQueuedBytes)
+                lifecycle.onStop { error -> queue.fail(error) }
+                val completer = Completer(lifecycle, segments, LogPosition(segments.active.id, recovered.tail))
+                val encoder = GroupEncoder(options, table, segments, lifecycle, recovered.tail)
+                val writer = GroupWriter(encoder, completer, lifecycle)
+                val inline = InlineAppender(writer, completer, queue, table, lifecycle, options.blockSize)
+                val written = Channel<Group>(Channel.UNLIMITED)
+                val loop = CommitLoop(options.maxGroupBytes, queue, table, writer, completer, written, lifecycle)
+                val engine = KwalEngine(
+                    options, lock, table, lifecycle, segments, queue, inline, recovered.report,
+                    writerExecutor, syncExecutor, threads,
+                )
+                engine.start(loop, GroupAcknowledger(completer, written))
                 return engine
             } catch (e: Throwable) {
                 writerExecutor.shutdownNow()

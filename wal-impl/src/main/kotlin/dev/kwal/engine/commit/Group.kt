@@ -4,10 +4,16 @@ import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.Topic
+import dev.kwal.engine.storage.TopicTable
 
 /**
- * One group commit: the requests drained together, and, once encoded, where their bytes go and which blocks
- * they form. Built and written by the writer thread, then handed to the acknowledging thread.
+ * One group commit: the requests drained together, and, once encoded ([GroupEncoder]), where their bytes go and which
+ * blocks they form. Built and written under the writer's lock, then finished by the [Completer] (on the sync thread,
+ * or on the thread that wrote it).
+ *
+ * Its appends are kept per topic, in *runs* (one per topic, in order of first appearance): the encoder lays each run
+ * out as that topic's blocks. A topic's run is found through [Topic.groupSlot] while the group is built; [releaseTopics]
+ * lets the topics go once it is encoded (or given up).
  */
 internal class Group {
     val appends = ArrayList<AppendRequest>()
@@ -15,12 +21,19 @@ internal class Group {
     var needsSync = false
     var frameBytes = 0L
 
-    /** Requests the writer took from the queue for this group, abandoned ones included, and their queued bytes. */
+    /** Requests taken from the queue for this group, abandoned ones included, and their queued bytes. */
     var taken = 0
+        private set
     var takenBytes = 0L
+        private set
 
-    /** Topics with requests in this group, in order of first appearance. */
+    /**
+     * Topics with requests in this group, in order of first appearance; [runHead] is each one's first request, and
+     * [AppendRequest.next] links the rest of its run (no allocation per topic).
+     */
     val topics = ArrayList<Topic>()
+    private val runHeads = ArrayList<AppendRequest>()
+    private val runTails = ArrayList<AppendRequest>()
 
     /** Topics this group registers (its registry run names them). */
     val newTopics = ArrayList<Topic>()
@@ -31,15 +44,60 @@ internal class Group {
     /** Segments this group sealed by rolling past them. */
     val sealed = ArrayList<Segment>()
 
-    /** Each block written: its topic, first sequence, record count and position. */
-    val blockTopics = ArrayList<Topic>()
-    var blockInfo = LongArray(24) // firstSeq, count, position per block
-        private set
-    var blockCount = 0
-        private set
+    /** Each block written: its topic, and its first sequence, record count and position in [blockInfo]. */
+    private val blockTopics = ArrayList<Topic>()
+    private var blockInfo = LongArray(24)
+    private var blockCount = 0
 
     /** Where the log ends after this group. */
     var end: LogPosition = LogPosition.ZERO
+
+    /** Adds [request], taken from the queue: see [add]. */
+    fun take(request: Request, table: TopicTable) {
+        taken++
+        takenBytes += request.queuedBytes
+        add(request, table)
+    }
+
+    /**
+     * Adds [request] — unless it is an append its caller abandoned: that one is never written. An append's topic is
+     * looked up in [table], and registered there if it is new (the group then names it in its registry run).
+     */
+    fun add(request: Request, table: TopicTable) {
+        when (request) {
+            is SyncRequest -> {
+                syncs.add(request)
+                needsSync = true
+            }
+            is AppendRequest -> {
+                if (request.abandoned) return
+                val topic = knownTopic(request, table) ?: table.add(request.topicName).also { newTopics.add(it) }
+                request.topic = topic
+                request.next = null
+                val slot = topic.groupSlot
+                if (slot < 0) {
+                    topic.groupSlot = topics.size
+                    topics.add(topic)
+                    runHeads.add(request)
+                    runTails.add(request)
+                } else {
+                    runTails[slot].next = request
+                    runTails[slot] = request
+                }
+                appends.add(request)
+                frameBytes += request.frameBytes
+                if (request.sync) needsSync = true
+            }
+        }
+    }
+
+    /** The first append to [topics]`[i]`; [AppendRequest.next] leads to the others, in the order they were added. */
+    fun runHead(i: Int): AppendRequest = runHeads[i]
+
+    /** Lets go of this group's topics ([Topic.groupSlot]): once encoded, or given up. */
+    fun releaseTopics() {
+        for (t in topics) t.groupSlot = -1
+    }
 
     fun addBlock(topic: Topic, firstSeq: Long, count: Int, position: LogPosition) {
         if (3 * blockCount + 3 > blockInfo.size) blockInfo = blockInfo.copyOf(blockInfo.size * 2)
@@ -50,6 +108,19 @@ internal class Group {
         blockCount++
     }
 
+    /** Calls [action] for each block written, in order. */
+    inline fun forEachBlock(action: (topic: Topic, firstSeq: Long, count: Int, position: LogPosition) -> Unit) {
+        for (i in 0 until blockCount()) {
+            action(blockTopic(i), blockFirstSeq(i), blockRecords(i), blockPosition(i))
+        }
+    }
+
+    fun blockCount(): Int = blockCount
+    fun blockTopic(i: Int): Topic = blockTopics[i]
+    fun blockFirstSeq(i: Int): Long = blockInfo[3 * i]
+    fun blockRecords(i: Int): Int = blockInfo[3 * i + 1].toInt()
+    fun blockPosition(i: Int): LogPosition = LogPosition(blockInfo[3 * i + 2])
+
     /** Empties this group for reuse. */
     fun clear() {
         appends.clear()
@@ -59,6 +130,8 @@ internal class Group {
         taken = 0
         takenBytes = 0
         topics.clear()
+        runHeads.clear()
+        runTails.clear()
         newTopics.clear()
         regions.clear()
         sealed.clear()
@@ -69,14 +142,29 @@ internal class Group {
 
     /** Overwrites every byte this group wrote with zeros, blocking. */
     fun eraseRegions() {
-        for (r in regions) SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), r.fileOffset.toLong() + r.bufferEnd - r.bufferStart)
+        for (r in regions) {
+            SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), r.fileOffset.toLong() + r.bufferEnd - r.bufferStart)
+        }
     }
 
-    /** Resumes every caller waiting on this group with [error]. */
+    /** Tells every caller in this group that its request is done. */
+    fun completeWaiters() {
+        for (r in appends) r.complete()
+        for (s in syncs) s.complete()
+    }
+
+    /** Tells every caller in this group that its request failed with [error]. */
     fun failWaiters(error: Throwable) {
         for (r in appends) r.fail(error)
         for (s in syncs) s.fail(error)
     }
 
+    /** Bytes `[bufferStart, bufferEnd)` of the encode buffer go to [segment] at [fileOffset]. */
     class Region(val segment: Segment, val fileOffset: Int, val bufferStart: Int, val bufferEnd: Int)
+
+    companion object {
+        /** [request]'s topic if it is registered: the one its caller found, unless rolled back since, or a fresh lookup. */
+        fun knownTopic(request: AppendRequest, table: TopicTable): Topic? =
+            request.topic?.takeIf { it.registered } ?: table[request.topicName]
+    }
 }

@@ -7,10 +7,20 @@ import kotlinx.coroutines.CancellableContinuation
 import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
-/** What callers send to the writer through the [RequestQueue]. */
+/**
+ * What callers send to the writer through the [RequestQueue]. A request knows how to tell its caller the outcome:
+ * [complete] once what it asked for is done (written and, if it asked, synced), or [fail]. Exactly one of them is
+ * called, once, by whichever thread finishes the request's group (see [Completer]).
+ */
 internal sealed class Request {
     /** What this request counts for against [dev.kwal.WalOptions.maxQueuedBytes]. */
     abstract val queuedBytes: Long
+
+    /** Whether the caller gave up (was cancelled) while the request was queued: then it is never written. */
+    abstract val abandoned: Boolean
+
+    /** Tells the caller its request is done. */
+    abstract fun complete()
 
     /** Tells the caller its request failed with [e] (and nothing of it is stored). */
     abstract fun fail(e: Throwable)
@@ -24,6 +34,10 @@ internal sealed class Request {
 /**
  * One [dev.kwal.Wal.append] (a single [payload]) or [dev.kwal.Wal.appendBatch] ([batch]): the unit that is
  * written whole or not at all. The request is the only object an append allocates besides its continuation.
+ *
+ * A queued request has a continuation ([cont]), which [complete] resumes with [firstSeq]. A request its caller writes
+ * itself ([InlineAppender]) has none: that caller reads the outcome where it writes it, and [complete] and [fail] do
+ * nothing.
  */
 internal class AppendRequest(
     val topicName: String,
@@ -37,40 +51,31 @@ internal class AppendRequest(
     val count: Int = batch?.size ?: 1
 
     /** Bytes of record frames this request encodes to. */
-    val frameBytes: Long = if (payload != null) RecordFrame.HEADER_SIZE.toLong() + payload.size
-    else batch!!.sumOf { RecordFrame.HEADER_SIZE.toLong() + it.size }
+    val frameBytes: Long = if (payload != null) {
+        RecordFrame.HEADER_SIZE.toLong() + payload.size
+    } else {
+        batch!!.sumOf { RecordFrame.HEADER_SIZE.toLong() + it.size }
+    }
 
     override val queuedBytes: Long get() = frameBytes + OVERHEAD
 
-    /** The suspended caller; null while the caller writes this request itself ([GroupWriter.writeInline]). */
+    /** The suspended caller, set before the request is queued; null while the caller writes it itself. */
     var cont: CancellableContinuation<Long>? = null
 
-    /** Set instead of resuming [cont] when it is null: the error the inline caller throws. */
-    var error: Throwable? = null
-        private set
-
-    /** Writer: the first sequence assigned, the next request of the same topic in the group. */
+    /** The first sequence assigned, by the writer. */
     var firstSeq: Long = -1
+
+    /** The next append to the same topic in the group being built (see [Group.runHead]). */
     var next: AppendRequest? = null
 
-    /** After an inline write: the first sequence, or the error the write failed with. */
-    fun inlineResult(): Long {
-        error?.let { throw it }
-        return firstSeq
-    }
+    override val abandoned: Boolean get() = cont?.isActive == false
 
-    /** Whether the caller gave up (was cancelled) while the request was queued. */
-    val abandoned: Boolean get() = cont?.isActive == false
-
-    /** Tells the caller its request is acknowledged, at [firstSeq]. */
-    fun succeed() {
+    override fun complete() {
         cont?.resume(firstSeq)
     }
 
-    /** Tells the caller its request failed with [e] and nothing of it is stored. */
     override fun fail(e: Throwable) {
-        val c = cont
-        if (c != null) c.resumeWithException(e) else error = e
+        cont?.resumeWithException(e)
     }
 
     fun payloadAt(i: Int): ByteArray = payload ?: batch!![i]
@@ -99,7 +104,9 @@ internal class AppendRequest(
 internal class SyncRequest(val cont: CancellableContinuation<Unit>?) : Request() {
     override val queuedBytes: Long get() = 0
 
-    fun succeed() {
+    override val abandoned: Boolean get() = false
+
+    override fun complete() {
         cont?.resume(Unit)
     }
 
@@ -110,7 +117,7 @@ internal class SyncRequest(val cont: CancellableContinuation<Unit>?) : Request()
 
 /**
  * The bytes a unit of [count] frames, with payloads of [payloadSize]`(0 until count)` bytes, takes in a segment
- * when it starts a new block: its frames plus one header per block, the blocks cut as [GroupWriter] cuts them — a
+ * when it starts a new block: its frames plus one header per block, the blocks cut as [GroupEncoder] cuts them — a
  * block is closed when the next frame would make it larger than [blockSize], header included.
  *
  * Exact for a unit that starts a block: every unit after a roll, and a batch checked against an empty segment.

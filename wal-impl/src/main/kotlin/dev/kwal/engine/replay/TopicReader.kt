@@ -3,11 +3,12 @@ package dev.kwal.engine.replay
 import dev.kwal.Record
 import dev.kwal.WalClosedException
 import dev.kwal.WalCorruptedException
-import dev.kwal.engine.commit.LogState
 import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
+import dev.kwal.engine.storage.LogLifecycle
 import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.SegmentSet
 import dev.kwal.engine.storage.Topic
 import kotlinx.coroutines.flow.FlowCollector
 import java.nio.ByteBuffer
@@ -32,7 +33,7 @@ import java.util.zip.CRC32C
  *
  * One reader per collection (it holds scratch state and the cursor of the read in progress); not thread-safe.
  */
-internal class TopicReader(private val state: LogState) {
+internal class TopicReader(private val segments: SegmentSet, private val lifecycle: LogLifecycle) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
     /** The segment whose mapping this reader borrows, if any, and its duplicate of that mapping. */
@@ -121,7 +122,7 @@ internal class TopicReader(private val state: LogState) {
         val firstSeq = index.firstSeq(blockIndex)
         if (firstSeq >= end) return false
         val position = index.position(blockIndex)
-        val segment = state.segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
+        val segment = segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
         val view = blockView(segment, position)
         val at = position.offset
         if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId || view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq) {
@@ -148,7 +149,7 @@ internal class TopicReader(private val state: LogState) {
         throw e
     } catch (e: java.io.IOException) {
         // After close, a segment is mapped by path, from a file that may have been deleted since.
-        if (state.closed || e is java.nio.channels.ClosedChannelException) throw WalClosedException("Wal is closed, and ${segment.file.path} cannot be mapped again: $e")
+        if (lifecycle.isClosed || e is java.nio.channels.ClosedChannelException) throw WalClosedException("Wal is closed, and ${segment.file.path} cannot be mapped again: $e")
         throw dev.kwal.WalException("cannot map ${segment.file.path}: $e", e)
     }
 
@@ -168,7 +169,7 @@ internal class TopicReader(private val state: LogState) {
     }
 
     private fun corrupt(what: String, position: LogPosition) = WalCorruptedException(
-        what, state.segments[position.segmentId]?.file?.path, position.offset.toLong(),
+        what, segments[position.segmentId]?.file?.path, position.offset.toLong(),
     )
 
     private companion object {

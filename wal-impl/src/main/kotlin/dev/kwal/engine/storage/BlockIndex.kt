@@ -5,7 +5,8 @@ import dev.kwal.engine.format.LogPosition
 /**
  * Where a topic's blocks are: for each block, its first sequence and its [LogPosition], in sequence order.
  *
- * One writer (the thread that acknowledges groups) appends; any number of readers look up concurrently.
+ * One thread at a time appends (whichever finishes groups, in order: see `commit.Completer`); any number of readers
+ * look up concurrently.
  * Entries below [size] never change, and a reader that reads [size] first sees every entry below it.
  */
 internal class BlockIndex {

@@ -7,17 +7,17 @@ import kotlinx.coroutines.flow.update
 /**
  * One topic's state.
  *
- * [reserved] is the writer's: the next sequence it will assign, including records written but not yet
- * acknowledged. [acked] is published by the acknowledging thread after the records below it are durable
- * under their durability; readers never look past it.
+ * [reserved] and [groupSlot] are the writer's (the writer coroutine, or an inline caller holding the writer's lock:
+ * one thread at a time): the next sequence it will assign, including records written but not yet acknowledged.
+ * [acked] and [index] are published by whichever thread finishes a group (see `commit.Completer`: one at a time, in
+ * order) after the records below [acked] are durable under their durability; readers never look past [acked].
  */
 internal class Topic(val id: Int, val name: String) {
-    /** Writer thread only. */
+    /** Writer only. */
     var reserved: Long = 0
 
-    /** Writer thread only: this topic's requests in the group being built. */
-    var groupHead: Any? = null
-    var groupTail: Any? = null
+    /** Writer only: the index of this topic's run in the group being built, or -1 if it has none there. */
+    var groupSlot: Int = -1
 
     @Volatile var acked: Long = 0
 

@@ -3,6 +3,10 @@ package dev.kwal.engine.commit
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.types.shouldBeSameInstanceAs
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.async
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.suspendCancellableCoroutine
 import java.io.IOException
 
 /** [RequestQueue]: the byte bound, parking in order, idleness, and what close and fail do with parked requests. */
@@ -56,11 +60,16 @@ class RequestQueueSpec : FunSpec({
         val f = RequestQueue(maxBytes = 1)
         val c = request(10)
         val d = request(10)
-        f.offer(c); f.offer(d)
-        val error = IOException("stop")
-        f.fail(error)
-        // d has no continuation: fail records the error where an inline caller would find it
-        runCatching { d.inlineResult() }.exceptionOrNull() shouldBeSameInstanceAs error
+        runBlocking {
+            // d is parked with its caller suspended: fail resumes that caller with the error
+            val caller = async(start = CoroutineStart.UNDISPATCHED) {
+                suspendCancellableCoroutine<Long> { cont -> d.cont = cont }
+            }
+            f.offer(c); f.offer(d)
+            f.fail(IOException("stop"))
+            val thrown = runCatching { caller.await() }.exceptionOrNull()
+            (thrown is IOException && thrown.message == "stop") shouldBe true
+        }
         f.offer(request(1)) shouldBe false
         f.tryReceive() shouldBeSameInstanceAs c // the writer fails what the channel still holds
     }

@@ -1,0 +1,254 @@
+package dev.kwal.engine.commit
+
+import dev.kwal.WalException
+import dev.kwal.WalOptions
+import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.LogPosition
+import dev.kwal.engine.format.RecordFrame
+import dev.kwal.engine.format.SegmentHeader
+import dev.kwal.engine.storage.LogLifecycle
+import dev.kwal.engine.storage.Segment
+import dev.kwal.engine.storage.SegmentSet
+import dev.kwal.engine.storage.Topic
+import dev.kwal.engine.storage.TopicTable
+import org.slf4j.LoggerFactory
+import java.nio.ByteBuffer
+import java.util.zip.CRC32C
+
+/**
+ * Lays a [Group] out as blocks, encodes it into one buffer, and can undo it.
+ *
+ * [encode] assigns sequence numbers and lays the group out — a registry run naming the group's new topics, then one
+ * run per topic, each run cut into blocks of at most [WalOptions.blockSize], every block but the group's last flagged
+ * CONTINUED (see `FORMAT.md`) — rolling to the next segment ([SegmentSet.roll]) before a unit (an append, a batch, a
+ * name) that might not fit the active one: a unit never spans segments, a group may. It records in the group the
+ * [Group.Region]s to write (one per segment touched), the blocks, and the segments it sealed, and moves [tail].
+ *
+ * [undo] reverses all of that for a group whose encoding or write failed: its bytes overwritten with durable zeros, its
+ * rolls undone, its sequence numbers and topic registrations given back. The log goes on.
+ *
+ * Not thread-safe: used under the writer's lock ([GroupWriter]), by one thread at a time.
+ */
+internal class GroupEncoder(
+    private val options: WalOptions,
+    private val table: TopicTable,
+    private val segments: SegmentSet,
+    private val lifecycle: LogLifecycle,
+    /** Offset in the active segment where the next group goes. */
+    tail: Int,
+) {
+    private val log = LoggerFactory.getLogger(GroupEncoder::class.java)
+
+    /** Offset in the active segment where the next group goes. */
+    var tail: Int = tail
+        private set
+
+    /** The encode buffer for ordinary groups; [buffer] grows past it for a large batch, and comes back to it after. */
+    private val baseBuffer: ByteBuffer =
+        ByteBuffer.allocateDirect(minOf(options.maxGroupBytes.toLong() * 2, 64L shl 20).toInt())
+    private var buffer: ByteBuffer = baseBuffer
+    private val crc = CRC32C()
+    private val codec = RecordFrame.Codec()
+    private val blockSize = options.blockSize
+
+    /** Where the log ends now: the active segment, at [tail]. */
+    fun end(): LogPosition = LogPosition(segments.active.id, tail)
+
+    /** Whether a unit that may take [bytes] ([AppendRequest.bytesBound]) fits the active segment without a roll. */
+    fun fits(bytes: Long): Boolean = tail + bytes <= segments.active.size
+
+    /** The bytes of [region] of the group just encoded, as a view of the encode buffer. */
+    fun bytesOf(region: Group.Region): ByteBuffer =
+        buffer.duplicate().apply { limit(region.bufferEnd).position(region.bufferStart) }
+
+    // ---- the group being encoded ----
+
+    /** Where the group being encoded started, for [undo]. */
+    private var startSegment: Segment = segments.active
+    private var startTail = 0
+
+    private var group: Group = NO_GROUP
+    private var regionStart = 0
+    private var regionFileOffset = 0
+    private var runTopic: Topic? = null
+    private var blockOpen = false
+    private var blockStart = 0
+    private var blockFirstSeq = 0L
+    private var blockRecords = 0
+    private var seq = 0L
+    private var timestamp = 0L
+    private var synced = LogPosition.ZERO
+    private var lastBlockStart = 0
+    private var lastBlockPosition = LogPosition.ZERO
+
+    /**
+     * Encodes [g], whose every block records [syncedThrough] as the position through which the log is durable. A group
+     * without appends (a barrier) encodes to nothing. Throws if a roll fails (the disk is full): then [undo] it.
+     */
+    fun encode(g: Group, syncedThrough: LogPosition) {
+        startSegment = segments.active
+        startTail = tail
+        if (g.appends.isEmpty()) return
+        group = g
+        // A large batch grew the buffer: let that one go (and its native memory with it) once groups are small again.
+        if (buffer !== baseBuffer && g.frameBytes * 2 <= baseBuffer.capacity()) buffer = baseBuffer
+        buffer.clear()
+        regionStart = 0
+        regionFileOffset = tail
+        timestamp = System.currentTimeMillis()
+        synced = syncedThrough
+        if (g.newTopics.isNotEmpty()) {
+            beginRun(table.registry)
+            for (t in g.newTopics) {
+                val name = t.name.encodeToByteArray()
+                fitUnit(unitBytesBound(1, blockSize) { name.size })
+                frame(name)
+            }
+            endRun()
+        }
+        for (i in g.topics.indices) {
+            beginRun(g.topics[i])
+            var r: AppendRequest? = g.runHead(i)
+            while (r != null) {
+                fitUnit(r.bytesBound(blockSize))
+                r.firstSeq = seq
+                for (k in 0 until r.count) frame(r.payloadAt(k))
+                r = r.next
+            }
+            endRun()
+        }
+        g.releaseTopics()
+        // The group's last block says so: recovery keeps the group only if this block is there and sound.
+        BlockHeader.rewriteFlags(buffer, lastBlockStart, lastBlockPosition, 0, crc)
+        closeRegion()
+        tail = regionFileOffset + (buffer.position() - regionStart)
+        group = NO_GROUP // the group holds its callers' payloads: keep no reference once it is encoded
+    }
+
+    private fun filePosition(bufferIndex: Int) = regionFileOffset + (bufferIndex - regionStart)
+
+    private fun beginRun(topic: Topic) {
+        runTopic = topic
+        seq = topic.reserved
+        blockOpen = false
+    }
+
+    private fun endRun() {
+        if (blockOpen) closeBlock()
+        runTopic!!.reserved = seq
+    }
+
+    /** Rolls to a new segment first if a unit that may take [needed] bytes ([unitBytesBound]) might not fit this one. */
+    private fun fitUnit(needed: Long) {
+        val at = filePosition(buffer.position())
+        val active = segments.active
+        if (at + needed <= active.size) return
+        // Never past an empty segment: recovery would read the data after it as a torn tail. Recovery leaves an empty
+        // active segment only at today's size, which fits any unit accepted, so this is a bug if it fails.
+        check(at > SegmentHeader.SIZE) { "unit of $needed bytes does not fit the empty segment ${active.id} of ${active.size} bytes" }
+        val topic = runTopic!!
+        endRun()
+        closeRegion()
+        group.sealed.add(segments.roll())
+        regionStart = buffer.position()
+        regionFileOffset = SegmentHeader.SIZE
+        beginRun(topic)
+        check(regionFileOffset + needed <= segments.active.size) { "unit of $needed bytes cannot fit in an empty segment" }
+    }
+
+    private fun frame(payload: ByteArray) {
+        val length = RecordFrame.HEADER_SIZE + payload.size
+        if (blockOpen && (buffer.position() - blockStart) + length > blockSize) closeBlock()
+        if (!blockOpen) {
+            ensure(BlockHeader.SIZE + length)
+            blockOpen = true
+            blockStart = buffer.position()
+            blockFirstSeq = seq
+            blockRecords = 0
+            buffer.position(blockStart + BlockHeader.SIZE)
+        } else {
+            ensure(length)
+        }
+        codec.encode(buffer, runTopic!!.id, seq, payload)
+        seq++
+        blockRecords++
+    }
+
+    /** Closes the open block as CONTINUED; [encode] clears the flag on the group's last block. */
+    private fun closeBlock() {
+        val topic = runTopic!!
+        val position = LogPosition(segments.active.id, filePosition(blockStart))
+        BlockHeader.write(
+            buffer, blockStart, position, BlockHeader.FLAG_CONTINUED, topic.id, blockFirstSeq, blockRecords,
+            buffer.position() - blockStart - BlockHeader.SIZE, synced, timestamp, crc,
+        )
+        group.addBlock(topic, blockFirstSeq, blockRecords, position)
+        lastBlockStart = blockStart
+        lastBlockPosition = position
+        blockOpen = false
+    }
+
+    private fun closeRegion() {
+        if (buffer.position() > regionStart) {
+            group.regions.add(Group.Region(segments.active, regionFileOffset, regionStart, buffer.position()))
+        }
+    }
+
+    private fun ensure(bytes: Int) {
+        if (buffer.remaining() >= bytes) return
+        val bigger = ByteBuffer.allocateDirect(maxOf(buffer.capacity() * 2, buffer.position() + bytes))
+        buffer.flip()
+        bigger.put(buffer)
+        buffer = bigger
+    }
+
+    // ---- undo ----
+
+    /**
+     * Gives up [g], which was never encoded (the log had failed): lets its topics go and gives back its registrations.
+     */
+    fun abandon(g: Group) {
+        g.releaseTopics()
+        giveBackRegistrations(g)
+    }
+
+    /**
+     * Undoes [g], the group [encode] last took, whose encoding or write failed with [cause]: overwrites what it wrote
+     * with zeros and syncs them (else a power cut could bring back blocks of it that a later, shorter group does not
+     * overwrite, and recovery would find them sound), undoes its rolls, gives back its sequence numbers and its topic
+     * registrations. If the zeros cannot be made durable, the log stops ([LogLifecycle.stop]). Returns the error its
+     * callers get; it does not tell them.
+     */
+    fun undo(g: Group, cause: Throwable): WalException {
+        log.warn("write failed; rolling back a group of {} requests: {}", g.appends.size, cause.toString())
+        g.releaseTopics()
+        group = NO_GROUP
+        val error = (cause as? WalException) ?: WalException("write failed: $cause", cause)
+        try {
+            g.eraseRegions()
+            for (r in g.regions) r.segment.file.force()
+        } catch (e: Throwable) {
+            // The failed group's bytes may still be on disk and could pass recovery's checks: stop.
+            e.addSuppressed(cause)
+            lifecycle.stop(e)
+        }
+        segments.rollBackTo(startSegment)
+        tail = startTail
+        // Each topic's first request in this group got the topic's sequence at the group's start.
+        val firstSeqOf = HashMap<Topic, Long>()
+        for (r in g.appends) firstSeqOf.putIfAbsent(r.topic!!, r.firstSeq)
+        for ((t, s) in firstSeqOf) if (s >= 0) t.reserved = s
+        giveBackRegistrations(g)
+        return error
+    }
+
+    private fun giveBackRegistrations(g: Group) {
+        for (t in g.newTopics.asReversed()) table.removeLast(t)
+        table.registry.reserved = table.count.toLong()
+    }
+
+    private companion object {
+        /** [group] between encodings. */
+        val NO_GROUP = Group()
+    }
+}

@@ -1,0 +1,127 @@
+package dev.kwal.engine.storage
+
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.Executor
+
+/**
+ * The segments of one open log, and the one owner of their lifecycle (see [Segment] for the states): rolls, undoing
+ * them, release once durable, and closing them all. Nothing else changes a segment's [Segment.state].
+ *
+ * It keeps the log's segments by id (for readers), the active one, the spares — empty segments built ahead, used in
+ * order by the next rolls — and the next spare being built in the background, so that a roll seldom waits for a file
+ * to be created.
+ *
+ * Thread-safety: [get] from any thread. [active], [roll] and [rollBackTo] belong to the writer (the writer coroutine,
+ * or an inline caller holding the writer's lock: one thread at a time). [syncAndRelease] from the thread that
+ * finishes groups. [close] once, after the writer has stopped.
+ */
+internal class SegmentSet(
+    private val files: SegmentFiles,
+    private val segmentSize: Int,
+    private val logId: Long,
+    /** The segments recovery kept, in order: all but the last sealed and released, the last the active one. */
+    recovered: List<Segment>,
+    spares: List<Segment>,
+    /** Where spares are built and sealed segments synced. */
+    private val background: Executor,
+) {
+    private val byId = ConcurrentHashMap<Int, Segment>()
+    private val spares = ArrayDeque(spares)
+    private var preparing: CompletableFuture<Segment>? = null
+
+    /** The segment being written. Writer only. */
+    var active: Segment = recovered.last()
+        private set
+
+    init {
+        for (s in recovered) {
+            check(s === active || s.state == SegmentState.RELEASED) { "recovered $s is ${s.state}" }
+            byId[s.id] = s
+        }
+        active.state = SegmentState.ACTIVE
+    }
+
+    /** The segment [id] of the log (sealed, released or active), or null if the log has none such. */
+    operator fun get(id: Int): Segment? = byId[id]
+
+    /**
+     * Seals the active segment and makes the next one active: a spare, the one being built (waiting for it), or a new
+     * one. Returns the segment sealed. If no next segment can be had (the disk is full), throws and changes nothing.
+     */
+    fun roll(): Segment {
+        val next = nextSegment()
+        val sealed = active
+        sealed.state = SegmentState.SEALED
+        next.state = SegmentState.ACTIVE
+        byId[next.id] = next
+        active = next
+        if (spares.isEmpty() && preparing == null) {
+            val id = next.id + 1
+            preparing = CompletableFuture.supplyAsync({ files.create(id, segmentSize, logId) }, background)
+        }
+        return sealed
+    }
+
+    /**
+     * Undoes the rolls made since [segment] was active: it is active again, and the segments after it are spares
+     * again, in order, for the next rolls.
+     */
+    fun rollBackTo(segment: Segment) {
+        for (id in active.id downTo segment.id + 1) {
+            byId.remove(id)?.let {
+                it.state = SegmentState.SPARE
+                spares.addFirst(it)
+            }
+        }
+        segment.state = SegmentState.ACTIVE
+        active = segment
+    }
+
+    /** The spare, or the one being built (waiting for it, blocking), or a new one. */
+    private fun nextSegment(): Segment {
+        val id = active.id + 1
+        spares.removeFirstOrNull()?.let {
+            check(it.id == id) { "spare ${it.id} is not segment $id" }
+            return it
+        }
+        preparing?.let { p ->
+            preparing = null
+            val s = runCatching { p.get() }.getOrNull()
+            if (s != null && s.id == id) return s
+            s?.file?.close()
+        }
+        return files.create(id, segmentSize, logId)
+    }
+
+    /**
+     * Syncs sealed segment [s] and then releases it (closes its file: nothing writes a sealed segment, and readers map
+     * it by path), on the background executor. The future fails if the sync does; [s] then stays sealed.
+     */
+    fun syncAndRelease(s: Segment): CompletableFuture<Void?> {
+        check(s.state == SegmentState.SEALED) { "$s is ${s.state}, not sealed" }
+        val sync = CompletableFuture.runAsync({
+            s.file.force()
+            s.release()
+        }, background)
+        releasing.add(sync)
+        sync.whenComplete { _, _ -> releasing.remove(sync) }
+        return sync
+    }
+
+    /** Background syncs under way, which [close] waits for: it must not close a file under one. */
+    private val releasing: MutableSet<CompletableFuture<Void?>> = ConcurrentHashMap.newKeySet()
+
+    /**
+     * Closes every file the log holds — its segments', the spares' and the one being built — and retires every mapping
+     * (see [MappingCache.retire]): readers still inside the log keep what they borrow and map by path what they reach
+     * next. Once, after the writer has stopped (closing a file also unmaps the mapping inline appends store through).
+     */
+    fun close() {
+        for (sync in releasing.toList()) runCatching { sync.join() }
+        for (s in byId.values) runCatching { s.closeFile() }
+        for (s in spares) runCatching { s.file.close() }
+        preparing?.let { p -> runCatching { p.get().file.close() } }
+        files.mappings.retire(byId.values)
+    }
+}
