@@ -3,7 +3,9 @@ package dev.kwal.engine.commit
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.types.shouldBeSameInstanceAs
+import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.suspendCancellableCoroutine
@@ -62,7 +64,7 @@ class RequestQueueSpec : FunSpec({
         val d = request(10)
         runBlocking {
             // d is parked with its caller suspended: fail resumes that caller with the error
-            val caller = async(start = CoroutineStart.UNDISPATCHED) {
+            val caller = CoroutineScope(Dispatchers.Unconfined).async(start = CoroutineStart.UNDISPATCHED) {
                 suspendCancellableCoroutine<Long> { cont -> d.cont = cont }
             }
             f.offer(c); f.offer(d)
