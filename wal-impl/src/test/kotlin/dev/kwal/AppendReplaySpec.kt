@@ -1,5 +1,6 @@
 package dev.kwal
 
+import dev.kwal.engine.Kwal
 import dev.kwal.Contract.readAll
 import dev.kwal.Contract.seqs
 import io.kotest.assertions.withClue

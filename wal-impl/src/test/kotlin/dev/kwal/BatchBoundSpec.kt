@@ -1,5 +1,6 @@
 package dev.kwal
 
+import dev.kwal.engine.Kwal
 import dev.kwal.engine.commit.AppendRequest
 import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.RecordFrame

@@ -1,5 +1,6 @@
 package dev.kwal
 
+import dev.kwal.engine.Kwal
 import dev.kwal.engine.format.SegmentHeader
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.nulls.shouldBeNull

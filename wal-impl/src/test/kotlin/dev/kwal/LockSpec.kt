@@ -1,5 +1,6 @@
 package dev.kwal
 
+import dev.kwal.engine.Kwal
 import dev.kwal.Contract.readAll
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.assertions.withClue

@@ -1,5 +1,6 @@
 package dev.kwal
 
+import dev.kwal.engine.Kwal
 import dev.kwal.crash.ChildJvm
 import dev.kwal.crash.OverloadProcess
 import io.kotest.assertions.withClue

@@ -1,5 +1,6 @@
 package dev.kwal
 
+import dev.kwal.engine.Kwal
 import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContain

@@ -1,6 +1,6 @@
 package dev.kwal.bench
 
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.runBlocking
 import net.openhft.chronicle.queue.impl.single.SingleChronicleQueueBuilder

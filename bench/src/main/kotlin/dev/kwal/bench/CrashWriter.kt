@@ -1,7 +1,7 @@
 package dev.kwal.bench
 
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.runBlocking
 import net.openhft.chronicle.bytes.Bytes

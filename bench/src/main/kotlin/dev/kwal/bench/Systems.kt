@@ -2,7 +2,7 @@ package dev.kwal.bench
 
 import com.squareup.tape2.QueueFile
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.Wal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.Dispatchers

@@ -1,7 +1,7 @@
 package dev.kwal.samples;
 
 import dev.kwal.AsyncWal;
-import dev.kwal.Kwal;
+import dev.kwal.engine.Kwal;
 import dev.kwal.RecoveryReport;
 import dev.kwal.WalOptions;
 import kotlin.ranges.LongRange;

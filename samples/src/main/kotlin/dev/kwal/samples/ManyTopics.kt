@@ -1,6 +1,6 @@
 package dev.kwal.samples
 
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.coroutineScope

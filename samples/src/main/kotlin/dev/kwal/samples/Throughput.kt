@@ -1,7 +1,7 @@
 package dev.kwal.samples
 
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.coroutineScope

@@ -1,7 +1,7 @@
 package dev.kwal.crash
 
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.RecordTooLargeException
 import dev.kwal.Wal
 import dev.kwal.WalOptions

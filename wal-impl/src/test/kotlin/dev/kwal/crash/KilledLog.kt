@@ -1,6 +1,6 @@
 package dev.kwal.crash
 
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.Wal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.Dispatchers

@@ -1,6 +1,6 @@
 package dev.kwal.crash
 
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.WalLockedException
 import java.nio.file.Path
 import kotlin.system.exitProcess

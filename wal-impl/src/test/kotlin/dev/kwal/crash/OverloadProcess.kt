@@ -2,7 +2,7 @@ package dev.kwal.crash
 
 import dev.kwal.AsyncWal
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
 import dev.kwal.WalOverloadedException
 import kotlinx.coroutines.Dispatchers

@@ -1,7 +1,7 @@
 package dev.kwal.failure
 
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.TestLogs
 import dev.kwal.Wal
 import dev.kwal.WalException

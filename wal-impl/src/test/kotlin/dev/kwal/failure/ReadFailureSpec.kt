@@ -1,6 +1,6 @@
 package dev.kwal.failure
 
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.TestLogs
 import dev.kwal.WalException
 import dev.kwal.engine.KwalEngine

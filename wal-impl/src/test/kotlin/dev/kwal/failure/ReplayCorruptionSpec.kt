@@ -1,6 +1,6 @@
 package dev.kwal.failure
 
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.LogFiles
 import dev.kwal.Record
 import dev.kwal.TestLogs

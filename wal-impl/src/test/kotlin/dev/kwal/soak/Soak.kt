@@ -1,7 +1,7 @@
 package dev.kwal.soak
 
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.Record
 import dev.kwal.Wal
 import dev.kwal.WalClosedException

@@ -2,7 +2,7 @@ package dev.kwal.torture
 
 import dev.kwal.CorruptionPolicy
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.LogFiles
 import dev.kwal.WalException
 import dev.kwal.crash.TortureOptions

@@ -1,7 +1,7 @@
 package dev.kwal.bench.jmh
 
 import dev.kwal.Durability
-import dev.kwal.Kwal
+import dev.kwal.engine.Kwal
 import dev.kwal.Wal
 import dev.kwal.WalOptions
 import kotlinx.coroutines.runBlocking

@@ -1,6 +1,12 @@
-package dev.kwal
+package dev.kwal.engine
 
-import dev.kwal.engine.KwalEngine
+import dev.kwal.CorruptionPolicy
+import dev.kwal.RecoveryReport
+import dev.kwal.Wal
+import dev.kwal.WalCorruptedException
+import dev.kwal.WalException
+import dev.kwal.WalLockedException
+import dev.kwal.WalOptions
 import dev.kwal.engine.io.RealFileIo
 import java.nio.file.Path
 
