@@ -102,9 +102,11 @@ public interface Wal : AutoCloseable {
      * the read (nor anything else the log shares).
      *
      * @throws InvalidTopicException (when collected) if [topic] is not a valid name.
+     * @throws WalCorruptedException (when collected) if a record or block fails its check.
      * @throws WalClosedException (when collected) if the log is closed before collection starts. A collection
-     *   under way when the log closes runs to its end, reading the segments it has not reached yet from their
-     *   files — if they have been deleted meanwhile, it ends with [WalClosedException] there.
+     *   under way when the log closes runs to its end, mapping the segments it has not reached yet from their
+     *   files — if one cannot be mapped (deleted meanwhile, say), it ends with [WalClosedException] there.
+     * @throws WalException (when collected) if a segment cannot be mapped while the log is open.
      */
     public fun replay(topic: String, from: Long = 0): Flow<Record>
 
@@ -113,7 +115,8 @@ public interface Wal : AutoCloseable {
      * emits them as they are acknowledged. Cancel the collector to stop. When the log closes, the flow
      * completes normally after the last record that was acknowledged. When the log stops after a failure, the
      * flow ends with the [WalFailedException] every other call gets, after the records acknowledged before it.
-     * A follower waiting on one topic is woken only by that topic's acknowledgements.
+     * A follower waiting on one topic is woken only by that topic's acknowledgements (until the topic exists, by
+     * any new topic's), and by the log's closing or failure.
      */
     public fun follow(topic: String, from: Long = 0): Flow<Record>
 
@@ -136,12 +139,16 @@ public interface Wal : AutoCloseable {
     public suspend fun sync()
 
     /**
-     * Closes the log: refuses new appends, commits and syncs the appends already accepted, completes
-     * every waiting caller (with its position, or with [WalClosedException] if its record was not
-     * written), ends [follow] flows, and releases the directory lock. Collections under way run to their end
-     * (see [replay]); once they have, the log holds no file and no memory mapping.
+     * Closes the log: refuses new appends and [sync] calls, commits and syncs those made before (whatever their
+     * durability), completes every waiting caller (with its result, or with [WalClosedException] if its call came
+     * too late), ends [follow] flows after what was acknowledged, closes the log's files and releases the directory
+     * lock. Collections under way run to their end (see [replay]); once they have, the log holds no file
+     * and no memory mapping.
      *
-     * Blocks the calling thread until that is done. Idempotent.
+     * Blocks the calling thread until that is done, collections under way excepted; an interrupt does not cut it
+     * short (the thread's interrupt status is kept). Called from one of the log's own threads (user code resumed
+     * there, say by `Dispatchers.Unconfined`), it returns at once and the close completes on another thread.
+     * Idempotent: a second call waits for the first to complete.
      */
     override fun close()
 }
