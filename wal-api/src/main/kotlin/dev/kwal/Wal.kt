@@ -44,7 +44,7 @@ import java.nio.file.Path
  * It does not delete or compact records, index payloads, or deduplicate retries: an append retried
  * after an error or cancellation may store the payload twice under two sequence numbers.
  *
- * Obtain an instance from the engine (`dev.kwal.Kwal.open` in `wal-impl`). Java callers wrap it in
+ * Obtain an instance from the engine (`dev.kwal.engine.Kwal.open` in `wal-impl`). Java callers wrap it in
  * [AsyncWal] for a [java.util.concurrent.CompletableFuture]-based API.
  */
 public interface Wal : AutoCloseable {
