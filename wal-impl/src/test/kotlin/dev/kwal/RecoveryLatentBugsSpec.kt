@@ -1,5 +1,6 @@
 package dev.kwal
 
+import dev.kwal.engine.Kwal
 import dev.kwal.engine.KwalEngine
 import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FaultyFileIo
