@@ -19,13 +19,16 @@ internal class Handover(
     /**
      * The empty segments after the active one of a log that needed no truncation ([trailing]: pre-built segments a
      * previous run never used), reopened as spares for the next rolls — the leading run of those at today's size:
-     * a batch is checked against that size, and must fit the segment it rolls into. The others are deleted, and the
-     * directory synced once after.
+     * a batch is checked against that size, and must fit the segment it rolls into. The others are deleted newest
+     * first, each deletion made durable before the next, as truncation deletes: a crash between two deletions leaves
+     * an unbroken run of segments, never a gap that would read as corruption.
      */
     fun spares(trailing: List<ProbedSegment>): List<Segment> {
         val keep = trailing.takeWhile { it.size == segmentSize }
-        for (f in trailing.drop(keep.size)) io.delete(f.file.path)
-        if (keep.size < trailing.size) io.syncDirectory(files.directory)
+        for (f in trailing.drop(keep.size).asReversed()) {
+            io.delete(f.file.path)
+            io.syncDirectory(files.directory)
+        }
         return keep.map { Segment(it.id, it.size, it.reopen(files, opened), files.mappings) }
     }
 

@@ -99,11 +99,24 @@ internal class Recovery(
         val corruption = (verdict as? Verdict.Corruption)?.description
         fun reportOf(segments: Int) = report(started, segments, scan.records, cut.bytes, verdict.dropped, corruption)
         if (cut.kept == 0) return freshLog(scan.logId, ::reportOf)
-        val tail = if (cut.keptStopSegment) stop.position.offset else scan.dataEnds[cut.kept - 1]
         val logId = checkNotNull(scan.logId) { "segment 1 is kept, yet its log id was not read" }
-        val kept = Handover(options.segmentSize, io, files, opened) // 6. finish
-            .segments(segments.subList(0, cut.kept), tail, cut.zeroed, logId)
-        return RecoveredLog(logId, kept, emptyList(), tail, table, reportOf(kept.size))
+        // Where each kept segment's data ends now. The active one is the last holding data: empty segments kept
+        // after it (P at the header of a segment that followed empty ones, or just past a header) must not stay
+        // behind it as sealed ones, or the next open would read "an empty segment, then data". They go the way of
+        // the spares of a clean log.
+        val ends = List(cut.kept) { i -> if (cut.keptStopSegment && i == cut.kept - 1) stop.position.offset else scan.dataEnds[i] }
+        val active = ends.indexOfLast { it > SegmentHeader.SIZE }.coerceAtLeast(0)
+        val handover = Handover(options.segmentSize, io, files, opened) // 6. finish
+        var zeroed = cut.zeroed
+        if (active < cut.kept - 1 && zeroed != null) {
+            opened.remove(zeroed) // the stop segment, emptied: a spare now, reopened as such
+            zeroed.close()
+            zeroed = null
+        }
+        val spares = handover.spares(segments.subList(active + 1, cut.kept))
+        val tail = ends[active]
+        val kept = handover.segments(segments.subList(0, active + 1), tail, zeroed, logId)
+        return RecoveredLog(logId, kept, spares, tail, table, reportOf(kept.size))
     }
 
     /** Corruption fails the open under [CorruptionPolicy.FAIL]; what is to be truncated is logged. */

@@ -14,11 +14,11 @@ import java.nio.file.Files
 import java.nio.file.Path
 
 /**
- * ENGINE BUGS in recovery, found in review while restructuring `Recovery.kt` (issue 11) and reduced here. Both
- * leave a log that the next open refuses under CorruptionPolicy.FAIL. Disabled until recovery is fixed (the
- * restructuring changes no behaviour); enable them to check a fix.
+ * Two recovery bugs found in review while restructuring `Recovery.kt` (issue 11), each reduced to a test that failed
+ * before its fix: both left a log that the next open refused under CorruptionPolicy.FAIL, although only empty
+ * segments were involved.
  */
-class RecoveryLatentBugsSpec : FunSpec({
+class RecoveryEmptySegmentsSpec : FunSpec({
 
     /** A 64 KiB-segment log with [records] synced records of "t" in segment 1; returns its log id. */
     suspend fun written(dir: Path, records: Int): Long {
@@ -51,7 +51,7 @@ class RecoveryLatentBugsSpec : FunSpec({
      * group of k+1 (Durability.None or Interval), and the log is then opened with another segmentSize.
      */
     test("a kill between two deletions of spares of another size leaves no gap")
-        .config(enabled = false) {
+        .config {
             val dir = TestLogs.tempDir()
             val logId = written(dir, 10)
             emptySegment(dir, 2, 64 shl 10, logId)
@@ -79,7 +79,7 @@ class RecoveryLatentBugsSpec : FunSpec({
      * droppedRecords=5 here). With one empty segment before k it is the active one, and all is well.
      */
     test("after a bad header past two empty segments, records appended under TRUNCATE survive a reopen")
-        .config(enabled = false) {
+        .config {
             val dir = TestLogs.tempDir()
             val logId = written(dir, 10)
             emptySegment(dir, 2, 64 shl 10, logId)
