@@ -46,7 +46,8 @@ class KillSpec : FunSpec({
             val acks = log.runChild(cycle, seed2 + cycle, if (delay < 0) "after 300 acks" else "after ${delay}ms") { child ->
                 if (delay < 0) {
                     if (!child.awaitReady(30_000)) log.fail(cycle, "child did not print READY", child)
-                    child.awaitAcks(300, 20_000)
+                    val got = child.awaitAcks(300, 20_000, stallMillis = STALL_MS)
+                    if (got < 300 && child.process.isAlive) log.fail(cycle, "child stalled at $got of 300 acknowledgements", child)
                 } else {
                     Thread.sleep(delay)
                 }
@@ -58,6 +59,9 @@ class KillSpec : FunSpec({
     }
 }) {
     companion object {
+        /** No acknowledgement for this long is a stalled child. */
+        private const val STALL_MS = 10_000L
+
         /**
          * [cycles] times: start an [AppenderProcess] on [dir] (with [childArgs]), SIGKILL it once it has printed a
          * number of acknowledgements drawn from [targets], and check the reopened log against them.
@@ -69,10 +73,16 @@ class KillSpec : FunSpec({
                 val target = rnd.nextInt(targets.first, targets.last + 1)
                 val acks = log.runChild(cycle, seed + cycle, "target $target acks", childArgs = childArgs) { child ->
                     if (!child.awaitReady(30_000)) log.fail(cycle, "child did not print READY", child)
-                    val got = child.awaitAcks(target, 60_000)
+                    // Liveness: a child that stalls after a few acknowledgements must not pass for one killed mid-run. A
+                    // healthy child acknowledges all the time: STALL_MS without one is a stall, reported well inside the
+                    // test's timeout.
+                    val started = System.nanoTime()
+                    val got = child.awaitAcks(target, 45_000, stallMillis = STALL_MS)
                     if (!child.process.isAlive) log.fail(cycle, "child died before it was killed", child)
-                    // Liveness: a child that stalls after a few acknowledgements must not pass for one killed mid-run.
-                    if (got < target) log.fail(cycle, "child stalled at $got of $target acknowledgements", child)
+                    if (got < target) {
+                        log.fail(cycle, "child stalled at $got of $target acknowledgements, ${(System.nanoTime() - started) / 1_000_000} ms " +
+                            "after READY (a stall: no acknowledgement for $STALL_MS ms)", child)
+                    }
                 }
                 log.verify(cycle, acks)
             }

@@ -68,10 +68,20 @@ class ChildJvm private constructor(val process: Process, private val stderr: Pat
     /** Waits at most [millis] for `READY`; true if it came. */
     fun awaitReady(millis: Long): Boolean = ready.await(millis, TimeUnit.MILLISECONDS) && readyLine != null
 
-    /** Waits at most [millis] until [acks] holds [count] entries or the child is gone; returns how many it holds. */
-    fun awaitAcks(count: Int, millis: Long): Int {
+    /**
+     * Waits at most [millis] until [acks] holds [count] entries or the child is gone — or, with [stallMillis], until no
+     * new acknowledgement came for that long (a stalled child); returns how many it holds.
+     */
+    fun awaitAcks(count: Int, millis: Long, stallMillis: Long = Long.MAX_VALUE): Int {
         val deadline = System.nanoTime() + millis * 1_000_000
-        while (acks.size < count && process.isAlive && System.nanoTime() < deadline) Thread.sleep(5)
+        var seen = acks.size
+        var progress = System.nanoTime()
+        while (acks.size < count && process.isAlive && System.nanoTime() < deadline) {
+            Thread.sleep(5)
+            val now = acks.size
+            if (now != seen) { seen = now; progress = System.nanoTime() }
+            else if ((System.nanoTime() - progress) / 1_000_000 >= stallMillis) break
+        }
         return acks.size
     }
 

@@ -4,7 +4,9 @@ import dev.kwal.CorruptionPolicy
 import dev.kwal.Durability
 import dev.kwal.engine.Kwal
 import dev.kwal.LogFiles
+import dev.kwal.WalCorruptedException
 import dev.kwal.WalException
+import dev.kwal.WalOptions
 import dev.kwal.crash.TortureOptions
 import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.LogPosition
@@ -46,12 +48,21 @@ import kotlin.random.Random
  * [CorruptionPolicy.TRUNCATE], replaying every topic under a timeout. Half the cases open with the options the
  * log was written with, the other half with others (sizes bigger or smaller: they may change between opens).
  *
- * Every outcome must be either a typed [WalException] (from open or replay), or a log whose every record is
- * exactly what was appended at that topic and sequence, with dense sequences (else `corruptServed`). Any
- * other exception, an [OutOfMemoryError] or a timeout is a `failedReopen`. Where the rules promise it —
- * any open that succeeds, under either policy, keeps every group that ended before the first damaged byte
- * (recovery stops at the first bad place and drops only from the group that holds it) — a missing record
- * counts as `lost`. A successful open must also take an append and then reopen clean under FAIL.
+ * The verdicts follow the recovery rules (FORMAT.md, Recovery, steps 1 to 9):
+ * - under TRUNCATE every stop, torn tail or corruption, structural or content, is truncated: the open must succeed
+ *   (any exception is a `failedReopen`);
+ * - under FAIL the open succeeds, reporting no corruption, or throws [WalCorruptedException] — any other exception
+ *   is a `wrongVerdict` — whose file and offset are the bad place: exactly the start of the block that holds the
+ *   first damaged byte (or where the next block would start, or offset 0 of a damaged or missing segment), unless
+ *   the damaged bytes pass the check made there (see [Expectation]); a refused open must leave every file of the
+ *   directory as it was (else `changedByRefusal`); and FAIL refuses exactly the logs in which TRUNCATE reports
+ *   corruption (else a `wrongVerdict`);
+ * - an open that succeeds, under either policy, keeps every group that ended before the first damaged byte
+ *   (recovery stops at the first bad place and drops only from the group that holds it; a missing record counts as
+ *   `lost`), serves only records exactly as appended at that topic and sequence, with dense sequences (else
+ *   `corruptServed`), replays every topic without error, takes an append and reopens clean under FAIL (else a
+ *   `failedReopen`). Any exception other than a typed [WalException], an [OutOfMemoryError] or a timeout is a
+ *   `failedReopen` too.
  *
  * Seeded: case c of `run(n, seed)` uses `Random(seed + c)` on a pool built from `seed`; a failure names both.
  */
@@ -165,58 +176,111 @@ object CorruptionTorture {
         // first segment): its records are legitimately served. Any other foreign record is not.
         val home = logIdOf(damaged)?.let { id -> pool.firstOrNull { logIdOf(it.dir) == id } }
         val allowed = listOfNotNull(base, home).distinct()
+        // Where a refusal under FAIL must point, measured against the log written (or the one segment 1 now belongs to).
+        val expected = allowed.map { expectation(it, damaged, openOptions.segmentSize) }
         val problems = ArrayList<String>()
         var lost = 0L
         var served = 0L
         var failed = 0L
+        var wrong = 0L
+        var changed = 0L
         try {
+            val outcomes = HashMap<CorruptionPolicy, Outcome>()
             for (policy in listOf(CorruptionPolicy.FAIL, CorruptionPolicy.TRUNCATE)) {
                 val dir = work.resolve(policy.name).also { copy(damaged, it) }
                 val o = try {
-                    executor.submit<Outcome> { check(dir, policy, base, allowed, pool, d, openOptions, againOptions) }.get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
+                    executor.submit<Outcome> { check(dir, policy, base, allowed, pool, d, expected, openOptions, againOptions) }.get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
                 } catch (e: TimeoutException) {
-                    Outcome(failed = true, problems = listOf("$policy: open/replay did not finish in $TIMEOUT_MS ms (endless loop?)"))
+                    Outcome(failed = true, problems = listOf("open/replay did not finish in $TIMEOUT_MS ms (endless loop?)"))
                 } catch (e: ExecutionException) {
-                    Outcome(failed = true, problems = listOf("$policy: ${e.cause}"))
+                    Outcome(failed = true, problems = listOf("${e.cause}"))
                 }
+                outcomes[policy] = o
                 note("${policy.name.lowercase()}:${o.kind}")
                 lost += o.lost
                 served += o.served
                 if (o.failed) failed++
+                if (o.wrong) wrong++
+                if (o.changed) changed++
                 problems += o.problems.map { "$policy: $it" }
+            }
+            // Both opens ran the same scan on the same bytes: FAIL refuses exactly where TRUNCATE reports corruption.
+            val f = outcomes.getValue(CorruptionPolicy.FAIL)
+            val t = outcomes.getValue(CorruptionPolicy.TRUNCATE)
+            if (f.verdict != null && t.verdict != null && (f.verdict == Verdict.CORRUPT) != (t.verdict == Verdict.CORRUPT)) {
+                wrong++
+                problems.add("FAIL ${if (f.verdict == Verdict.CORRUPT) "refused the log as corrupt" else "opened it"}, but TRUNCATE " +
+                    "${if (t.verdict == Verdict.CORRUPT) "reported corruption" else "found no corruption"} in the same bytes")
             }
         } finally {
             work.toFile().deleteRecursively()
         }
         return TortureResult(
-            corruptions = 1, lost = lost, corruptServed = served, failedReopens = failed, options = setOf(openOptions, againOptions),
+            corruptions = 1, lost = lost, corruptServed = served, failedReopens = failed, wrongVerdicts = wrong,
+            changedByRefusal = changed, options = setOf(openOptions, againOptions),
             failures = if (problems.isEmpty()) emptyList() else listOf("$label:\n  " + problems.take(10).joinToString("\n  ")),
         )
     }
 
+    /** What an open found: [CORRUPT] is a refusal under FAIL or a report of corruption under TRUNCATE. */
+    private enum class Verdict { CORRUPT, NOT_CORRUPT }
+
     private class Outcome(
         val kind: String = "error", val lost: Long = 0, val served: Long = 0, val failed: Boolean = false,
-        val problems: List<String> = emptyList(),
+        val wrong: Boolean = false, val changed: Boolean = false, val problems: List<String> = emptyList(),
+        /** Whether the open found corruption; null if it failed in a way that says nothing. */
+        val verdict: Verdict? = null,
     )
 
-    /** Opens [dir] under [policy] and checks what it serves; runs on a worker thread the caller can abandon. */
+    /**
+     * Opens [dir] under [policy] and checks what it serves; runs on a worker thread the caller can abandon.
+     *
+     * Under [CorruptionPolicy.TRUNCATE] every stop — a torn tail or corruption, structural or content (FORMAT.md,
+     * Recovery, steps 4 to 7) — is truncated: the open must succeed. Under [CorruptionPolicy.FAIL] it succeeds (a
+     * torn tail, or no stop) or throws [WalCorruptedException] naming the bad place ([judge]), and then must have
+     * changed nothing on disk. An open that succeeds under either policy keeps every group that ended at or before
+     * the first damaged byte [d], serves nothing that was not appended, replays every topic without error, takes an
+     * append and reopens clean under FAIL.
+     */
     private fun check(
         dir: Path, policy: CorruptionPolicy, base: Base, allowed: List<Base>, pool: List<Base>, d: LogPosition?,
-        openOptions: TortureOptions, againOptions: TortureOptions,
+        expected: List<Expectation>, openOptions: TortureOptions, againOptions: TortureOptions,
     ): Outcome = runBlocking {
         val problems = ArrayList<String>()
+        val before = contents(dir)
         val wal = try {
             Kwal.open(openOptions.of(dir, policy = policy))
-        } catch (e: WalException) {
-            return@runBlocking Outcome(kind = "open threw ${e::class.simpleName}")
         } catch (e: Throwable) {
-            return@runBlocking Outcome(kind = "open threw ${e::class.simpleName}", failed = true,
-                problems = listOf("open threw ${e::class.qualifiedName}, not a WalException: $e\n${e.stackTraceToString().lines().take(12).joinToString("\n")}"))
+            val kind = "open threw ${e::class.simpleName}"
+            val changes = changes(before, contents(dir))
+            if (changes != null) problems.add("the refused open changed the log directory: $changes")
+            val trace = "$e\n${e.stackTraceToString().lines().take(12).joinToString("\n")}"
+            return@runBlocking when {
+                e !is WalException -> Outcome(kind, failed = true, changed = changes != null,
+                    problems = problems + "open threw ${e::class.qualifiedName}, not a WalException: $trace")
+                // Every stop is truncated under TRUNCATE: no damaged log may be refused.
+                policy == CorruptionPolicy.TRUNCATE -> Outcome(kind, failed = true, changed = changes != null,
+                    problems = problems + "open under TRUNCATE threw (it truncates every stop): $trace")
+                e !is WalCorruptedException -> Outcome(kind, wrong = true, changed = changes != null,
+                    problems = problems + "open under FAIL threw ${e::class.simpleName}, not WalCorruptedException: $trace")
+                else -> {
+                    val verdict = judge(e, dir, expected)
+                    Outcome(if (verdict.problem == null) "refused ${verdict.kind}" else "refused at the wrong place",
+                        wrong = verdict.problem != null, changed = changes != null, verdict = Verdict.CORRUPT,
+                        problems = problems + listOfNotNull(verdict.problem))
+                }
+            }
         }
         var lost = 0L
         var served = 0L
         var failed = false
-        var kind = "opened"
+        var wrong = false
+        val kind = if (wal.recovery.corruption != null) "opened, corruption truncated" else if (wal.recovery.truncated) "opened, torn tail truncated" else "opened"
+        val verdict = if (wal.recovery.corruption != null) Verdict.CORRUPT else Verdict.NOT_CORRUPT
+        if (policy == CorruptionPolicy.FAIL && wal.recovery.corruption != null) {
+            wrong = true
+            problems.add("open under FAIL succeeded but reports corruption: ${wal.recovery}")
+        }
         try {
             // What the rules promise: every group that ended at or before the first damaged byte.
             val survivors = HashMap<Int, Long>()
@@ -230,14 +294,12 @@ object CorruptionTorture {
             val strange = wal.topics() - allowed.flatMap { it.model.keys }.toSet()
             if (strange.isNotEmpty()) { served += strange.size; problems.add("topics() names topics never created: $strange") }
             for (topic in base.model.keys + wal.topics()) {
+                // Recovery checked every byte it kept: a replay of the opened log has nothing left to fail on.
                 val records = try {
                     withTimeout(TIMEOUT_MS / 2) { withContext(Dispatchers.IO) { wal.replay(topic).toList() } }
-                } catch (e: WalException) {
-                    kind = "replay threw ${e::class.simpleName}"
-                    continue
                 } catch (e: Throwable) {
                     failed = true
-                    problems.add("replay of '$topic' threw ${e::class.qualifiedName}, not a WalException: $e")
+                    problems.add("replay of '$topic' threw ${e::class.qualifiedName} after a successful open: $e")
                     continue
                 }
                 val appended = base.model[topic].orEmpty()
@@ -263,21 +325,17 @@ object CorruptionTorture {
                 }
             }
             // The opened log takes appends, and then reopens clean.
-            if (kind == "opened") {
-                val topic = base.model.keys.first()
-                val next = wal.nextSequence(topic)
-                val seq = withTimeout(TIMEOUT_MS / 2) { wal.append(topic, byteArrayOf(1, 2, 3)) }
-                if (seq != next) { failed = true; problems.add("append after open got $seq, expected $next") }
-            }
-        } catch (e: WalException) {
-            kind = "threw ${e::class.simpleName}"
+            val topic = base.model.keys.first()
+            val next = wal.nextSequence(topic)
+            val seq = withTimeout(TIMEOUT_MS / 2) { wal.append(topic, byteArrayOf(1, 2, 3)) }
+            if (seq != next) { failed = true; problems.add("append after open got $seq, expected $next") }
         } catch (e: Throwable) {
             failed = true
             problems.add("checking the opened log threw ${e::class.qualifiedName}: $e")
         } finally {
-            try { wal.close() } catch (e: WalException) { } catch (e: Throwable) { failed = true; problems.add("close threw $e") }
+            try { wal.close() } catch (e: Throwable) { failed = true; problems.add("close threw $e") }
         }
-        if (kind == "opened" && !failed) {
+        if (!failed) {
             try {
                 Kwal.open(againOptions.of(dir, policy = CorruptionPolicy.FAIL)).use { again ->
                     if (again.recovery.truncatedBytes != 0L || again.recovery.corruption != null) {
@@ -290,7 +348,150 @@ object CorruptionTorture {
                 problems.add("second open (FAIL) after a successful open threw $e")
             }
         }
-        Outcome(kind, lost, served, failed, problems)
+        Outcome(kind, lost, served, failed, wrong, problems = problems, verdict = verdict)
+    }
+
+    // ---- where a refusal must point ----
+
+    /**
+     * Where a refusal under FAIL may point for a directory whose bytes first differ from [ref]'s log at [d].
+     *
+     * Everything before [d] is [ref]'s, intact, so the scan (FORMAT.md, Recovery, step 3) reaches [anchor] — the
+     * start of [ref]'s block that holds [d], or where the next block would start if [d] lies in the zeros after a
+     * segment's data, or offset 0 for damage to a segment header or a missing segment — and makes its check there.
+     * If the damaged bytes fail it, the scan stops there, and the error names exactly [anchor] (step 4: the bad place
+     * itself, also when P moves back to the start of a group). Only if they pass it ([hidden]: a sound header forged
+     * or spliced in, a segment or its data cut off exactly at a block boundary) may the stop come later; and then,
+     * if the pending group is cut off at the end of the log, at the start of the group open at [anchor] ([lowest]).
+     */
+    private class Expectation(val ref: Base, val d: LogPosition?, val anchor: LogPosition?, val lowest: LogPosition?, val hidden: Boolean) {
+        override fun toString(): String = if (d == null) "no byte of log ${ref.index} differs" else
+            "first damaged byte of log ${ref.index} at $d, in the place checked at $anchor" +
+                if (hidden) " (its damaged bytes pass that check: the stop may come later, not before $lowest)" else ""
+    }
+
+    private class Judgement(val kind: String, val problem: String?)
+
+    private fun expectation(ref: Base, damaged: Path, segmentSize: Int): Expectation {
+        val d = firstDifference(ref, damaged) ?: return Expectation(ref, null, null, null, false)
+        val anchor = if (d.offset < SegmentHeader.SIZE) LogPosition(d.segmentId, 0) else {
+            val inSegment = ref.blocks.filter { it.segment == d.segmentId }
+            val holder = inSegment.firstOrNull { d.offset in it.at until it.end }
+            LogPosition(d.segmentId, holder?.at ?: (inSegment.map { it.end }.filter { it <= d.offset }.maxOrNull() ?: SegmentHeader.SIZE))
+        }
+        // The group still open at the anchor: the one of the first block at or after it, if it began before it.
+        var groupStart: LogPosition? = null
+        var lowest = anchor
+        for (b in ref.blocks) {
+            val at = LogPosition(b.segment, b.at)
+            if (groupStart == null) groupStart = at
+            if (at >= anchor) { if (groupStart < anchor) lowest = groupStart; break }
+            if (!b.continued) groupStart = null
+        }
+        return Expectation(ref, d, anchor, lowest, passesCheckAt(damaged, anchor, segmentSize))
+    }
+
+    /** Whether the bytes of [dir] at [p] pass the check the recovery scan makes there (FORMAT.md), checked here independently. */
+    private fun passesCheckAt(dir: Path, p: LogPosition, segmentSize: Int): Boolean {
+        val path = LogFiles.segment(dir, p.segmentId)
+        if (!path.exists()) return false // a gap, if later segments exist; if none do, nothing there to refuse
+        val bytes = path.readBytes()
+        val b = ByteBuffer.wrap(bytes)
+        val header = segmentHeader(bytes)
+        if (p.offset == 0) {
+            if (header == null || header.id != p.segmentId || header.size !in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE) return false
+            if (p.segmentId == 1) return true
+            val first = LogFiles.segment(dir, 1).takeIf { it.exists() }?.let { segmentHeader(it.readBytes()) } ?: return false
+            return header.logId == first.logId
+        }
+        val declared = header?.size?.takeIf { it in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE } ?: segmentSize
+        val limit = minOf(bytes.size, declared)
+        val at = p.offset
+        // A zero window (or too little room for a header): the data ends here, cleanly only if all the rest is zero.
+        if (at + BlockHeader.SIZE > limit || (at until at + BlockHeader.SIZE).all { bytes[it].toInt() == 0 }) {
+            return (at until limit).all { bytes[it].toInt() == 0 }
+        }
+        // A block: header sound at this place, body within the segment, every frame sound, filling the body exactly.
+        if (b.getInt(at) != BlockHeader.MAGIC) return false
+        val crc = CRC32C()
+        crc.update(bytes, at + 8, BlockHeader.SIZE - 8)
+        crc.update(ByteBuffer.allocate(8).putInt(p.segmentId).putInt(at).array())
+        if (b.getInt(at + 4) != crc.value.toInt() || bytes[at + 8].toInt() != 1 || bytes[at + 9].toInt() and 1.inv() != 0) return false
+        val topic = b.getInt(at + 12)
+        val first = b.getLong(at + 16)
+        val count = b.getInt(at + 24)
+        val body = b.getInt(at + 28)
+        if (count < 1 || body < 12L * count || at.toLong() + BlockHeader.SIZE + body > limit) return false
+        val end = at + BlockHeader.SIZE + body
+        var f = at + BlockHeader.SIZE
+        for (k in 0 until count) {
+            if (end - f < RecordFrame.HEADER_SIZE) return false
+            val len = b.getInt(f + 4)
+            if (len < 0 || len > end - f - RecordFrame.HEADER_SIZE || b.getInt(f + 8) != 0xB1 shl 24) return false
+            crc.reset()
+            crc.update(ByteBuffer.allocate(12).putInt(topic).putLong(first + k).array())
+            crc.update(bytes, f + 4, 8 + len)
+            if (b.getInt(f) != crc.value.toInt()) return false
+            f += RecordFrame.HEADER_SIZE + len
+        }
+        return f == end
+    }
+
+    private class Header(val id: Int, val size: Int, val logId: Long)
+
+    /** The segment header of [bytes] if it is sound (magic, CRC, version, length), read independently of the engine. */
+    private fun segmentHeader(bytes: ByteArray): Header? {
+        if (bytes.size < SegmentHeader.SIZE) return null
+        val b = ByteBuffer.wrap(bytes)
+        if (b.getInt(0) != SegmentHeader.MAGIC || b.getShort(4).toInt() != 1 || b.getShort(6).toInt() != SegmentHeader.SIZE) return null
+        if (b.getInt(60) != CRC32C().apply { update(bytes, 0, 60) }.value.toInt()) return null
+        return Header(b.getInt(8), b.getInt(12), b.getLong(16))
+    }
+
+    /**
+     * Whether [e] names the bad place one of [expected] allows: a segment file of [dir], and exactly the anchor of the
+     * damage — or, if the damaged bytes pass the check made there, a place not before its [Expectation.lowest].
+     */
+    private fun judge(e: WalCorruptedException, dir: Path, expected: List<Expectation>): Judgement {
+        val file = e.file
+        val id = file?.fileName?.toString()?.let { Regex("""seg-(\d{10})\.kwal""").matchEntire(it) }?.groupValues?.get(1)?.toInt()
+        val problem = when {
+            file == null || id == null || file.toAbsolutePath().normalize() != LogFiles.segment(dir, id).toAbsolutePath().normalize() ->
+                "WalCorruptedException names ${file ?: "no file"}, not a segment file of $dir: ${e.message}"
+            e.offset !in 0L..Int.MAX_VALUE.toLong() -> "WalCorruptedException names offset ${e.offset}: ${e.message}"
+            else -> {
+                val found = LogPosition(id, e.offset.toInt())
+                val exact = expected.firstOrNull { it.anchor == found }
+                val later = expected.firstOrNull { it.hidden && it.lowest != null && found >= it.lowest }
+                when {
+                    exact != null -> return Judgement(if (found.offset == 0) "at the damaged segment" else "at the damaged block", null)
+                    later != null -> return Judgement(
+                        if (found > later.anchor!!) "later, past damage that passes its check" else "at the start of the group open at the damage", null,
+                    )
+                    else -> "refused at $found (${e.message}), but the rules put the bad place at: ${expected.joinToString("; ")}"
+                }
+            }
+        }
+        return Judgement("", problem)
+    }
+
+    /** Every file of [dir] but the lock file, by name. */
+    private fun contents(dir: Path): Map<String, ByteArray> =
+        dir.listDirectoryEntries().filter { it.name != LogFiles.LOCK_FILE }.associate { it.name to it.readBytes() }
+
+    /** What differs between two [contents], or null if nothing does. */
+    private fun changes(before: Map<String, ByteArray>, after: Map<String, ByteArray>): String? {
+        val out = ArrayList<String>()
+        for (name in (before.keys + after.keys).toSortedSet()) {
+            val a = before[name]
+            val b = after[name]
+            when {
+                a == null -> out.add("$name created")
+                b == null -> out.add("$name deleted")
+                !a.contentEquals(b) -> out.add("$name changed (${a.size} -> ${b.size} bytes, first at ${java.util.Arrays.mismatch(a, b)})")
+            }
+        }
+        return out.takeIf { it.isNotEmpty() }?.joinToString(", ")
     }
 
     /** The log id in the header of [dir]'s segment 1, if it has one. */

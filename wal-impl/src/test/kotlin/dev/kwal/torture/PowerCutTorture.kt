@@ -50,7 +50,16 @@ import kotlin.random.Random
  * acknowledged with if it was; every record acknowledged under Sync (whether the call or the log's default said
  * so), acknowledged before a successful [Wal.sync], or served by an earlier reopen is there; and every batch is
  * there whole or not at all. Records acknowledged under None or Interval and not covered by a sync() may be lost
- * (the page cache is gone). Every failure names the options of the round and of the disk's earlier opens.
+ * (the page cache is gone) — with one bound, whatever the durability: a record is there if every file that held
+ * unsynced writes when it was acknowledged ([PowerLossFileIo.unsynced]) was forced after that and before the cut
+ * ([PowerLossFileIo.syncedBeforeLastCut]: everything written before its acknowledgement was durable).
+ *
+ * **Durability.Interval.** A third of the rounds whose log defaults to [Durability.Interval] are *quiet*: the writers
+ * stop after their random number of acknowledgements, one more record is appended under the log's default, and the
+ * power is cut only once the disk holds no unsynced write — which the log's background sync must bring about within [intervalBound] of the interval, with nothing else
+ * asking for a sync. If it does not, the round counts as a `lateSync`; if it does, every record acknowledged before
+ * is then bound to survive by the rule above. Every failure names the options of the round and of the disk's
+ * earlier opens.
  */
 object PowerCutTorture {
     const val CUTS_PER_DISK = 10
@@ -71,7 +80,16 @@ object PowerCutTorture {
     /** A record the checks know: where it was (or must be), and which batch it belongs to. */
     private class Sent(val id: Long, val topic: String, val payload: ByteArray, val batch: Long, val index: Int, val batchSize: Int) {
         @Volatile var seq: Long = -1
+        /** The files with unsynced writes just after its acknowledgement, and the durability it was acknowledged under. */
+        @Volatile var unsyncedAtAck: PowerLossFileIo.Unsynced? = null
+        @Volatile var durability: String = ""
     }
+
+    /**
+     * How long a quiet round of a log under `Interval(millis)` waits for the disk to hold no unsynced write before it
+     * counts a late sync: many intervals, and never under 3 s, so a loaded machine does not make it fail.
+     */
+    fun intervalBound(millis: Long): Long = maxOf(3_000L, 60 * millis)
 
     /** Everything appended to one disk, and what must survive. */
     private class Model {
@@ -105,6 +123,10 @@ object PowerCutTorture {
         var lost = 0L
         var corruptServed = 0L
         var failedReopens = 0L
+        var lateSyncs = 0L
+        var quietRounds = 0
+        var quietWaitMaxMs = 0L
+        var boundBySyncs = 0L
         val options = HashSet<TortureOptions>()
         val failures = ArrayList<String>()
         fun fail(msg: String) { if (failures.size < 50) failures.add(msg) }
@@ -136,7 +158,9 @@ object PowerCutTorture {
             model.history.add(options)
             c.options.add(options)
             val earlier = model.history.dropLast(1).distinct().joinToString("; ")
-            round(disk!!, model, c, Random(cs), options, "seed=$seed cut=$i cutSeed=$cs options=[$options] earlier opens of this disk=[$earlier]")
+            // A third of the rounds of a log under Interval let its background sync run before the cut (see the class doc).
+            val quiet = !lyingDisk && options.durability is Durability.Interval && Random(cs xor 0x5851F42D4C957F2DL).nextInt(3) == 0
+            round(disk!!, model, c, Random(cs), options, quiet, "seed=$seed cut=$i cutSeed=$cs options=[$options] earlier opens of this disk=[$earlier]")
             lastSeed = cs
             done++
             if (done % 500 == 0) progress("power cuts: $done/$cuts in ${(System.nanoTime() - started) / 1_000_000} ms, acked=${c.acked}")
@@ -147,11 +171,13 @@ object PowerCutTorture {
                 "at the end=${c.atEnd}; reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
                 "most segments=${c.maxSegments}; reopens with an empty segment after the data=${c.emptyActive} " +
                 "(an empty segment of another size than today's=${c.emptySmallerActive}); " +
-                "directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}",
+                "directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}; " +
+                "records bound to survive by the syncs after their acknowledgement=${c.boundBySyncs}; quiet Interval rounds=${c.quietRounds} " +
+                "(longest wait for the background sync ${c.quietWaitMaxMs} ms, late syncs=${c.lateSyncs})",
         )
         return TortureResult(
             cuts = done.toLong(), acked = c.acked, lost = c.lost, corruptServed = c.corruptServed,
-            failedReopens = c.failedReopens, failures = c.failures, options = c.options,
+            failedReopens = c.failedReopens, lateSyncs = c.lateSyncs, failures = c.failures, options = c.options,
         )
     }
 
@@ -165,7 +191,7 @@ object PowerCutTorture {
         try { check(wal, model, c, tag) } finally { closeQuietly(wal, c, tag) }
     }
 
-    private fun round(disk: PowerLossFileIo, model: Model, c: Counts, rnd: Random, options: TortureOptions, tag: String) {
+    private fun round(disk: PowerLossFileIo, model: Model, c: Counts, rnd: Random, options: TortureOptions, quiet: Boolean, tag: String) {
         val cutRandom = Random(rnd.nextLong())
         val mode = rnd.nextInt(100)
         // 0..14: a cut inside recovery (or soon after, if recovery is short)
@@ -181,21 +207,72 @@ object PowerCutTorture {
         }
         try {
             // Recovery was shorter than the armed count: the cut falls in the workload instead.
-            val workloadMode = if (disk.disarm()) 15 + rnd.nextInt(40) else mode
+            val workloadMode = (if (disk.disarm()) 15 + rnd.nextInt(40) else mode).let { m ->
+                if (quiet) 55 + m % 45 else m // a quiet round stops after a number of acknowledgements, then waits
+            }
             if (model.pendingCheck) check(wal, model, c, tag)
             model.pendingCheck = true
             val report = wal.recovery
             if (report.truncated) { c.truncatedReopens++; c.droppedRecords += report.droppedRecords }
             noteActive(disk, options, c)
             c.maxSegments = maxOf(c.maxSegments, report.segments)
-            workload(disk, wal, model, c, rnd, cutRandom, workloadMode, options, tag)
+            val acked = ConcurrentLinkedQueue<Sent>()
+            workload(disk, wal, model, c, rnd, cutRandom, workloadMode, options, quiet, acked, tag)
             when {
                 disk.generation != gen -> if (workloadMode < 55) c.armed++ else c.afterAcks++
+                quiet -> {
+                    disk.disarm()
+                    // One more append under the log's default durability, so that the background sync has work to do.
+                    val s = newSent(model, TOPICS[0], 8 + rnd.nextInt(200), batch = 0, index = 0, batchSize = 1)
+                    s.seq = runBlocking { wal.append(s.topic, s.payload) }
+                    s.unsyncedAtAck = disk.unsynced()
+                    s.durability = TortureOptions.durabilityName(options.durability)
+                    acked.add(s)
+                    awaitBackgroundSync(disk, options, c, tag)
+                    disk.cut(cutRandom)
+                }
                 else -> { c.atEnd++; disk.disarm(); disk.cut(cutRandom) }
             }
             tally(disk, c)
+            boundBySyncs(disk, model, c, acked)
         } finally {
             closeQuietly(wal, c, tag)
+        }
+    }
+
+    /**
+     * A quiet round under `Interval(millis)`: the writers have stopped; waits until the disk holds no unsynced write,
+     * which only the log's background sync can bring about now. Longer than [intervalBound] is a late sync.
+     */
+    private fun awaitBackgroundSync(disk: PowerLossFileIo, options: TortureOptions, c: Counts, tag: String) {
+        val millis = (options.durability as Durability.Interval).millis
+        val started = System.nanoTime()
+        val bound = intervalBound(millis)
+        c.quietRounds++
+        while (true) {
+            val pending = disk.unsynced()
+            val waited = (System.nanoTime() - started) / 1_000_000
+            if (pending.inodes.isEmpty()) { c.quietWaitMaxMs = maxOf(c.quietWaitMaxMs, waited); return }
+            if (waited > bound) {
+                c.lateSyncs++
+                c.fail("$tag: under Interval(${millis}ms), $waited ms after the last acknowledgement, with nothing else asking for a " +
+                    "sync, ${pending.inodes.size} file(s) still held unsynced writes (${disk.forces} forces so far): no background sync")
+                return
+            }
+            Thread.sleep(1)
+        }
+    }
+
+    /**
+     * After the cut: every record acknowledged this round for which every file with unsynced writes at its
+     * acknowledgement was forced afterwards, before the cut, must survive from now on (everything written before its
+     * acknowledgement was durable).
+     */
+    private fun boundBySyncs(disk: PowerLossFileIo, model: Model, c: Counts, acked: Collection<Sent>) {
+        for (s in acked) {
+            val u = s.unsyncedAtAck ?: continue
+            if (disk.syncedBeforeLastCut(u) && model.must.putIfAbsent(s.id, "acknowledged under ${s.durability}; every file with " +
+                    "unsynced writes at its acknowledgement was synced after it, before the cut") == null) c.boundBySyncs++
         }
     }
 
@@ -251,7 +328,10 @@ object PowerCutTorture {
         if (t.isAlive) { c.failedReopens++; c.fail("$tag: close() hangs") }
     }
 
-    private fun workload(disk: PowerLossFileIo, wal: Wal, model: Model, c: Counts, rnd: Random, cutRandom: Random, mode: Int, options: TortureOptions, tag: String) {
+    private fun workload(
+        disk: PowerLossFileIo, wal: Wal, model: Model, c: Counts, rnd: Random, cutRandom: Random, mode: Int, options: TortureOptions,
+        quiet: Boolean, roundAcked: ConcurrentLinkedQueue<Sent>, tag: String,
+    ) {
         val writers = 1 + rnd.nextInt(4)
         val ops = 4 + rnd.nextInt(if (rnd.nextInt(4) == 0) 200 else 60)
         val gen = disk.generation
@@ -265,10 +345,18 @@ object PowerCutTorture {
         // Some rounds start with a unit as large as today's segment allows: larger than an older, smaller segment that
         // recovery may have left empty (the writer must never roll past an empty segment).
         val firstBig = rnd.nextInt(4) == 0
-        if (cutAfterAcks == 0) { disk.cut(cutRandom); return }
+        if (cutAfterAcks == 0) { if (!quiet) disk.cut(cutRandom); return }
         val plans = List(writers) { Random(rnd.nextLong()) }
         val noneAcked = ConcurrentLinkedQueue<Sent>()
         val writerOps = AtomicInteger(ops)
+        // A quiet round stops its writers where another would cut: the cut comes after the background sync.
+        val stop = java.util.concurrent.atomic.AtomicBoolean(false)
+        fun ack(s: Sent, seq: Long, sync: Boolean, durability: Durability?, unsynced: PowerLossFileIo.Unsynced) {
+            s.unsyncedAtAck = unsynced
+            s.durability = TortureOptions.durabilityName(durability ?: options.durability)
+            roundAcked.add(s)
+            acked(model, s, seq, sync, noneAcked)
+        }
         try {
             runBlocking(Dispatchers.Default) {
                 withTimeout(30_000) {
@@ -276,7 +364,7 @@ object PowerCutTorture {
                         for (w in 0 until writers) launch {
                             val r = plans[w]
                             var first = w == 0 && firstBig
-                            while (writerOps.getAndDecrement() > 0 && disk.generation == gen) {
+                            while (!stop.get() && writerOps.getAndDecrement() > 0 && disk.generation == gen) {
                                 val topic = TOPICS[r.nextInt(TOPICS.size)]
                                 // The call's durability, or the log's default; only Sync promises to survive the cut.
                                 val durability = when {
@@ -292,8 +380,8 @@ object PowerCutTorture {
                                         in 0..5 -> {
                                             val size = if (r.nextDouble() < bigChance) options.recordSize(r, 8) else minOf(8 + r.nextInt(300), options.maxRecordSize)
                                             val s = newSent(model, topic, size, batch = 0, index = 0, batchSize = 1)
-                                            val seq = wal.append(topic, s.payload, durability)
-                                            acked(model, s, seq, sync, noneAcked)
+                                                val seq = wal.append(topic, s.payload, durability)
+                                            ack(s, seq, sync, durability, disk.unsynced())
                                         }
                                         in 6..8 -> {
                                             val big = r.nextDouble() < bigChance
@@ -325,7 +413,8 @@ object PowerCutTorture {
                                             if (range.count() != n) {
                                                 synchronized(c) { c.corruptServed++; c.fail("$tag: batch of $n acknowledged as $range") }
                                             }
-                                            for ((k, s) in list.withIndex()) acked(model, s, range.first + k, sync, noneAcked)
+                                            val unsynced = disk.unsynced()
+                                            for ((k, s) in list.withIndex()) ack(s, range.first + k, sync, durability, unsynced)
                                         }
                                         else -> {
                                             val covered = noneAcked.toList()
@@ -341,7 +430,7 @@ object PowerCutTorture {
                                     }
                                     break
                                 }
-                                if (acks.incrementAndGet() == cutAfterAcks) disk.cut(cutRandom)
+                                if (acks.incrementAndGet() == cutAfterAcks) { if (quiet) stop.set(true) else disk.cut(cutRandom) }
                             }
                         }
                     }

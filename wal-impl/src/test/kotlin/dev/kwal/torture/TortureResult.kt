@@ -6,7 +6,8 @@ import dev.kwal.crash.TortureOptions
 
 /**
  * What one torture run observed. Runs add up with [plus]; the torture profile prints the sum as
- * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 options=<n>`.
+ * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 wrong_verdicts=0
+ * changed_by_refusal=0 late_syncs=0 options=<n>`.
  *
  * @property kills processes killed with SIGKILL.
  * @property cuts simulated power cuts.
@@ -14,8 +15,15 @@ import dev.kwal.crash.TortureOptions
  * @property acked acknowledged records checked after a kill or cut.
  * @property lost acknowledged records missing or different after recovery (must be 0).
  * @property corruptServed records served that fail their checks, or were never appended (must be 0).
- * @property failedReopens reopens that threw where recovery should have succeeded, or threw an
- *   exception other than a typed [dev.kwal.WalException] (must be 0).
+ * @property failedReopens reopens that threw where recovery should have succeeded (under
+ *   [CorruptionPolicy.TRUNCATE] every damaged log must open), or threw an exception other than a typed
+ *   [dev.kwal.WalException], or opened a log that then failed a replay, an append or a clean second open (must be 0).
+ * @property wrongVerdicts opens under [CorruptionPolicy.FAIL] that refused with the wrong exception, or with a
+ *   [dev.kwal.WalCorruptedException] naming another file or offset than the bad place the rules define, or that
+ *   disagree with the open under [CorruptionPolicy.TRUNCATE] about whether the log is corrupt (must be 0).
+ * @property changedByRefusal refused opens that changed a file of the log directory (must be 0).
+ * @property lateSyncs logs under [Durability.Interval] left idle with unsynced writes that their background sync did
+ *   not make durable within the bound ([PowerCutTorture.intervalBound]) (must be 0).
  * @property failures a description of each failure, with the seed that replays it and the options in force.
  * @property options the distinct options the run opened logs with.
  */
@@ -27,18 +35,24 @@ data class TortureResult(
     val lost: Long = 0,
     val corruptServed: Long = 0,
     val failedReopens: Long = 0,
+    val wrongVerdicts: Long = 0,
+    val changedByRefusal: Long = 0,
+    val lateSyncs: Long = 0,
     val failures: List<String> = emptyList(),
     val options: Set<TortureOptions> = emptySet(),
 ) {
     operator fun plus(o: TortureResult) = TortureResult(
         kills + o.kills, cuts + o.cuts, corruptions + o.corruptions, acked + o.acked, lost + o.lost,
-        corruptServed + o.corruptServed, failedReopens + o.failedReopens, failures + o.failures, options + o.options,
+        corruptServed + o.corruptServed, failedReopens + o.failedReopens, wrongVerdicts + o.wrongVerdicts,
+        changedByRefusal + o.changedByRefusal, lateSyncs + o.lateSyncs, failures + o.failures, options + o.options,
     )
 
-    val clean: Boolean get() = lost == 0L && corruptServed == 0L && failedReopens == 0L
+    val clean: Boolean
+        get() = lost == 0L && corruptServed == 0L && failedReopens == 0L && wrongVerdicts == 0L && changedByRefusal == 0L && lateSyncs == 0L
 
     fun summary(): String =
-        "TORTURE kills=$kills cuts=$cuts corruptions=$corruptions acked=$acked lost=$lost corrupt_served=$corruptServed failed_reopens=$failedReopens options=${options.size}"
+        "TORTURE kills=$kills cuts=$cuts corruptions=$corruptions acked=$acked lost=$lost corrupt_served=$corruptServed " +
+            "failed_reopens=$failedReopens wrong_verdicts=$wrongVerdicts changed_by_refusal=$changedByRefusal late_syncs=$lateSyncs options=${options.size}"
 
     /** The range of the options used: sizes from smallest to largest, how often each durability and policy. */
     fun optionsSummary(): String {

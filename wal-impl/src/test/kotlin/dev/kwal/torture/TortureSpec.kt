@@ -18,7 +18,8 @@ import kotlin.time.Duration.Companion.seconds
  * start there: a multiple of 10, see [PowerCutTorture.run]), `torture.seed` (replays a run,
  * options included: each kill cycle, power cut and corruption case draws its log's options from the seed, see
  * [dev.kwal.crash.TortureOptions]). It ends with two lines, also written to `target/torture-summary.txt`:
- * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 options=<n> seed=<n>`
+ * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 wrong_verdicts=0
+ * changed_by_refusal=0 late_syncs=0 options=<n> seed=<n>`
  * (`options` counts the distinct options logs were opened with), then `TORTURE options: ...`, their range.
  */
 class TortureSpec : FunSpec({
@@ -48,13 +49,13 @@ class TortureSpec : FunSpec({
 
     test("power cuts: a simulated page cache loses unsynced bytes; no acknowledged record is lost")
         .config(timeout = (60 + cuts / 5L).seconds) {
-            val r = PowerCutTorture.run(cuts, seed, firstCut = firstCut)
+            val r = PowerCutTorture.run(cuts, seed, firstCut = firstCut) { println(it) }
             report("PowerCutTorture", r)
             r.cuts shouldBe cuts.toLong()
             withClue(r) { r.clean shouldBe true; r.failures shouldBe emptyList() }
         }
 
-    test("corrupted and hostile files: a clean truncation or a typed error, never anything else")
+    test("corrupted and hostile files: TRUNCATE opens every one; FAIL opens or names the bad place, changing nothing")
         .config(timeout = (60 + corruptions / 2L).seconds) {
             val r = CorruptionTorture.run(corruptions, seed)
             report("CorruptionTorture", r)

@@ -42,6 +42,11 @@ import kotlin.random.Random
  *   change nothing. Unsynced state is therefore frozen at the instant of the cut, whatever the dead engine does
  *   afterwards.
  *
+ * **Syncs observed.** Each [LogFile.force] is one step under the monitor: it starts and completes at the same seam-call
+ * number. [unsynced] notes, at one moment, the files that hold writes not yet durable; [syncedBeforeLastCut] tells
+ * whether each of them was then forced before the cut that ended that generation — if so, everything written before
+ * that moment was durable at the cut.
+ *
  * Permissions are not modelled: the `permissions` arguments are ignored.
  *
  * Every operation holds one monitor, so a cut falls between seam calls, never inside one (a call torn across
@@ -119,6 +124,38 @@ internal class PowerLossFileIo(
     /** How many cuts happened. */
     @Volatile var cuts = 0
         private set
+
+    /**
+     * The files that held writes not yet durable (dirty sectors or a changed size) at seam call [at] of generation
+     * [generation], by inode number. See [unsynced].
+     */
+    class Unsynced(val generation: Int, val at: Long, val inodes: Set<Int>)
+
+    /** Inode number -> the seam call of its last force that made something durable (not counted on a lying disk). */
+    private val forcedAt = HashMap<Int, Long>()
+
+    /** [forcedAt] as it was at the last cut, and the generation that cut ended. */
+    private var forcedAtLastCut: Map<Int, Long> = emptyMap()
+    private var lastCutEnded = -1
+
+    /** Forces that made something durable, since this disk was made. */
+    @Volatile var forces = 0L
+        private set
+
+    /** The files, reachable by name, that hold writes not yet durable now. */
+    fun unsynced(): Unsynced = synchronized(monitor) {
+        val out = HashSet<Int>()
+        for (d in dirs.values) for (i in d.vol.values) if (!i.dirty.isEmpty || i.volSize != i.durSize) out.add(i.id)
+        Unsynced(generation, ops, out)
+    }
+
+    /**
+     * Whether every file of [u] was forced after [u] was taken and before the cut that ended [u]'s generation (false
+     * if that generation has not ended yet). If so, every byte written before [u] was durable at that cut.
+     */
+    fun syncedBeforeLastCut(u: Unsynced): Boolean = synchronized(monitor) {
+        u.generation == lastCutEnded && u.inodes.all { (forcedAtLastCut[it] ?: -1L) > u.at }
+    }
 
     /** What the last cut did, or null before the first one. */
     @Volatile var lastCut: CutStats? = null
@@ -212,6 +249,8 @@ internal class PowerLossFileIo(
 
     private fun force(inode: Inode) {
         if (ignoreForce) return
+        forcedAt[inode.id] = ops
+        forces++
         var s = inode.dirty.nextSetBit(0)
         while (s >= 0) { persistSector(inode, s); s = inode.dirty.nextSetBit(s + 1) }
         inode.dirty.clear()
@@ -219,6 +258,8 @@ internal class PowerLossFileIo(
     }
 
     private fun doCut(random: Random): CutStats {
+        forcedAtLastCut = HashMap(forcedAt)
+        lastCutEnded = generation
         generation++
         cuts++
         armedAt = -1
