@@ -77,11 +77,18 @@ public class AsyncWal private constructor(
         appendBatch(topic, payloads, null)
 
     /** See [Wal.appendBatch]. */
-    public fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability?): CompletableFuture<LongRange> =
+    public fun appendBatch(
+        topic: String,
+        payloads: List<ByteArray>,
+        durability: Durability?,
+    ): CompletableFuture<LongRange> =
         launch(payloads.sumOf { it.size.toLong() }) { wal.appendBatch(topic, payloads, durability) }
 
     /** See [Wal.sync]. */
-    public fun sync(): CompletableFuture<Void?> = launch(0) { wal.sync(); null }
+    public fun sync(): CompletableFuture<Void?> = launch(0) {
+        wal.sync()
+        null
+    }
 
     /**
      * Calls [action] with every acknowledged record of [topic] from [from], in order, on the calling
@@ -102,7 +109,10 @@ public class AsyncWal private constructor(
      * a record fails its checks or the log fails.
      */
     public fun follow(topic: String, from: Long, action: Consumer<Record>): CompletableFuture<Void?> =
-        GlobalScope.future(Dispatchers.IO) { wal.follow(topic, from).collect { action.accept(it) }; null }
+        GlobalScope.future(Dispatchers.IO) {
+            wal.follow(topic, from).collect { action.accept(it) }
+            null
+        }
 
     /** See [Wal.topics]. */
     public fun topics(): Set<String> = wal.topics()
@@ -126,6 +136,7 @@ public class AsyncWal private constructor(
                 Thread.currentThread().interrupt()
                 return CompletableFuture.failedFuture(WalException("interrupted while waiting for room to append", e))
             }
+
             WhenFull.FAIL -> if (!room.tryAcquire(cost)) {
                 return CompletableFuture.failedFuture(
                     WalOverloadedException("calls holding more than $permits bytes are pending; retry later"),

@@ -15,12 +15,12 @@ public class Record(
     public val timestampMillis: Long,
     public val payload: ByteArray,
 ) {
-    override fun equals(other: Any?): Boolean =
-        other is Record && topic == other.topic && sequence == other.sequence &&
-            timestampMillis == other.timestampMillis && payload.contentEquals(other.payload)
+    override fun equals(other: Any?): Boolean = other is Record && topic == other.topic && sequence == other.sequence &&
+        timestampMillis == other.timestampMillis && payload.contentEquals(other.payload)
 
     override fun hashCode(): Int =
-        ((topic.hashCode() * 31 + sequence.hashCode()) * 31 + timestampMillis.hashCode()) * 31 + payload.contentHashCode()
+        ((topic.hashCode() * 31 + sequence.hashCode()) * 31 + timestampMillis.hashCode()) * 31 +
+            payload.contentHashCode()
 
     override fun toString(): String =
         "Record(topic=$topic, sequence=$sequence, timestampMillis=$timestampMillis, payload=${payload.size} bytes)"

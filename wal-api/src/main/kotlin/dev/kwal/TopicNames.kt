@@ -27,9 +27,16 @@ public object TopicNames {
             val c = name[i]
             bytes += when {
                 c.code < 0x80 -> 1
+
                 c.code < 0x800 -> 2
-                Character.isHighSurrogate(c) && i + 1 < name.length && Character.isLowSurrogate(name[i + 1]) -> { i++; 4 }
+
+                Character.isHighSurrogate(c) && i + 1 < name.length && Character.isLowSurrogate(name[i + 1]) -> {
+                    i++
+                    4
+                }
+
                 Character.isSurrogate(c) -> return "contains an unpaired surrogate"
+
                 else -> 3
             }
             i++
@@ -51,6 +58,16 @@ public object TopicNames {
 
     internal fun quote(name: String): String {
         val shown = if (name.length > 64) name.take(64) + "…" else name
-        return "\"" + shown.map { if (it.code < 0x20 || it.code in 0x7F..0x9F) "\\u%04x".format(it.code) else it.toString() }.joinToString("") + "\""
+        return "\"" +
+            shown.map {
+                if (it.code < 0x20 ||
+                    it.code in 0x7F..0x9F
+                ) {
+                    "\\u%04x".format(it.code)
+                } else {
+                    it.toString()
+                }
+            }.joinToString("") +
+            "\""
     }
 }

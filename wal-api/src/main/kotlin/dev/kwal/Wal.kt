@@ -80,11 +80,7 @@ public interface Wal : AutoCloseable {
      *   whole does not fit in one segment; nothing is written.
      * @throws InvalidTopicException, WalClosedException, WalFailedException, WalException as [append].
      */
-    public suspend fun appendBatch(
-        topic: String,
-        payloads: List<ByteArray>,
-        durability: Durability? = null,
-    ): LongRange
+    public suspend fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability? = null): LongRange
 
     /**
      * A cold flow of the acknowledged records of [topic] whose sequence is at least [from], in sequence

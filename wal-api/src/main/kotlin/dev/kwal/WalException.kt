@@ -33,11 +33,8 @@ public class WalFailedException(message: String, cause: Throwable?) : WalExcepti
  * The log's files hold bytes that fail their checks in a part that had been synced, or are not a kwal
  * log at all. [file] and [offset] locate the first bad byte range when known.
  */
-public class WalCorruptedException(
-    message: String,
-    public val file: Path? = null,
-    public val offset: Long = -1,
-) : WalException(if (file != null) "$message ($file at offset $offset)" else message)
+public class WalCorruptedException(message: String, public val file: Path? = null, public val offset: Long = -1) :
+    WalException(if (file != null) "$message ($file at offset $offset)" else message)
 
 /**
  * The call was refused because too many bytes of earlier calls are still pending, and the caller asked to be told

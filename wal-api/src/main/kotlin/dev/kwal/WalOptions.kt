@@ -72,8 +72,14 @@ public class WalOptions(
      */
     public val directoryPermissions: Set<PosixFilePermission> = Collections.unmodifiableSet(
         EnumSet.of(OWNER_READ, OWNER_WRITE, OWNER_EXECUTE).apply {
-            if (GROUP_READ in this@WalOptions.filePermissions) { add(GROUP_READ); add(GROUP_EXECUTE) }
-            if (OTHERS_READ in this@WalOptions.filePermissions) { add(OTHERS_READ); add(OTHERS_EXECUTE) }
+            if (GROUP_READ in this@WalOptions.filePermissions) {
+                add(GROUP_READ)
+                add(GROUP_EXECUTE)
+            }
+            if (OTHERS_READ in this@WalOptions.filePermissions) {
+                add(OTHERS_READ)
+                add(OTHERS_EXECUTE)
+            }
         },
     )
 
@@ -82,7 +88,9 @@ public class WalOptions(
             "segmentSize must be in $MIN_SEGMENT_SIZE..$MAX_SEGMENT_SIZE, was $segmentSize"
         }
         require(maxRecordSize >= 1) { "maxRecordSize must be positive, was $maxRecordSize" }
-        require(this.blockSize >= MIN_BLOCK_SIZE) { "blockSize must be at least $MIN_BLOCK_SIZE, was ${this.blockSize}" }
+        require(this.blockSize >= MIN_BLOCK_SIZE) {
+            "blockSize must be at least $MIN_BLOCK_SIZE, was ${this.blockSize}"
+        }
         require(maxRecordSize.toLong() + RECORD_OVERHEAD <= this.blockSize) {
             "maxRecordSize ($maxRecordSize) + $RECORD_OVERHEAD must fit in blockSize (${this.blockSize})"
         }
@@ -91,7 +99,9 @@ public class WalOptions(
         }
         require(maxQueuedBytes >= 1) { "maxQueuedBytes must be positive, was $maxQueuedBytes" }
         require(OWNER_READ in this.filePermissions && OWNER_WRITE in this.filePermissions) {
-            "filePermissions must include owner read and write, was ${PosixFilePermissions.toString(this.filePermissions)}"
+            "filePermissions must include owner read and write, was ${PosixFilePermissions.toString(
+                this.filePermissions,
+            )}"
         }
         require(this.filePermissions.none { it == OWNER_EXECUTE || it == GROUP_EXECUTE || it == OTHERS_EXECUTE }) {
             "filePermissions must not include execute, was ${PosixFilePermissions.toString(this.filePermissions)}"

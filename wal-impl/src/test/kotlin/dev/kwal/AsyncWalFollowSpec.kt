@@ -7,21 +7,25 @@ import java.util.concurrent.CancellationException
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.TimeUnit
 
-class AsyncWalFollowSpec : FunSpec({
-    test("AsyncWal.follow delivers existing and new records until cancelled, and completes when the log closes") {
-        val dir = TestLogs.tempDir()
-        val wal = AsyncWal.of(Kwal.open(TestLogs.small(dir)))
-        repeat(3) { wal.append("t", byteArrayOf(it.toByte())).join() }
-        val seen = CopyOnWriteArrayList<Long>()
-        val following = wal.follow("t", 1) { seen.add(it.sequence) }
-        val cancelled = wal.follow("t", 0) { }
-        repeat(3) { wal.append("t", byteArrayOf(it.toByte())).join() }
-        val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10)
-        while (seen.size < 5 && System.nanoTime() < deadline) Thread.sleep(5)
-        seen.toList() shouldBe listOf(1L, 2L, 3L, 4L, 5L)
-        cancelled.cancel(true)
-        runCatching { cancelled.get(10, TimeUnit.SECONDS) }.exceptionOrNull().let { (it is CancellationException) shouldBe true }
-        wal.close()
-        following.get(10, TimeUnit.SECONDS) shouldBe null
-    }
-})
+class AsyncWalFollowSpec :
+    FunSpec({
+        test("AsyncWal.follow delivers existing and new records until cancelled, and completes when the log closes") {
+            val dir = TestLogs.tempDir()
+            val wal = AsyncWal.of(Kwal.open(TestLogs.small(dir)))
+            repeat(3) { wal.append("t", byteArrayOf(it.toByte())).join() }
+            val seen = CopyOnWriteArrayList<Long>()
+            val following = wal.follow("t", 1) { seen.add(it.sequence) }
+            val cancelled = wal.follow("t", 0) { }
+            repeat(3) { wal.append("t", byteArrayOf(it.toByte())).join() }
+            val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10)
+            while (seen.size < 5 && System.nanoTime() < deadline) Thread.sleep(5)
+            seen.toList() shouldBe listOf(1L, 2L, 3L, 4L, 5L)
+            cancelled.cancel(true)
+            runCatching { cancelled.get(10, TimeUnit.SECONDS) }.exceptionOrNull().let {
+                (it is CancellationException) shouldBe
+                    true
+            }
+            wal.close()
+            following.get(10, TimeUnit.SECONDS) shouldBe null
+        }
+    })

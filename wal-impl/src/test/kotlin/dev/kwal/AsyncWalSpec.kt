@@ -13,96 +13,116 @@ import java.util.concurrent.TimeUnit
 import java.util.function.Consumer
 
 /** [AsyncWal], the Java facade: futures complete like the suspending calls, forEach loops, close closes. */
-class AsyncWalSpec : FunSpec({
-    val newDir = Contract.dirs(this)
+class AsyncWalSpec :
+    FunSpec({
+        val newDir = Contract.dirs(this)
 
-    fun <T> CompletableFuture<T>.await(): T = get(30, TimeUnit.SECONDS)
+        fun <T> CompletableFuture<T>.await(): T = get(30, TimeUnit.SECONDS)
 
-    test("append and appendBatch futures complete with sequences; forEach reads them back") {
-        val dir = newDir()
-        AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { wal ->
-            wal.append("j", "a".encodeToByteArray()).await() shouldBe 0L
-            wal.append("j", "b".encodeToByteArray(), Durability.None).await() shouldBe 1L
-            wal.appendBatch("j", listOf("c".encodeToByteArray(), "d".encodeToByteArray())).await() shouldBe (2L..3L)
-            wal.appendBatch("j", listOf("e".encodeToByteArray()), Durability.interval(10)).await() shouldBe (4L..4L)
-            wal.appendBatch("j", emptyList()).await().let { it.isEmpty() shouldBe true; it.first shouldBe 5L }
-            wal.append("j", "f".encodeToByteArray(), Durability.Sync).await() shouldBe 5L
-            wal.sync().await()
-            wal.topics() shouldBe setOf("j")
-            wal.nextSequence("j") shouldBe 6L
-            wal.nextSequence("none") shouldBe 0L
-            val seen = ArrayList<String>()
-            wal.forEach("j", 0, Consumer { seen += "${it.sequence}:${it.payload.decodeToString()}" })
-            seen shouldBe listOf("0:a", "1:b", "2:c", "3:d", "4:e", "5:f")
-            val tail = ArrayList<Long>()
-            wal.forEach("j", 4) { tail += it.sequence }
-            tail shouldBe listOf(4L, 5L)
-            wal.forEach("none", 0) { error("no records expected") }
-        }
-        AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { wal ->
-            val seen = ArrayList<String>()
-            wal.forEach("j", 0) { seen += it.payload.decodeToString() }
-            seen shouldBe listOf("a", "b", "c", "d", "e", "f")
-        }
-    }
-
-    test("futures from many threads get dense sequences") {
-        val dir = newDir()
-        val pool = Executors.newFixedThreadPool(4)
-        try {
+        test("append and appendBatch futures complete with sequences; forEach reads them back") {
+            val dir = newDir()
             AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { wal ->
-                val futures = (0 until 4).map { t ->
-                    CompletableFuture.supplyAsync({
-                        (0 until 250).map { i -> wal.append("mt", "$t-$i".encodeToByteArray()) }.map { it.get(30, TimeUnit.SECONDS) }
-                    }, pool)
+                wal.append("j", "a".encodeToByteArray()).await() shouldBe 0L
+                wal.append("j", "b".encodeToByteArray(), Durability.None).await() shouldBe 1L
+                wal.appendBatch("j", listOf("c".encodeToByteArray(), "d".encodeToByteArray())).await() shouldBe (2L..3L)
+                wal.appendBatch("j", listOf("e".encodeToByteArray()), Durability.interval(10)).await() shouldBe (4L..4L)
+                wal.appendBatch("j", emptyList()).await().let {
+                    it.isEmpty() shouldBe true
+                    it.first shouldBe 5L
                 }
-                val seqs = futures.flatMap { it.await() }
-                seqs.sorted() shouldBe (0L until 1000).toList()
-                var count = 0L
-                wal.forEach("mt", 0) { it.sequence shouldBe count; count++ }
-                count shouldBe 1000L
+                wal.append("j", "f".encodeToByteArray(), Durability.Sync).await() shouldBe 5L
+                wal.sync().await()
+                wal.topics() shouldBe setOf("j")
+                wal.nextSequence("j") shouldBe 6L
+                wal.nextSequence("none") shouldBe 0L
+                val seen = ArrayList<String>()
+                wal.forEach("j", 0, Consumer { seen += "${it.sequence}:${it.payload.decodeToString()}" })
+                seen shouldBe listOf("0:a", "1:b", "2:c", "3:d", "4:e", "5:f")
+                val tail = ArrayList<Long>()
+                wal.forEach("j", 4) { tail += it.sequence }
+                tail shouldBe listOf(4L, 5L)
+                wal.forEach("none", 0) { error("no records expected") }
             }
-        } finally {
-            pool.shutdownNow()
-        }
-    }
-
-    test("errors complete the futures exceptionally with the Wal's exceptions") {
-        AsyncWal.of(Kwal.open(TestLogs.small(newDir()))).use { wal ->
-            val bad = wal.append("../x", byteArrayOf(1))
-            shouldThrow<ExecutionException> { bad.await() }.cause.shouldBeInstanceOf<InvalidTopicException>()
-            shouldThrow<CompletionException> { bad.join() }.cause.shouldBeInstanceOf<InvalidTopicException>()
-            shouldThrow<ExecutionException> { wal.append("t", ByteArray(1 shl 20)).await() }.cause.shouldBeInstanceOf<RecordTooLargeException>()
-            shouldThrow<ExecutionException> { wal.appendBatch("", listOf(byteArrayOf(1))).await() }.cause.shouldBeInstanceOf<InvalidTopicException>()
-            shouldThrow<InvalidTopicException> { wal.forEach("a/b", 0) { } }
-            wal.nextSequence("t") shouldBe 0L
-        }
-    }
-
-    test("an exception from the forEach action stops the loop and is rethrown") {
-        AsyncWal.of(Kwal.open(TestLogs.small(newDir()))).use { wal ->
-            wal.appendBatch("t", List(10) { byteArrayOf(it.toByte()) }).await()
-            val seen = ArrayList<Long>()
-            val e = shouldThrow<IllegalStateException> {
-                wal.forEach("t", 0) { seen += it.sequence; if (it.sequence == 3L) throw IllegalStateException("stop") }
+            AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { wal ->
+                val seen = ArrayList<String>()
+                wal.forEach("j", 0) { seen += it.payload.decodeToString() }
+                seen shouldBe listOf("a", "b", "c", "d", "e", "f")
             }
-            e.message shouldBe "stop"
-            seen shouldBe listOf(0L, 1L, 2L, 3L)
         }
-    }
 
-    test("close closes the underlying Wal; later futures fail with WalClosedException") {
-        val dir = newDir()
-        val inner = Kwal.open(TestLogs.small(dir))
-        val wal = AsyncWal.of(inner)
-        wal.wal shouldBe inner
-        wal.append("t", byteArrayOf(1)).await()
-        wal.close()
-        shouldThrow<ExecutionException> { wal.append("t", byteArrayOf(2)).await() }.cause.shouldBeInstanceOf<WalClosedException>()
-        shouldThrow<ExecutionException> { wal.appendBatch("t", listOf(byteArrayOf(2))).await() }.cause.shouldBeInstanceOf<WalClosedException>()
-        shouldThrow<ExecutionException> { wal.sync().await() }.cause.shouldBeInstanceOf<WalClosedException>()
-        wal.close()
-        // the lock was released: the directory opens again, with the one record
-        AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { again -> again.nextSequence("t") shouldBe 1L }
-    }
-})
+        test("futures from many threads get dense sequences") {
+            val dir = newDir()
+            val pool = Executors.newFixedThreadPool(4)
+            try {
+                AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { wal ->
+                    val futures = (0 until 4).map { t ->
+                        CompletableFuture.supplyAsync({
+                            (0 until 250).map { i ->
+                                wal.append("mt", "$t-$i".encodeToByteArray())
+                            }.map { it.get(30, TimeUnit.SECONDS) }
+                        }, pool)
+                    }
+                    val seqs = futures.flatMap { it.await() }
+                    seqs.sorted() shouldBe (0L until 1000).toList()
+                    var count = 0L
+                    wal.forEach("mt", 0) {
+                        it.sequence shouldBe count
+                        count++
+                    }
+                    count shouldBe 1000L
+                }
+            } finally {
+                pool.shutdownNow()
+            }
+        }
+
+        test("errors complete the futures exceptionally with the Wal's exceptions") {
+            AsyncWal.of(Kwal.open(TestLogs.small(newDir()))).use { wal ->
+                val bad = wal.append("../x", byteArrayOf(1))
+                shouldThrow<ExecutionException> { bad.await() }.cause.shouldBeInstanceOf<InvalidTopicException>()
+                shouldThrow<CompletionException> { bad.join() }.cause.shouldBeInstanceOf<InvalidTopicException>()
+                shouldThrow<ExecutionException> {
+                    wal.append("t", ByteArray(1 shl 20)).await()
+                }.cause.shouldBeInstanceOf<RecordTooLargeException>()
+                shouldThrow<ExecutionException> {
+                    wal.appendBatch("", listOf(byteArrayOf(1))).await()
+                }.cause.shouldBeInstanceOf<InvalidTopicException>()
+                shouldThrow<InvalidTopicException> { wal.forEach("a/b", 0) { } }
+                wal.nextSequence("t") shouldBe 0L
+            }
+        }
+
+        test("an exception from the forEach action stops the loop and is rethrown") {
+            AsyncWal.of(Kwal.open(TestLogs.small(newDir()))).use { wal ->
+                wal.appendBatch("t", List(10) { byteArrayOf(it.toByte()) }).await()
+                val seen = ArrayList<Long>()
+                val e = shouldThrow<IllegalStateException> {
+                    wal.forEach("t", 0) {
+                        seen += it.sequence
+                        if (it.sequence == 3L) throw IllegalStateException("stop")
+                    }
+                }
+                e.message shouldBe "stop"
+                seen shouldBe listOf(0L, 1L, 2L, 3L)
+            }
+        }
+
+        test("close closes the underlying Wal; later futures fail with WalClosedException") {
+            val dir = newDir()
+            val inner = Kwal.open(TestLogs.small(dir))
+            val wal = AsyncWal.of(inner)
+            wal.wal shouldBe inner
+            wal.append("t", byteArrayOf(1)).await()
+            wal.close()
+            shouldThrow<ExecutionException> {
+                wal.append("t", byteArrayOf(2)).await()
+            }.cause.shouldBeInstanceOf<WalClosedException>()
+            shouldThrow<ExecutionException> {
+                wal.appendBatch("t", listOf(byteArrayOf(2))).await()
+            }.cause.shouldBeInstanceOf<WalClosedException>()
+            shouldThrow<ExecutionException> { wal.sync().await() }.cause.shouldBeInstanceOf<WalClosedException>()
+            wal.close()
+            // the lock was released: the directory opens again, with the one record
+            AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { again -> again.nextSequence("t") shouldBe 1L }
+        }
+    })

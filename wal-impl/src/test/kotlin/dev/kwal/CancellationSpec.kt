@@ -1,8 +1,8 @@
 package dev.kwal
 
-import dev.kwal.engine.Kwal
 import dev.kwal.Contract.readAll
 import dev.kwal.Contract.seqs
+import dev.kwal.engine.Kwal
 import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
@@ -15,78 +15,91 @@ import kotlinx.coroutines.withTimeout
 import java.util.concurrent.ConcurrentHashMap
 
 /** Cancelling appends: the caller resumes at once; each record or batch is then stored whole or not at all. */
-class CancellationSpec : FunSpec({
-    val newDir = Contract.dirs(this)
+class CancellationSpec :
+    FunSpec({
+        val newDir = Contract.dirs(this)
 
-    test("cancelled appends and batches are stored whole or not at all, and sequences stay dense") {
-        val dir = newDir()
-        val acked = ConcurrentHashMap<Long, String>()
-        withTimeout(Contract.HANG) {
-            Kwal.open(TestLogs.small(dir)).use { wal ->
-                withContext(Dispatchers.Default) {
-                    val calls = (0 until 400).map { i ->
-                        async {
-                            if (i % 4 == 0) {
-                                val ps = (0 until 3).map { "b$i-$it" }
-                                wal.appendBatch("k", ps.map { it.encodeToByteArray() }).forEachIndexed { k, s -> acked[s] = ps[k] }
-                            } else {
-                                acked[wal.append("k", "s$i".encodeToByteArray())] = "s$i"
+        test("cancelled appends and batches are stored whole or not at all, and sequences stay dense") {
+            val dir = newDir()
+            val acked = ConcurrentHashMap<Long, String>()
+            withTimeout(Contract.HANG) {
+                Kwal.open(TestLogs.small(dir)).use { wal ->
+                    withContext(Dispatchers.Default) {
+                        val calls = (0 until 400).map { i ->
+                            async {
+                                if (i % 4 == 0) {
+                                    val ps = (0 until 3).map { "b$i-$it" }
+                                    wal.appendBatch("k", ps.map { it.encodeToByteArray() }).forEachIndexed { k, s ->
+                                        acked[s] =
+                                            ps[k]
+                                    }
+                                } else {
+                                    acked[wal.append("k", "s$i".encodeToByteArray())] = "s$i"
+                                }
+                            }
+                        }
+                        calls.forEachIndexed { i, c -> if (i % 3 == 1) c.cancel() }
+                        calls.forEach {
+                            runCatching { it.await() }.exceptionOrNull()?.let { e ->
+                                (e is CancellationException) shouldBe
+                                    true
                             }
                         }
                     }
-                    calls.forEachIndexed { i, c -> if (i % 3 == 1) c.cancel() }
-                    calls.forEach { runCatching { it.await() }.exceptionOrNull()?.let { e -> (e is CancellationException) shouldBe true } }
+                    wal.sync()
+                }
+            }
+            Kwal.open(TestLogs.small(dir)).use { wal ->
+                val records = wal.readAll("k")
+                records.seqs() shouldBe (0L until records.size).toList()
+                val texts = records.map { it.payload.decodeToString() }
+                // every acknowledged record is where its call was told
+                for ((seq, p) in acked) withClue("seq $seq") { texts[seq.toInt()] shouldBe p }
+                // nothing twice, and batches whole and contiguous
+                texts.toSet().size shouldBe texts.size
+                var i = 0
+                while (i < texts.size) {
+                    if (texts[i].startsWith("b")) {
+                        val id = texts[i].substringBefore('-')
+                        texts[i] shouldBe "$id-0"
+                        texts[i + 1] shouldBe "$id-1"
+                        texts[i + 2] shouldBe "$id-2"
+                        i += 3
+                    } else {
+                        i++
+                    }
+                }
+                wal.append("k", byteArrayOf(1)) shouldBe records.size.toLong()
+            }
+        }
+
+        test("a caller cancelled while its group's sync is in progress resumes while the sync is still held") {
+            val io = dev.kwal.engine.io.FaultyFileIo()
+            dev.kwal.engine.KwalEngine.open(TestLogs.small(newDir()), io).use { wal ->
+                wal.append("c", byteArrayOf(0))
+                val gate = java.util.concurrent.CountDownLatch(1)
+                io.forceGate = gate
+                try {
+                    // Its own scope: if the call did not resume, the test must fail, not wait for it.
+                    val call = kotlinx.coroutines.CoroutineScope(Dispatchers.Default).async {
+                        wal.append("c", byteArrayOf(1))
+                    }
+                    kotlinx.coroutines.delay(100) // written; waiting for its sync, which cannot finish
+                    call.isCompleted shouldBe false
+                    call.cancel()
+                    // "At once": it resumes with the sync still held, so it cannot have waited for the sync.
+                    val deadline = System.nanoTime() + 10_000_000_000L
+                    while (!call.isCompleted && System.nanoTime() < deadline) kotlinx.coroutines.delay(10)
+                    withClue("the cancelled call resumed while its sync was held") { call.isCompleted shouldBe true }
+                    call.isCancelled shouldBe true
+                    gate.count shouldBe 1L
+                } finally {
+                    io.forceGate = null
+                    gate.countDown()
                 }
                 wal.sync()
+                // Written whole before it was cancelled: it is committed (the caller is not told which).
+                wal.nextSequence("c") shouldBe 2L
             }
         }
-        Kwal.open(TestLogs.small(dir)).use { wal ->
-            val records = wal.readAll("k")
-            records.seqs() shouldBe (0L until records.size).toList()
-            val texts = records.map { it.payload.decodeToString() }
-            // every acknowledged record is where its call was told
-            for ((seq, p) in acked) withClue("seq $seq") { texts[seq.toInt()] shouldBe p }
-            // nothing twice, and batches whole and contiguous
-            texts.toSet().size shouldBe texts.size
-            var i = 0
-            while (i < texts.size) {
-                if (texts[i].startsWith("b")) {
-                    val id = texts[i].substringBefore('-')
-                    texts[i] shouldBe "$id-0"
-                    texts[i + 1] shouldBe "$id-1"
-                    texts[i + 2] shouldBe "$id-2"
-                    i += 3
-                } else i++
-            }
-            wal.append("k", byteArrayOf(1)) shouldBe records.size.toLong()
-        }
-    }
-
-    test("a caller cancelled while its group's sync is in progress resumes while the sync is still held") {
-        val io = dev.kwal.engine.io.FaultyFileIo()
-        dev.kwal.engine.KwalEngine.open(TestLogs.small(newDir()), io).use { wal ->
-            wal.append("c", byteArrayOf(0))
-            val gate = java.util.concurrent.CountDownLatch(1)
-            io.forceGate = gate
-            try {
-                // Its own scope: if the call did not resume, the test must fail, not wait for it.
-                val call = kotlinx.coroutines.CoroutineScope(Dispatchers.Default).async { wal.append("c", byteArrayOf(1)) }
-                kotlinx.coroutines.delay(100) // written; waiting for its sync, which cannot finish
-                call.isCompleted shouldBe false
-                call.cancel()
-                // "At once": it resumes with the sync still held, so it cannot have waited for the sync.
-                val deadline = System.nanoTime() + 10_000_000_000L
-                while (!call.isCompleted && System.nanoTime() < deadline) kotlinx.coroutines.delay(10)
-                withClue("the cancelled call resumed while its sync was held") { call.isCompleted shouldBe true }
-                call.isCancelled shouldBe true
-                gate.count shouldBe 1L
-            } finally {
-                io.forceGate = null
-                gate.countDown()
-            }
-            wal.sync()
-            // Written whole before it was cancelled: it is committed (the caller is not told which).
-            wal.nextSequence("c") shouldBe 2L
-        }
-    }
-})
+    })

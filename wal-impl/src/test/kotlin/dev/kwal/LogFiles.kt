@@ -25,8 +25,14 @@ internal object LogFiles {
 
     /** One block header as found in a segment file. */
     data class BlockInfo(
-        val segment: Int, val at: Int, val flags: Int, val topicId: Int, val firstSeq: Long, val count: Int,
-        val body: Int, val synced: Long,
+        val segment: Int,
+        val at: Int,
+        val flags: Int,
+        val topicId: Int,
+        val firstSeq: Long,
+        val count: Int,
+        val body: Int,
+        val synced: Long,
     ) {
         val end: Int get() = at + BlockHeader.SIZE + body
         val size: Int get() = BlockHeader.SIZE + body
@@ -46,9 +52,14 @@ internal object LogFiles {
         var at = SegmentHeader.SIZE
         while (at + BlockHeader.SIZE <= b.limit() && b.getInt(at) == BlockHeader.MAGIC) {
             val info = BlockInfo(
-                id, at, b.get(at + BlockHeader.OFF_FLAGS).toInt(), b.getInt(at + BlockHeader.OFF_TOPIC),
-                b.getLong(at + BlockHeader.OFF_FIRST_SEQ), b.getInt(at + BlockHeader.OFF_COUNT),
-                b.getInt(at + BlockHeader.OFF_BODY_LENGTH), b.getLong(at + BlockHeader.OFF_SYNCED),
+                id,
+                at,
+                b.get(at + BlockHeader.OFF_FLAGS).toInt(),
+                b.getInt(at + BlockHeader.OFF_TOPIC),
+                b.getLong(at + BlockHeader.OFF_FIRST_SEQ),
+                b.getInt(at + BlockHeader.OFF_COUNT),
+                b.getInt(at + BlockHeader.OFF_BODY_LENGTH),
+                b.getLong(at + BlockHeader.OFF_SYNCED),
             )
             out.add(info)
             at = info.end
@@ -105,7 +116,10 @@ internal object LogFiles {
     }
 
     fun truncate(path: Path, size: Long) {
-        FileChannel.open(path, StandardOpenOption.WRITE).use { it.truncate(size); it.force(true) }
+        FileChannel.open(path, StandardOpenOption.WRITE).use {
+            it.truncate(size)
+            it.force(true)
+        }
     }
 
     /** Every file of [dir] but the lock file, by name, with a digest of its contents. */

@@ -18,24 +18,25 @@ import java.nio.file.Path
  * before its fix: both left a log that the next open refused under CorruptionPolicy.FAIL, although only empty
  * segments were involved.
  */
-class RecoveryEmptySegmentsSpec : FunSpec({
+class RecoveryEmptySegmentsSpec :
+    FunSpec({
 
-    /** A 64 KiB-segment log with [records] synced records of "t" in segment 1; returns its log id. */
-    suspend fun written(dir: Path, records: Int): Long {
-        Kwal.open(TestLogs.small(dir)).use { wal ->
-            repeat(records) { wal.append("t", TestLogs.payload("t", it.toLong())) }
+        /** A 64 KiB-segment log with [records] synced records of "t" in segment 1; returns its log id. */
+        suspend fun written(dir: Path, records: Int): Long {
+            Kwal.open(TestLogs.small(dir)).use { wal ->
+                repeat(records) { wal.append("t", TestLogs.payload("t", it.toLong())) }
+            }
+            LogFiles.segmentIds(dir) shouldBe listOf(1)
+            val header = ByteBuffer.wrap(Files.readAllBytes(LogFiles.segment(dir, 1)), 0, SegmentHeader.SIZE)
+            return (SegmentHeader.decode(header) as SegmentHeader.Result.Ok).header.logId
         }
-        LogFiles.segmentIds(dir) shouldBe listOf(1)
-        val header = ByteBuffer.wrap(Files.readAllBytes(LogFiles.segment(dir, 1)), 0, SegmentHeader.SIZE)
-        return (SegmentHeader.decode(header) as SegmentHeader.Result.Ok).header.logId
-    }
 
-    /** Writes segment [id] of log [logId] as the writer pre-builds one: a header, then zeros to [size]. */
-    fun emptySegment(dir: Path, id: Int, size: Int, logId: Long) {
-        val bytes = ByteArray(size)
-        SegmentHeader(id, size, logId, System.currentTimeMillis()).encode().get(bytes, 0, SegmentHeader.SIZE)
-        Files.write(LogFiles.segment(dir, id), bytes)
-    }
+        /** Writes segment [id] of log [logId] as the writer pre-builds one: a header, then zeros to [size]. */
+        fun emptySegment(dir: Path, id: Int, size: Int, logId: Long) {
+            val bytes = ByteArray(size)
+            SegmentHeader(id, size, logId, System.currentTimeMillis()).encode().get(bytes, 0, SegmentHeader.SIZE)
+            Files.write(LogFiles.segment(dir, id), bytes)
+        }
 
     /*
      * Spares of another size are deleted oldest first, with one directory sync after the last deletion
@@ -50,22 +51,22 @@ class RecoveryEmptySegmentsSpec : FunSpec({
      * opens: the writer had rolled into segment k+1 and built k+2 in the background, a crash lost every unsynced
      * group of k+1 (Durability.None or Interval), and the log is then opened with another segmentSize.
      */
-    test("a kill between two deletions of spares of another size leaves no gap")
-        .config {
-            val dir = TestLogs.tempDir()
-            val logId = written(dir, 10)
-            emptySegment(dir, 2, 64 shl 10, logId)
-            emptySegment(dir, 3, 64 shl 10, logId)
-            val bigger = WalOptions(dir, segmentSize = 128 shl 10, blockSize = 8 shl 10, maxRecordSize = 4 shl 10)
-            // The open dies at the second deletion: the first one (of segment 2, the older) is done.
-            val io = FaultyFileIo().apply { failNth(Op.DELETE, 2) }
-            runCatching { KwalEngine.open(bigger, io).close() }.isFailure shouldBe true
-            io.allFired() shouldBe true
-            Kwal.open(bigger).use { wal ->
-                wal.recovery.corruption.shouldBeNull()
-                wal.replay("t").toList().size shouldBe 10
+        test("a kill between two deletions of spares of another size leaves no gap")
+            .config {
+                val dir = TestLogs.tempDir()
+                val logId = written(dir, 10)
+                emptySegment(dir, 2, 64 shl 10, logId)
+                emptySegment(dir, 3, 64 shl 10, logId)
+                val bigger = WalOptions(dir, segmentSize = 128 shl 10, blockSize = 8 shl 10, maxRecordSize = 4 shl 10)
+                // The open dies at the second deletion: the first one (of segment 2, the older) is done.
+                val io = FaultyFileIo().apply { failNth(Op.DELETE, 2) }
+                runCatching { KwalEngine.open(bigger, io).close() }.isFailure shouldBe true
+                io.allFired() shouldBe true
+                Kwal.open(bigger).use { wal ->
+                    wal.recovery.corruption.shouldBeNull()
+                    wal.replay("t").toList().size shouldBe 10
+                }
             }
-        }
 
     /*
      * After a structural stop at the header of segment k (P = offset 0: a bad header, a missing segment, another
@@ -78,22 +79,23 @@ class RecoveryEmptySegmentsSpec : FunSpec({
      * corruption: the open fails under FAIL, and under TRUNCATE every record acknowledged since is dropped (checked:
      * droppedRecords=5 here). With one empty segment before k it is the active one, and all is well.
      */
-    test("after a bad header past two empty segments, records appended under TRUNCATE survive a reopen")
-        .config {
-            val dir = TestLogs.tempDir()
-            val logId = written(dir, 10)
-            emptySegment(dir, 2, 64 shl 10, logId)
-            emptySegment(dir, 3, 64 shl 10, logId)
-            emptySegment(dir, 4, 64 shl 10, logId)
-            LogFiles.flipBit(LogFiles.segment(dir, 4), 20) // segment 4's header is corrupt
-            Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
-                wal.recovery.corruption shouldBe
-                    "corruption at segment 4 offset 0: segment header checksum mismatch"
-                repeat(5) { wal.append("t", TestLogs.payload("t", 10L + it)) }
+        test("after a bad header past two empty segments, records appended under TRUNCATE survive a reopen")
+            .config {
+                val dir = TestLogs.tempDir()
+                val logId = written(dir, 10)
+                emptySegment(dir, 2, 64 shl 10, logId)
+                emptySegment(dir, 3, 64 shl 10, logId)
+                emptySegment(dir, 4, 64 shl 10, logId)
+                LogFiles.flipBit(LogFiles.segment(dir, 4), 20) // segment 4's header is corrupt
+                Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+                    wal.recovery.corruption shouldBe
+                        "corruption at segment 4 offset 0: segment header checksum mismatch"
+                    repeat(5) { wal.append("t", TestLogs.payload("t", 10L + it)) }
+                }
+                Kwal.open(TestLogs.small(dir)).use { wal ->
+                    // FAIL: the log must be sound
+                    wal.recovery.corruption.shouldBeNull()
+                    wal.replay("t").toList().size shouldBe 15
+                }
             }
-            Kwal.open(TestLogs.small(dir)).use { wal -> // FAIL: the log must be sound
-                wal.recovery.corruption.shouldBeNull()
-                wal.replay("t").toList().size shouldBe 15
-            }
-        }
-})
+    })

@@ -7,15 +7,16 @@ import java.nio.file.Path
 object TestLogs {
     fun tempDir(prefix: String = "kwal-test"): Path = Files.createTempDirectory(prefix)
 
-    fun small(dir: Path, durability: Durability = Durability.Sync, policy: CorruptionPolicy = CorruptionPolicy.FAIL) = WalOptions(
-        directory = dir,
-        segmentSize = 64 shl 10,
-        blockSize = 8 shl 10,
-        maxRecordSize = 4 shl 10,
-        maxGroupBytes = 16 shl 10,
-        durability = durability,
-        corruptionPolicy = policy,
-    )
+    fun small(dir: Path, durability: Durability = Durability.Sync, policy: CorruptionPolicy = CorruptionPolicy.FAIL) =
+        WalOptions(
+            directory = dir,
+            segmentSize = 64 shl 10,
+            blockSize = 8 shl 10,
+            maxRecordSize = 4 shl 10,
+            maxGroupBytes = 16 shl 10,
+            durability = durability,
+            corruptionPolicy = policy,
+        )
 
     fun payload(topic: String, seq: Long, size: Int = 16 + (seq % 50).toInt()): ByteArray {
         val base = "$topic:$seq:".encodeToByteArray()

@@ -24,7 +24,10 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
         ch = FileChannel.open(file, READ, WRITE, CREATE)
         val zeros = ByteBuffer.allocateDirect(1 shl 20)
         var at = 0L
-        while (at < size) { zeros.clear(); at += ch.write(zeros, at) }
+        while (at < size) {
+            zeros.clear()
+            at += ch.write(zeros, at)
+        }
         ch.force(true)
     }
 
@@ -54,7 +57,10 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
         return LoadResult(records, System.nanoTime() - start, lat?.let { LongList.concat(listOf(it)) })
     }
 
-    override fun close() { ch.close(); Files.deleteIfExists(file) }
+    override fun close() {
+        ch.close()
+        Files.deleteIfExists(file)
+    }
 
     companion object {
         /**
@@ -96,7 +102,9 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
                 buf.clear()
                 val n = ch.read(buf)
                 if (n < 0) break
-                buf.flip(); crc.update(buf); total += n
+                buf.flip()
+                crc.update(buf)
+                total += n
             }
             check(crc.value != 1L || total >= 0)
             total * 1e9 / (System.nanoTime() - start)
@@ -108,7 +116,10 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
             FileChannel.open(file, READ, WRITE, CREATE).use { ch ->
                 val buf = ByteBuffer.allocateDirect(1 shl 20).put(Random(2).nextBytes(1 shl 20))
                 var at = 0L
-                while (at < bytes) { buf.clear(); at += ch.write(buf, at) }
+                while (at < bytes) {
+                    buf.clear()
+                    at += ch.write(buf, at)
+                }
             }
         }
     }

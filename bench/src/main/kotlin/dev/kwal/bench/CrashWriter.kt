@@ -1,8 +1,8 @@
 package dev.kwal.bench
 
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.runBlocking
 import net.openhft.chronicle.bytes.Bytes
 import net.openhft.chronicle.queue.impl.single.SingleChronicleQueueBuilder
@@ -34,10 +34,18 @@ fun main(args: Array<String>) {
             runBlocking {
                 val batch = List(1000) { payload }
                 var n = 0L
-                while (n < records) { val k = minOf(1000L, records - n).toInt(); wal.appendBatch("t", batch.subList(0, k)); n += k }
+                while (n <
+                    records
+                ) {
+                    val k = minOf(1000L, records - n).toInt()
+                    wal.appendBatch("t", batch.subList(0, k))
+                    n +=
+                        k
+                }
                 wal.sync()
             }
         }
+
         "rocksdb" -> {
             RocksDB.loadLibrary()
             val db = RocksDB.open(Options().setCreateIfMissing(true), dir.toString())
@@ -45,17 +53,28 @@ fun main(args: Array<String>) {
             var n = 0L
             while (n < records) {
                 WriteBatch().use { b ->
-                    repeat(1000) { if (n < records) b.put(ByteBuffer.allocate(10).put('t'.code.toByte()).put(0).putLong(n++).array(), payload) }
+                    repeat(1000) {
+                        if (n <
+                            records
+                        ) {
+                            b.put(ByteBuffer.allocate(10).put('t'.code.toByte()).put(0).putLong(n++).array(), payload)
+                        }
+                    }
                     db.write(wo, b)
                 }
             }
         }
+
         "chronicle" -> {
             val q = SingleChronicleQueueBuilder.single(dir.toFile()).build()
             val a = q.createAppender()
             val b = Bytes.wrapForRead(payload)
-            repeat(records.toInt()) { b.readPosition(0); a.writeBytes(b) }
+            repeat(records.toInt()) {
+                b.readPosition(0)
+                a.writeBytes(b)
+            }
         }
+
         else -> error("unknown system $system")
     }
     println("READY")
@@ -66,13 +85,26 @@ fun main(args: Array<String>) {
 /** Runs [CrashWriter] in a child JVM, waits for READY, kills it with SIGKILL. */
 fun writeAndKill(system: String, dir: Path, bytes: Long, recordSize: Int) {
     val java = ProcessHandle.current().info().command().orElse("java")
-    val jvmArgs = ManagementFactory.getRuntimeMXBean().inputArguments.filter { !it.startsWith("-agentlib") && !it.startsWith("-javaagent") }
-    val cmd = listOf(java) + jvmArgs + listOf("-cp", System.getProperty("java.class.path"), "dev.kwal.bench.CrashWriterKt",
-        system, dir.toString(), bytes.toString(), recordSize.toString())
+    val jvmArgs = ManagementFactory.getRuntimeMXBean().inputArguments.filter {
+        !it.startsWith("-agentlib") &&
+            !it.startsWith("-javaagent")
+    }
+    val cmd =
+        listOf(java) + jvmArgs + listOf(
+            "-cp",
+            System.getProperty("java.class.path"),
+            "dev.kwal.bench.CrashWriterKt",
+            system,
+            dir.toString(),
+            bytes.toString(),
+            recordSize.toString(),
+        )
     val p = ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start()
     val out = p.inputStream.bufferedReader()
     var line: String?
-    do { line = out.readLine() } while (line != null && line != "READY")
+    do {
+        line = out.readLine()
+    } while (line != null && line != "READY")
     check(line == "READY") { "crash writer for $system ended without READY (exit ${p.waitFor()})" }
     p.destroyForcibly()
     p.waitFor(30, TimeUnit.SECONDS)

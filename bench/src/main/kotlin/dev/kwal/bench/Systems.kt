@@ -2,9 +2,9 @@ package dev.kwal.bench
 
 import com.squareup.tape2.QueueFile
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.Wal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
@@ -52,7 +52,9 @@ abstract class Subject(val name: String, val durable: Boolean) : AutoCloseable {
     abstract fun append(topic: String, payload: ByteArray)
 
     /** Appends [payloads] as one unit where the system has one, else one by one. */
-    open fun appendBatch(topic: String, payloads: List<ByteArray>) { for (p in payloads) append(topic, p) }
+    open fun appendBatch(topic: String, payloads: List<ByteArray>) {
+        for (p in payloads) append(topic, p)
+    }
 
     /** Reads every record of [topic] back; returns the count and the payload bytes read. */
     abstract fun replay(topic: String): Pair<Long, Long>
@@ -80,8 +82,13 @@ fun runThreads(load: Load, init: () -> Unit = {}, op: (a: Int, k: Long) -> Unit)
         Thread {
             val lat = if (load.latencies) LongList() else null
             lats[a] = lat
-            try { init() } catch (e: Throwable) { errors += e }
-            ready.countDown(); go.await()
+            try {
+                init()
+            } catch (e: Throwable) {
+                errors += e
+            }
+            ready.countDown()
+            go.await()
             var k = 0L
             try {
                 while (System.nanoTime() < deadline) {
@@ -89,9 +96,14 @@ fun runThreads(load: Load, init: () -> Unit = {}, op: (a: Int, k: Long) -> Unit)
                     op(a, k++)
                     lat?.add(System.nanoTime() - t0)
                 }
-            } catch (e: Throwable) { errors += e }
+            } catch (e: Throwable) {
+                errors += e
+            }
             counts[a] = k
-        }.apply { isDaemon = true; start() }
+        }.apply {
+            isDaemon = true
+            start()
+        }
     }
     ready.await()
     val start = System.nanoTime()
@@ -100,16 +112,28 @@ fun runThreads(load: Load, init: () -> Unit = {}, op: (a: Int, k: Long) -> Unit)
     threads.forEach { it.join() }
     val elapsed = System.nanoTime() - start
     errors.firstOrNull()?.let { throw it }
-    return LoadResult(counts.sum() * load.batch, elapsed, if (load.latencies) LongList.concat(lats.filterNotNull()) else null)
+    return LoadResult(
+        counts.sum() * load.batch,
+        elapsed,
+        if (load.latencies) LongList.concat(lats.filterNotNull()) else null,
+    )
 }
 
 class LongList {
-    var a = LongArray(1024); var n = 0
-    fun add(v: Long) { if (n == a.size) a = a.copyOf(n * 2); a[n++] = v }
+    var a = LongArray(1024)
+    var n = 0
+    fun add(v: Long) {
+        if (n == a.size) a = a.copyOf(n * 2)
+        a[n++] = v
+    }
     companion object {
         fun concat(ls: List<LongList>): LongArray {
-            val out = LongArray(ls.sumOf { it.n }); var i = 0
-            for (l in ls) { System.arraycopy(l.a, 0, out, i, l.n); i += l.n }
+            val out = LongArray(ls.sumOf { it.n })
+            var i = 0
+            for (l in ls) {
+                System.arraycopy(l.a, 0, out, i, l.n)
+                i += l.n
+            }
             return out
         }
     }
@@ -120,15 +144,25 @@ class KwalSubject(durable: Boolean) : Subject("kwal", durable) {
     lateinit var wal: Wal
     private val durability = if (durable) Durability.Sync else Durability.None
 
-    override fun open(dir: Path) { wal = Kwal.open(WalOptions(dir, durability = durability)) }
+    override fun open(dir: Path) {
+        wal = Kwal.open(WalOptions(dir, durability = durability))
+    }
 
-    override fun append(topic: String, payload: ByteArray) { runBlocking { wal.append(topic, payload, durability) } }
+    override fun append(topic: String, payload: ByteArray) {
+        runBlocking { wal.append(topic, payload, durability) }
+    }
 
-    override fun appendBatch(topic: String, payloads: List<ByteArray>) { runBlocking { wal.appendBatch(topic, payloads, durability) } }
+    override fun appendBatch(topic: String, payloads: List<ByteArray>) {
+        runBlocking { wal.appendBatch(topic, payloads, durability) }
+    }
 
     override fun replay(topic: String): Pair<Long, Long> = runBlocking {
-        var n = 0L; var bytes = 0L
-        wal.replay(topic).collect { n++; bytes += it.payload.size }
+        var n = 0L
+        var bytes = 0L
+        wal.replay(topic).collect {
+            n++
+            bytes += it.payload.size
+        }
         n to bytes
     }
 
@@ -147,7 +181,13 @@ class KwalSubject(durable: Boolean) : Subject("kwal", durable) {
                     while (System.nanoTime() < deadline) {
                         val t0 = System.nanoTime()
                         val topic = load.topic(a, k++)
-                        if (batch != null) wal.appendBatch(topic, batch, durability) else wal.append(topic, load.payload, durability)
+                        if (batch !=
+                            null
+                        ) {
+                            wal.appendBatch(topic, batch, durability)
+                        } else {
+                            wal.append(topic, load.payload, durability)
+                        }
                         lat?.add(System.nanoTime() - t0)
                     }
                     counts[a] = k
@@ -156,7 +196,11 @@ class KwalSubject(durable: Boolean) : Subject("kwal", durable) {
             }
         }
         val elapsed = System.nanoTime() - start
-        LoadResult(counts.sum() * load.batch, elapsed, if (load.latencies) LongList.concat(lats.filterNotNull()) else null)
+        LoadResult(
+            counts.sum() * load.batch,
+            elapsed,
+            if (load.latencies) LongList.concat(lats.filterNotNull()) else null,
+        )
     }
 
     override fun close() = wal.close()
@@ -185,22 +229,34 @@ class RocksSubject(durable: Boolean) : Subject(if (durable) "rocksdb-sync" else 
     override fun append(topic: String, payload: ByteArray) = db.put(wo, key(topic), payload)
 
     override fun appendBatch(topic: String, payloads: List<ByteArray>) {
-        WriteBatch().use { b -> for (p in payloads) b.put(key(topic), p); db.write(wo, b) }
+        WriteBatch().use { b ->
+            for (p in payloads) b.put(key(topic), p)
+            db.write(wo, b)
+        }
     }
 
     override fun replay(topic: String): Pair<Long, Long> {
         val prefix = topic.toByteArray() + 0
-        var n = 0L; var bytes = 0L
+        var n = 0L
+        var bytes = 0L
         db.newIterator().use { it ->
             it.seek(prefix)
-            while (it.isValid && it.key().let { k -> k.size == prefix.size + 8 && k.copyOf(prefix.size).contentEquals(prefix) }) {
-                n++; bytes += it.value().size; it.next()
+            while (it.isValid &&
+                it.key().let { k -> k.size == prefix.size + 8 && k.copyOf(prefix.size).contentEquals(prefix) }
+            ) {
+                n++
+                bytes += it.value().size
+                it.next()
             }
         }
         return n to bytes
     }
 
-    override fun close() { db.close(); wo.close(); options.close() }
+    override fun close() {
+        db.close()
+        wo.close()
+        options.close()
+    }
 }
 
 /**
@@ -218,7 +274,9 @@ class ChronicleSubject(durable: Boolean) : Subject(if (durable) "chronicle-msync
         local = ThreadLocal.withInitial { queue.createAppender().also { appenders += it } }
     }
 
-    override fun threadInit() { local.get() }
+    override fun threadInit() {
+        local.get()
+    }
 
     override fun append(topic: String, payload: ByteArray) {
         val a = local.get()
@@ -227,10 +285,15 @@ class ChronicleSubject(durable: Boolean) : Subject(if (durable) "chronicle-msync
     }
 
     override fun replay(topic: String): Pair<Long, Long> {
-        var n = 0L; var bytes = 0L
+        var n = 0L
+        var bytes = 0L
         val buf = Bytes.allocateElasticDirect(4096)
         queue.createTailer().use { t ->
-            while (t.readBytes(buf)) { n++; bytes += buf.readRemaining(); buf.clear() }
+            while (t.readBytes(buf)) {
+                n++
+                bytes += buf.readRemaining()
+                buf.clear()
+            }
         }
         buf.releaseLast()
         return n to bytes
@@ -246,11 +309,18 @@ class ChronicleSubject(durable: Boolean) : Subject(if (durable) "chronicle-msync
 class TapeSubject : Subject("tape", true) {
     private lateinit var q: QueueFile
     private val lock = Any()
-    override fun open(dir: Path) { q = QueueFile.Builder(dir.resolve("queue").toFile().also { dir.toFile().mkdirs() }).build() }
+    override fun open(dir: Path) {
+        q =
+            QueueFile.Builder(dir.resolve("queue").toFile().also { dir.toFile().mkdirs() }).build()
+    }
     override fun append(topic: String, payload: ByteArray) = synchronized(lock) { q.add(payload) }
     override fun replay(topic: String): Pair<Long, Long> = synchronized(lock) {
-        var n = 0L; var bytes = 0L
-        for (e in q) { n++; bytes += e.size }
+        var n = 0L
+        var bytes = 0L
+        for (e in q) {
+            n++
+            bytes += e.size
+        }
         n to bytes
     }
     override fun close() = q.close()

@@ -1,7 +1,7 @@
 package dev.kwal.samples
 
-import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
@@ -34,12 +34,26 @@ fun main(args: Array<String>) = runBlocking {
     }
     val seconds = (System.nanoTime() - start) / 1e9
     val records = TOPICS * PER_TOPIC
-    println("%,d topics x %d records of 100 B: %.2f s, %,.0f records/s".format(TOPICS, PER_TOPIC, seconds, records / seconds))
+    println(
+        "%,d topics x %d records of 100 B: %.2f s, %,.0f records/s".format(
+            TOPICS,
+            PER_TOPIC,
+            seconds,
+            records / seconds,
+        ),
+    )
     withContext(Dispatchers.IO) { wal.close() }
     var data = 0L
     for (f in dir.listDirectoryEntries("seg-*.kwal")) data += dataBytes(f)
-    println("log data: %,d bytes (%.0f bytes per record, payload 100); files: %s".format(
-        data, data.toDouble() / records, dir.listDirectoryEntries().map { "${it.fileName} (${Files.size(it) shr 20} MiB)" }))
+    println(
+        "log data: %,d bytes (%.0f bytes per record, payload 100); files: %s".format(
+            data,
+            data.toDouble() / records,
+            dir.listDirectoryEntries().map {
+                "${it.fileName} (${Files.size(it) shr 20} MiB)"
+            },
+        ),
+    )
 }
 
 private const val TOPICS = 10_000
@@ -53,4 +67,3 @@ private fun dataBytes(file: Path): Long = FileChannel.open(file).use { ch ->
     while (i > 64 && map.get(i - 1).toInt() == 0) i--
     maxOf(0, i - 64).toLong()
 }
-

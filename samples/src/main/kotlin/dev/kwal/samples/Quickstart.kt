@@ -1,8 +1,8 @@
 package dev.kwal.samples
 
-import dev.kwal.engine.Kwal
 import dev.kwal.Wal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.take
@@ -49,8 +49,10 @@ fun main(args: Array<String>) = runBlocking {
             }
         }
         val seconds = (System.nanoTime() - started) / 1e9
-        println("Appended and synced ${acknowledged.get()} records from $writers coroutines " +
-            "in %.2f s (%,.0f records/s)".format(seconds, acknowledged.get() / seconds))
+        println(
+            "Appended and synced ${acknowledged.get()} records from $writers coroutines " +
+                "in %.2f s (%,.0f records/s)".format(seconds, acknowledged.get() / seconds),
+        )
 
         // 3. A batch is written all-or-nothing, with consecutive sequence numbers.
         val refunds = List(5) { "refund $it".encodeToByteArray() }

@@ -1,8 +1,8 @@
 package dev.kwal.samples
 
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
@@ -58,7 +58,13 @@ private const val RECORD = 100
 private const val ROUNDS = 3
 
 /** Appends [RECORD]-byte records from [appenders] coroutines for [seconds]; returns acknowledged records/s. */
-private suspend fun kwalAppends(dir: Path, seconds: Double, appenders: Int, durability: Durability, payload: ByteArray): Double {
+private suspend fun kwalAppends(
+    dir: Path,
+    seconds: Double,
+    appenders: Int,
+    durability: Durability,
+    payload: ByteArray,
+): Double {
     val wal = withContext(Dispatchers.IO) { Kwal.open(WalOptions(dir, durability = durability)) }
     val deadline = System.nanoTime() + (seconds * 1e9).toLong()
     val counts = LongArray(appenders)
@@ -68,7 +74,10 @@ private suspend fun kwalAppends(dir: Path, seconds: Double, appenders: Int, dura
             repeat(appenders) { a ->
                 launch {
                     var c = 0L
-                    while (System.nanoTime() < deadline) { wal.append("t", payload); c++ }
+                    while (System.nanoTime() < deadline) {
+                        wal.append("t", payload)
+                        c++
+                    }
                     counts[a] = c
                 }
             }
@@ -91,7 +100,10 @@ private fun rawFileChannel(dir: Path, seconds: Double, perForce: Int): Double {
     FileChannel.open(file, READ, WRITE, CREATE).use { ch ->
         val zeros = ByteBuffer.allocateDirect(1 shl 20)
         var at = 0L
-        while (at < size) { zeros.clear(); at += ch.write(zeros, at) }
+        while (at < size) {
+            zeros.clear()
+            at += ch.write(zeros, at)
+        }
         ch.force(true)
         val group = maxOf(perForce, 256)
         val buf = ByteBuffer.allocateDirect(RECORD * group)

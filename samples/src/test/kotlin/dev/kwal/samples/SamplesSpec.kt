@@ -13,55 +13,57 @@ import kotlin.io.path.deleteRecursively
 import kotlin.io.path.exists
 
 /** Runs the samples' `main`s as a user would, so they cannot rot. */
-class SamplesSpec : FunSpec({
+class SamplesSpec :
+    FunSpec({
 
-    test("Kotlin quickstart runs and prints its story") {
-        // By class: every sample in this package has a top-level main, so the bare name is ambiguous.
-        val quickstart = Class.forName("dev.kwal.samples.QuickstartKt").getMethod("main", Array<String>::class.java)
-        val out = runMain("kwal-sample-kt") { quickstart.invoke(null, arrayOf(it.toString())) }
-        out shouldMatch Regex(
-            """(?s).*Appended and synced 16000 records from 64 coroutines in [\d.]+ s \([\d,]+ records/s\).*""",
-        )
-        out shouldContain "Batch of 5 refunds got sequences"
-        out shouldContain "Topics: audit (5333 records), orders (5334 records), payments (5338 records)"
-        // records also counts the topic registry's records (one per topic name), hence no exact number here.
-        out shouldMatch Regex(
-            """(?s).*Reopened: RecoveryReport\(segments=1, records=\d+, truncatedBytes=0, droppedRecords=0, corruption=null.*""",
-        )
-        out shouldContain "First records of \"orders\":\n  #0 orders #"
-        out shouldContain "  follower got #5333 live event 0\n"
-        out shouldContain "  follower got #5335 live event 2\n"
-        out shouldContain "seg-0000000001.kwal  67108864 bytes"
-        out shouldContain "kwal.lock"
-    }
+        test("Kotlin quickstart runs and prints its story") {
+            // By class: every sample in this package has a top-level main, so the bare name is ambiguous.
+            val quickstart = Class.forName("dev.kwal.samples.QuickstartKt").getMethod("main", Array<String>::class.java)
+            val out = runMain("kwal-sample-kt") { quickstart.invoke(null, arrayOf(it.toString())) }
+            out shouldMatch Regex(
+                """(?s).*Appended and synced 16000 records from 64 coroutines in [\d.]+ s \([\d,]+ records/s\).*""",
+            )
+            out shouldContain "Batch of 5 refunds got sequences"
+            out shouldContain "Topics: audit (5333 records), orders (5334 records), payments (5338 records)"
+            // records also counts the topic registry's records (one per topic name), hence no exact number here.
+            out shouldMatch Regex(
+                """(?s).*Reopened: RecoveryReport\(segments=1, records=\d+, truncatedBytes=0, droppedRecords=0, corruption=null.*""",
+            )
+            out shouldContain "First records of \"orders\":\n  #0 orders #"
+            out shouldContain "  follower got #5333 live event 0\n"
+            out shouldContain "  follower got #5335 live event 2\n"
+            out shouldContain "seg-0000000001.kwal  67108864 bytes"
+            out shouldContain "kwal.lock"
+        }
 
-    test("Java quickstart runs and prints its story") {
-        val out = runMain("kwal-sample-java") { JavaQuickstart.main(arrayOf(it.toString())) }
-        out shouldMatch Regex("""(?s).*Appended and synced 10000 records in [\d.]+ s \([\d,]+ records/s\).*""")
-        out shouldContain "Batch of 3 refunds got sequences 3333..3335"
-        out shouldMatch Regex("""(?s).*Reopened: \d+ records in 1 segment\(s\), truncated 0 bytes.*""")
-        out shouldContain "First records of \"orders\":\n  #0 orders #0\n  #1 orders #3\n  #2 orders #6\n"
-        out shouldContain "\"orders\" holds 3334 records"
-        out shouldContain "  follower got #3333 live event 0\n  follower got #3334 live event 1\n  follower got #3335 live event 2\n"
-        out shouldContain "seg-0000000001.kwal  67108864 bytes"
-    }
+        test("Java quickstart runs and prints its story") {
+            val out = runMain("kwal-sample-java") { JavaQuickstart.main(arrayOf(it.toString())) }
+            out shouldMatch Regex("""(?s).*Appended and synced 10000 records in [\d.]+ s \([\d,]+ records/s\).*""")
+            out shouldContain "Batch of 3 refunds got sequences 3333..3335"
+            out shouldMatch Regex("""(?s).*Reopened: \d+ records in 1 segment\(s\), truncated 0 bytes.*""")
+            out shouldContain "First records of \"orders\":\n  #0 orders #0\n  #1 orders #3\n  #2 orders #6\n"
+            out shouldContain "\"orders\" holds 3334 records"
+            out shouldContain
+                "  follower got #3333 live event 0\n  follower got #3334 live event 1\n  follower got #3335 live event 2\n"
+            out shouldContain "seg-0000000001.kwal  67108864 bytes"
+        }
 
-    test("Throughput probe runs every case and prints kwal beside the FileChannel ceiling") {
-        val throughput = Class.forName("dev.kwal.samples.ThroughputKt").getMethod("main", Array<String>::class.java)
-        val out = runMain("kwal-sample-tp") { throughput.invoke(null, arrayOf(it.toString(), "0.05")) }
-        out shouldContain "record size 100 B, 0.05s per case"
-        val rows = out.lines().filter { it.contains(" kwal ") && it.contains("ratio") }
-        (rows.size >= 4) shouldBe true
-        for (row in rows) row shouldMatch Regex(""".* kwal +[\d,]+ rec/s .* +[\d,]+ rec/s +ratio \d+\.\d\d""")
-    }
+        test("Throughput probe runs every case and prints kwal beside the FileChannel ceiling") {
+            val throughput = Class.forName("dev.kwal.samples.ThroughputKt").getMethod("main", Array<String>::class.java)
+            val out = runMain("kwal-sample-tp") { throughput.invoke(null, arrayOf(it.toString(), "0.05")) }
+            out shouldContain "record size 100 B, 0.05s per case"
+            val rows = out.lines().filter { it.contains(" kwal ") && it.contains("ratio") }
+            (rows.size >= 4) shouldBe true
+            for (row in rows) row shouldMatch Regex(""".* kwal +[\d,]+ rec/s .* +[\d,]+ rec/s +ratio \d+\.\d\d""")
+        }
 
-    test("ManyTopics probe appends to 10,000 topics and reports space and files") {
-        val many = Class.forName("dev.kwal.samples.ManyTopicsKt").getMethod("main", Array<String>::class.java)
-        val out = runMain("kwal-sample-topics") { many.invoke(null, arrayOf(it.resolve("log").toString())) }
-        out shouldMatch Regex("""(?s).*10,000 topics x \d+ records of 100 B: [\d.]+ s, [\d,]+ records/s.*""")
-        out shouldMatch Regex("""(?s).*log data: [\d,]+ bytes \(\d+ bytes per record, payload 100\); files: .*""")
-    }
-})
+        test("ManyTopics probe appends to 10,000 topics and reports space and files") {
+            val many = Class.forName("dev.kwal.samples.ManyTopicsKt").getMethod("main", Array<String>::class.java)
+            val out = runMain("kwal-sample-topics") { many.invoke(null, arrayOf(it.resolve("log").toString())) }
+            out shouldMatch Regex("""(?s).*10,000 topics x \d+ records of 100 B: [\d.]+ s, [\d,]+ records/s.*""")
+            out shouldMatch Regex("""(?s).*log data: [\d,]+ bytes \(\d+ bytes per record, payload 100\); files: .*""")
+        }
+    })
 
 /** Runs [body] on a fresh directory with System.out captured (and still echoed); returns the output. */
 @OptIn(ExperimentalPathApi::class)
@@ -69,10 +71,20 @@ private fun runMain(prefix: String, body: (Path) -> Unit): String {
     val dir = Files.createTempDirectory(prefix)
     val captured = ByteArrayOutputStream()
     val original = System.out
-    val tee = PrintStream(object : java.io.OutputStream() {
-        override fun write(b: Int) { captured.write(b); original.write(b) }
-        override fun write(b: ByteArray, off: Int, len: Int) { captured.write(b, off, len); original.write(b, off, len) }
-    }, true, Charsets.UTF_8)
+    val tee = PrintStream(
+        object : java.io.OutputStream() {
+            override fun write(b: Int) {
+                captured.write(b)
+                original.write(b)
+            }
+            override fun write(b: ByteArray, off: Int, len: Int) {
+                captured.write(b, off, len)
+                original.write(b, off, len)
+            }
+        },
+        true,
+        Charsets.UTF_8,
+    )
     System.setOut(tee)
     try {
         body(dir)

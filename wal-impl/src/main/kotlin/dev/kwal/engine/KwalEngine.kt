@@ -109,7 +109,11 @@ internal class KwalEngine private constructor(
         }
         val copy = payloads.toList() // the caller may reuse its list once we return
         for (p in copy) {
-            if (p.size > options.maxRecordSize) throw RecordTooLargeException(p.size.toLong(), options.maxRecordSize.toLong())
+            if (p.size >
+                options.maxRecordSize
+            ) {
+                throw RecordTooLargeException(p.size.toLong(), options.maxRecordSize.toLong())
+            }
         }
         val request = AppendRequest(topic, known, null, copy, sync = needsSync(durability))
         val bound = request.bytesBound(options.blockSize)
@@ -256,13 +260,14 @@ internal class KwalEngine private constructor(
          * Opens the log in [options]' directory through [io]; every I/O failure becomes a [WalException]. At most
          * [idleMappings] segments stay mapped while no reader reads them (see [MappingCache]).
          */
-        fun open(options: WalOptions, io: FileIo, idleMappings: Int = MappingCache.DEFAULT_IDLE_LIMIT): KwalEngine = try {
-            openOrThrow(options, io, idleMappings)
-        } catch (e: WalException) {
-            throw e
-        } catch (e: java.io.IOException) {
-            throw WalException("cannot open ${options.directory}: $e", e)
-        }
+        fun open(options: WalOptions, io: FileIo, idleMappings: Int = MappingCache.DEFAULT_IDLE_LIMIT): KwalEngine =
+            try {
+                openOrThrow(options, io, idleMappings)
+            } catch (e: WalException) {
+                throw e
+            } catch (e: java.io.IOException) {
+                throw WalException("cannot open ${options.directory}: $e", e)
+            }
 
         private fun openOrThrow(options: WalOptions, io: FileIo, idleMappings: Int): KwalEngine {
             val dir = options.directory
@@ -283,7 +288,12 @@ internal class KwalEngine private constructor(
                 val table = recovered.table
                 val background = Dispatchers.IO.asExecutor()
                 val segments = SegmentSet(
-                    files, options.segmentSize, recovered.logId, recovered.segments, recovered.spares, background,
+                    files,
+                    options.segmentSize,
+                    recovered.logId,
+                    recovered.segments,
+                    recovered.spares,
+                    background,
                 )
                 val lifecycle = LogLifecycle(table)
                 val queue = RequestQueue(options.maxQueuedBytes)

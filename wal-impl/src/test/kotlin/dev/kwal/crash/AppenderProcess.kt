@@ -1,10 +1,10 @@
 package dev.kwal.crash
 
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.RecordTooLargeException
 import dev.kwal.Wal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -42,13 +42,16 @@ object CrashOptions {
     /** The child exits when its stdin closes, so a dead parent leaves no orphan behind. */
     fun exitWhenParentGoes() {
         Thread({
-            try { while (System.`in`.read() != -1) continue } catch (_: Throwable) {}
+            try {
+                while (System.`in`.read() != -1) continue
+            } catch (_: Throwable) {}
             Runtime.getRuntime().halt(3)
         }, "parent-watch").apply { isDaemon = true }.start()
     }
 
     /** Stdout, one write per line: every println is flushed as a whole. */
-    fun out(): PrintStream = PrintStream(BufferedOutputStream(FileOutputStream(FileDescriptor.out), 1 shl 16), true, Charsets.UTF_8)
+    fun out(): PrintStream =
+        PrintStream(BufferedOutputStream(FileOutputStream(FileDescriptor.out), 1 shl 16), true, Charsets.UTF_8)
 }
 
 /**
@@ -99,7 +102,14 @@ object AppenderProcess {
                         val last = HashMap<String, Long>()
                         fun sequenceGrows(topic: String, first: Long, lastSeq: Long) {
                             val prev = last[topic]
-                            if (prev != null && first <= prev) fatal(out, "writer $w got $topic/$first after $topic/$prev: its own appends out of order")
+                            if (prev != null &&
+                                first <= prev
+                            ) {
+                                fatal(
+                                    out,
+                                    "writer $w got $topic/$first after $topic/$prev: its own appends out of order",
+                                )
+                            }
                             last[topic] = lastSeq
                         }
                         while (true) {
@@ -108,15 +118,36 @@ object AppenderProcess {
                             val min = CrashPayloads.minSize(topic)
                             if (r.nextInt(4) == 0) {
                                 val k = r.nextInt(1, 9)
-                                if (torture != null && r.nextInt(40) == 0 && edgeBatch(wal, torture, topic, seed, w, r, out)) continue
+                                if (torture != null && r.nextInt(40) == 0 &&
+                                    edgeBatch(wal, torture, topic, seed, w, r, out)
+                                ) {
+                                    continue
+                                }
                                 val sizes = when {
                                     torture == null -> List(k) { CrashOptions.size(r, topic) }
+
                                     r.nextInt(30) == 0 -> torture.longBatch(r, min, maxBytes = 1 shl 20)
-                                    else -> torture.fitBatch(List(k) { torture.recordSize(r, min) }, maxBytes = 1 shl 20)
+
+                                    else -> torture.fitBatch(
+                                        List(k) {
+                                            torture.recordSize(r, min)
+                                        },
+                                        maxBytes = 1 shl 20,
+                                    )
                                 }
-                                val payloads = sizes.mapIndexed { i, size -> CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, i, sizes.size), n++, size) }
+                                val payloads = sizes.mapIndexed { i, size ->
+                                    CrashPayloads.make(
+                                        topic,
+                                        seed,
+                                        CrashPayloads.batchWriter(w, i, sizes.size),
+                                        n++,
+                                        size,
+                                    )
+                                }
                                 val range = wal.appendBatch(topic, payloads, durability)
-                                check(range.last - range.first + 1 == payloads.size.toLong()) { "range $range for ${payloads.size} payloads" }
+                                check(range.last - range.first + 1 == payloads.size.toLong()) {
+                                    "range $range for ${payloads.size} payloads"
+                                }
                                 payloads.forEachIndexed { i, p -> ack(out, topic, range.first + i, p) }
                                 sequenceGrows(topic, range.first, range.last)
                             } else {
@@ -141,12 +172,14 @@ object AppenderProcess {
     /** The durability of one call: the mode's, or under `mixed` the log's default (mostly), Sync, None or Interval. */
     fun durability(mode: String, r: Random): Durability? = when (mode) {
         "none" -> Durability.None
+
         "mixed" -> when (r.nextInt(10)) {
             in 0..5 -> null
             6, 7 -> Durability.Sync
             8 -> Durability.None
             else -> Durability.Interval(5)
         }
+
         else -> Durability.Sync
     }
 
@@ -155,14 +188,33 @@ object AppenderProcess {
      * byte must be accepted, one a few bytes larger must be refused with [RecordTooLargeException] and change
      * nothing. Returns whether one was tried (none can be made for some options).
      */
-    private suspend fun edgeBatch(wal: Wal, o: TortureOptions, topic: String, seed: Long, w: Int, r: Random, out: PrintStream): Boolean {
+    private suspend fun edgeBatch(
+        wal: Wal,
+        o: TortureOptions,
+        topic: String,
+        seed: Long,
+        w: Int,
+        r: Random,
+        out: PrintStream,
+    ): Boolean {
         val delta = if (r.nextBoolean()) 0 else r.nextInt(1, 65)
         val sizes = o.exactBatch(r, CrashPayloads.minSize(topic), delta, maxBytes = 2L shl 20) ?: return false
-        val what = "a batch of ${sizes.size} records (${sizes.toSortedSet().take(3)} bytes) taking ${o.unitBytes(sizes)} bytes with its headers, " +
-            "for segments of ${o.segmentSize} (room ${o.segmentSize - TortureOptions.SEGMENT_HEADER}), under [$o]"
+        val what =
+            "a batch of ${sizes.size} records (${sizes.toSortedSet().take(
+                3,
+            )} bytes) taking ${o.unitBytes(sizes)} bytes with its headers, " +
+                "for segments of ${o.segmentSize} (room ${o.segmentSize - TortureOptions.SEGMENT_HEADER}), under [$o]"
         if (delta == 0) {
             val first = edgeN.getAndAdd(sizes.size.toLong())
-            val payloads = sizes.mapIndexed { i, size -> CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(w, i, sizes.size), first + i, size) }
+            val payloads = sizes.mapIndexed { i, size ->
+                CrashPayloads.make(
+                    topic,
+                    seed,
+                    CrashPayloads.batchWriter(w, i, sizes.size),
+                    first + i,
+                    size,
+                )
+            }
             val range = try {
                 wal.appendBatch(topic, payloads)
             } catch (e: RecordTooLargeException) {

@@ -54,8 +54,10 @@ object CrashPayloads {
     data class Origin(val seed: Long, val writer: Int, val n: Long) {
         /** The writer without its batch bits (see [batchWriter]). */
         val base: Int get() = if (writer < 0) writer else writer and 0x1ff
+
         /** The payload's index in its batch (0 for a single append). */
         val batchIndex: Int get() = if (writer < 0) 0 else (writer ushr 9) and 0x7ff
+
         /** The size of its batch, or 0 for a single append (or a writer that does not mark batches). */
         val batchSize: Int get() = if (writer < 0) 0 else (writer ushr 20) and 0x7ff
     }
@@ -82,5 +84,6 @@ object CrashPayloads {
     fun crc(bytes: ByteArray, off: Int = 0, len: Int = bytes.size): Long =
         CRC32().apply { update(bytes, off, len) }.value
 
-    private fun fillerRandom(seed: Long, writer: Int, n: Long) = Random(seed * 1_000_003L xor (writer.toLong() shl 40) xor n)
+    private fun fillerRandom(seed: Long, writer: Int, n: Long) =
+        Random(seed * 1_000_003L xor (writer.toLong() shl 40) xor n)
 }

@@ -24,9 +24,23 @@ import kotlin.random.Random
  * Every acknowledged record is printed as `ACK`, as the coroutine writers' are; a broken expectation or a failed
  * call (there is no failure before the kill) prints `ERROR` and ends the process.
  */
-class FacadeLoad(private val wal: Wal, private val seed: Long, private val o: TortureOptions, private val out: PrintStream) {
+class FacadeLoad(
+    private val wal: Wal,
+    private val seed: Long,
+    private val o: TortureOptions,
+    private val out: PrintStream,
+) {
     private val setup = Random(seed * 131 + 7)
-    private val executor: Executor? = if (setup.nextBoolean()) null else Executors.newCachedThreadPool { r -> Thread(r, "facade-callback").apply { isDaemon = true } }
+    private val executor: Executor? = if (setup.nextBoolean()) {
+        null
+    } else {
+        Executors.newCachedThreadPool { r ->
+            Thread(r, "facade-callback").apply {
+                isDaemon =
+                    true
+            }
+        }
+    }
     private val maxPending: Long = when (setup.nextInt(4)) {
         0 -> 4L shl 10
         1 -> 256L shl 10
@@ -45,7 +59,10 @@ class FacadeLoad(private val wal: Wal, private val seed: Long, private val o: To
         } catch (e: Throwable) {
             AppenderProcess.fatal(out, "$name threw $e")
         }
-    }, name).apply { isDaemon = true; start() }
+    }, name).apply {
+        isDaemon = true
+        start()
+    }
 
     private fun durability(r: Random): Durability? = AppenderProcess.durability("mixed", r)
 
@@ -59,7 +76,9 @@ class FacadeLoad(private val wal: Wal, private val seed: Long, private val o: To
         while (true) {
             if (r.nextInt(8) == 0) {
                 val sizes = o.fitBatch(List(r.nextInt(1, 6)) { o.recordSize(r, min) }, maxBytes = 256L shl 10)
-                val payloads = sizes.mapIndexed { i, s -> CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(PIPE_WRITER, i, sizes.size), n++, s) }
+                val payloads = sizes.mapIndexed { i, s ->
+                    CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(PIPE_WRITER, i, sizes.size), n++, s)
+                }
                 val want = expect until expect + payloads.size
                 expect += payloads.size
                 aw.appendBatch(topic, payloads, durability(r)).whenComplete { range, e ->
@@ -84,13 +103,24 @@ class FacadeLoad(private val wal: Wal, private val seed: Long, private val o: To
         val outstanding = Semaphore(4)
         var n = 0L
         fun topic() = CrashOptions.TOPICS[r.nextInt(CrashOptions.TOPICS.size)]
-        fun single(topic: String) = CrashPayloads.make(topic, seed, writer, n++, o.recordSize(r, CrashPayloads.minSize(topic)))
+        fun single(topic: String) =
+            CrashPayloads.make(topic, seed, writer, n++, o.recordSize(r, CrashPayloads.minSize(topic)))
         fun batch(topic: String): List<ByteArray> {
-            val sizes = o.fitBatch(List(r.nextInt(1, 5)) { o.recordSize(r, CrashPayloads.minSize(topic)) }, maxBytes = 256L shl 10)
-            return sizes.mapIndexed { k, s -> CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(writer, k, sizes.size), n++, s) }
+            val sizes = o.fitBatch(
+                List(r.nextInt(1, 5)) { o.recordSize(r, CrashPayloads.minSize(topic)) },
+                maxBytes =
+                256L shl 10,
+            )
+            return sizes.mapIndexed { k, s ->
+                CrashPayloads.make(topic, seed, CrashPayloads.batchWriter(writer, k, sizes.size), n++, s)
+            }
         }
         fun after(what: String, topic: String, prev: Long, next: Long) {
-            if (next <= prev) fail("chainer $i: $what to $topic got $next, not after $prev, acknowledged before it was called")
+            if (next <=
+                prev
+            ) {
+                fail("chainer $i: $what to $topic got $next, not after $prev, acknowledged before it was called")
+            }
         }
         while (true) {
             outstanding.acquire()
@@ -120,6 +150,7 @@ class FacadeLoad(private val wal: Wal, private val seed: Long, private val o: To
                         after("a blocking append in a callback", t1, s1, s3)
                     }
                 }
+
                 1 -> {
                     // a batch whose dependent appends a batch
                     val b1 = batch(t1)
@@ -132,6 +163,7 @@ class FacadeLoad(private val wal: Wal, private val seed: Long, private val o: To
                         }
                     }
                 }
+
                 else -> {
                     // thenRun: the dependent does not use the result, it only appends when the first is acknowledged
                     val p1 = single(t1)

@@ -1,7 +1,7 @@
 package dev.kwal.crash
 
-import dev.kwal.engine.Kwal
 import dev.kwal.WalLockedException
+import dev.kwal.engine.Kwal
 import java.nio.file.Path
 import kotlin.system.exitProcess
 

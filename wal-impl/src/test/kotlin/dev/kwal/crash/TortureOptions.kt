@@ -55,10 +55,16 @@ data class TortureOptions(
         val third = (blockSize - BLOCK_HEADER) / 3 - FRAME_HEADER
         val s = when (r.nextInt(20)) {
             in 0..7 -> min + r.nextInt(200)
+
             in 8..10 -> halfBlock + r.nextInt(-48, 49)
-            11, 12 -> halfBlock + 1 + r.nextInt(16) // just over half a block: one frame per block
+
+            11, 12 -> halfBlock + 1 + r.nextInt(16)
+
+            // just over half a block: one frame per block
             13 -> third + r.nextInt(-8, 9)
+
             14, 15 -> hi - r.nextInt(64)
+
             else -> r.nextInt(min, hi + 1)
         }
         return s.coerceIn(min, hi)
@@ -100,11 +106,21 @@ data class TortureOptions(
             val frame = FRAME_HEADER.toLong() + s
             var t = total
             var b = inBlock
-            if (b < 0 || b + frame > blockSize) { t += BLOCK_HEADER; b = BLOCK_HEADER.toLong() }
+            if (b < 0 || b + frame > blockSize) {
+                t += BLOCK_HEADER
+                b = BLOCK_HEADER.toLong()
+            }
             t += frame
             b += frame
-            if (n >= 1 && (t > segmentSize - SEGMENT_HEADER || payload + s > maxBytes || n >= CrashPayloads.MAX_BATCH)) break
-            total = t; inBlock = b; payload += s; n++
+            if (n >= 1 &&
+                (t > segmentSize - SEGMENT_HEADER || payload + s > maxBytes || n >= CrashPayloads.MAX_BATCH)
+            ) {
+                break
+            }
+            total = t
+            inBlock = b
+            payload += s
+            n++
         }
         return sizes.subList(0, n)
     }
@@ -120,7 +136,15 @@ data class TortureOptions(
         if (target > maxBytes) return null
         val floor = maxOf(min.toLong(), target / (CrashPayloads.MAX_BATCH - 2)).toInt()
         if (floor > maxRecordSize) return null
-        val s = (if (r.nextInt(3) > 0) halfBlock + 1 + r.nextInt(8) else recordSize(r, min)).coerceIn(floor, maxRecordSize)
+        val s = (
+            if (r.nextInt(3) >
+                0
+            ) {
+                halfBlock + 1 + r.nextInt(8)
+            } else {
+                recordSize(r, min)
+            }
+            ).coerceIn(floor, maxRecordSize)
         val sizes = ArrayList<Int>()
         var total = 0L
         var inBlock = -1L
@@ -140,7 +164,10 @@ data class TortureOptions(
             sizes + (gap - FRAME_HEADER),
             sizes + (gap - FRAME_HEADER - BLOCK_HEADER),
         )
-        return candidates.firstOrNull { c -> c.all { it in min..maxRecordSize } && unitBytes(c) == target && c.sumOf { it.toLong() } <= maxBytes }
+        return candidates.firstOrNull { c ->
+            c.all { it in min..maxRecordSize } && unitBytes(c) == target &&
+                c.sumOf { it.toLong() } <= maxBytes
+        }
     }
 
     /**
@@ -157,14 +184,24 @@ data class TortureOptions(
     }
 
     fun encode(): String = listOf(
-        segmentSize, blockSize, maxRecordSize, maxGroupBytes, maxQueuedBytes,
-        when (durability) { Durability.Sync -> "sync"; Durability.None -> "none"; is Durability.Interval -> "interval${durability.millis}" },
+        segmentSize,
+        blockSize,
+        maxRecordSize,
+        maxGroupBytes,
+        maxQueuedBytes,
+        when (durability) {
+            Durability.Sync -> "sync"
+            Durability.None -> "none"
+            is Durability.Interval -> "interval${durability.millis}"
+        },
         policy.name,
     ).joinToString(",")
 
     override fun toString(): String =
         "seg=${size(segmentSize.toLong())} block=${size(blockSize.toLong())} rec=${size(maxRecordSize.toLong())} " +
-            "group=${size(maxGroupBytes.toLong())} queue=${size(maxQueuedBytes)} dur=${durabilityName(durability)} policy=$policy"
+            "group=${size(
+                maxGroupBytes.toLong(),
+            )} queue=${size(maxQueuedBytes)} dur=${durabilityName(durability)} policy=$policy"
 
     companion object {
         const val BLOCK_HEADER = 48
@@ -172,7 +209,16 @@ data class TortureOptions(
         const val SEGMENT_HEADER = 64
 
         /** The options the torture used before it drew them at random ([CrashOptions.of]). */
-        val CLASSIC = TortureOptions(64 shl 10, 8 shl 10, 4 shl 10, 16 shl 10, WalOptions.DEFAULT_MAX_QUEUED_BYTES, Durability.Sync, CorruptionPolicy.FAIL)
+        val CLASSIC =
+            TortureOptions(
+                64 shl 10,
+                8 shl 10,
+                4 shl 10,
+                16 shl 10,
+                WalOptions.DEFAULT_MAX_QUEUED_BYTES,
+                Durability.Sync,
+                CorruptionPolicy.FAIL,
+            )
 
         fun decode(s: String): TortureOptions {
             val p = s.split(',')
@@ -183,7 +229,15 @@ data class TortureOptions(
                 p[5].startsWith("interval") -> Durability.Interval(p[5].removePrefix("interval").toLong())
                 else -> error("bad durability '${p[5]}'")
             }
-            return TortureOptions(p[0].toInt(), p[1].toInt(), p[2].toInt(), p[3].toInt(), p[4].toLong(), durability, CorruptionPolicy.valueOf(p[6]))
+            return TortureOptions(
+                p[0].toInt(),
+                p[1].toInt(),
+                p[2].toInt(),
+                p[3].toInt(),
+                p[4].toLong(),
+                durability,
+                CorruptionPolicy.valueOf(p[6]),
+            )
         }
 
         fun durabilityName(d: Durability?): String = when (d) {
@@ -207,14 +261,23 @@ data class TortureOptions(
          * from one record (the minimum) to several segments; a queue bound from 1 byte to the default; Sync mostly,
          * None and Interval too; FAIL or TRUNCATE.
          */
-        fun random(r: Random, maxSegment: Int = 4 shl 20, hugeChance: Double = 0.0, maxRecord: Int = 256 shl 10): TortureOptions {
+        fun random(
+            r: Random,
+            maxSegment: Int = 4 shl 20,
+            hugeChance: Double = 0.0,
+            maxRecord: Int = 256 shl 10,
+        ): TortureOptions {
             val min = WalOptions.MIN_SEGMENT_SIZE
-            val segment = if (r.nextDouble() < hugeChance) WalOptions.DEFAULT_SEGMENT_SIZE else when (r.nextInt(10)) {
-                in 0..3 -> min
-                4, 5 -> r.nextInt(min, 256 shl 10)
-                6, 7 -> r.nextInt(256, 1025) shl 10
-                else -> r.nextInt(1 shl 20, maxOf(1 shl 20, maxSegment) + 1)
-            }.coerceIn(min, maxOf(min, maxSegment))
+            val segment = if (r.nextDouble() < hugeChance) {
+                WalOptions.DEFAULT_SEGMENT_SIZE
+            } else {
+                when (r.nextInt(10)) {
+                    in 0..3 -> min
+                    4, 5 -> r.nextInt(min, 256 shl 10)
+                    6, 7 -> r.nextInt(256, 1025) shl 10
+                    else -> r.nextInt(1 shl 20, maxOf(1 shl 20, maxSegment) + 1)
+                }.coerceIn(min, maxOf(min, maxSegment))
+            }
             val blockCap = segment - WalOptions.SEGMENT_RESERVE
             val block = when (r.nextInt(12)) {
                 in 0..2 -> WalOptions.MIN_BLOCK_SIZE
@@ -233,16 +296,26 @@ data class TortureOptions(
             val groupCap = 16 shl 20
             val group = when (r.nextInt(10)) {
                 0, 1 -> record
+
                 2, 3, 4 -> r.nextInt(record, record * 4 + 1)
-                5, 6 -> (segment.toLong() * r.nextInt(1, 4) + r.nextInt(4096)).coerceAtMost(groupCap.toLong()).toInt() // spans segments
+
+                5, 6 -> (segment.toLong() * r.nextInt(1, 4) + r.nextInt(4096)).coerceAtMost(groupCap.toLong()).toInt()
+
+                // spans segments
                 7 -> WalOptions.DEFAULT_MAX_GROUP_BYTES
+
                 else -> r.nextInt(record, maxOf(record, segment) + 1)
             }.coerceIn(record, maxOf(record, groupCap))
             val queue = when (r.nextInt(10)) {
                 0 -> 1L
+
                 1, 2 -> 1024L
-                3 -> r.nextLong(1, record.toLong() + 1) // less than one record: each waits until nothing else is queued
+
+                3 -> r.nextLong(1, record.toLong() + 1)
+
+                // less than one record: each waits until nothing else is queued
                 4, 5, 6 -> r.nextLong(64 shl 10, (4 shl 20) + 1)
+
                 else -> WalOptions.DEFAULT_MAX_QUEUED_BYTES
             }
             val durability = when (r.nextInt(10)) {
@@ -255,9 +328,22 @@ data class TortureOptions(
         }
 
         /** Options whose sizes differ from [prev]'s, or (sometimes) the same sizes again: reopens change the shape. */
-        fun next(r: Random, prev: TortureOptions?, maxSegment: Int = 4 shl 20, hugeChance: Double = 0.0, maxRecord: Int = 256 shl 10): TortureOptions {
+        fun next(
+            r: Random,
+            prev: TortureOptions?,
+            maxSegment: Int = 4 shl 20,
+            hugeChance: Double = 0.0,
+            maxRecord: Int = 256 shl
+                10,
+        ): TortureOptions {
             val fresh = random(r, maxSegment, hugeChance, maxRecord)
-            return if (prev != null && r.nextInt(4) == 0) prev.copy(durability = fresh.durability, policy = fresh.policy) else fresh
+            return if (prev != null &&
+                r.nextInt(4) == 0
+            ) {
+                prev.copy(durability = fresh.durability, policy = fresh.policy)
+            } else {
+                fresh
+            }
         }
     }
 }

@@ -58,7 +58,10 @@ class TopicModel(val name: String) {
         var n = 0
         var s = acked.nextSetBit(from.coerceIn(0, Int.MAX_VALUE.toLong()).toInt())
         while (s >= 0) {
-            if (!lost[s]) { lost.set(s); n++ }
+            if (!lost[s]) {
+                lost.set(s)
+                n++
+            }
             s = if (s == Int.MAX_VALUE) -1 else acked.nextSetBit(s + 1)
         }
         return n

@@ -114,5 +114,10 @@ data class PerSegmentLimit(val what: String, val perSegment: Double, val floor: 
         "$what: growth within one open window <= max(${fmt(perSegment)} x segments rolled, $floor)"
 }
 
-internal fun fmt(x: Double): String =
-    if (x == Math.rint(x) && kotlin.math.abs(x) < 1e15) x.toLong().toString() else "%.2f".format(java.util.Locale.ROOT, x)
+internal fun fmt(x: Double): String = if (x == Math.rint(x) &&
+    kotlin.math.abs(x) < 1e15
+) {
+    x.toLong().toString()
+} else {
+    "%.2f".format(java.util.Locale.ROOT, x)
+}

@@ -34,32 +34,36 @@ import kotlin.time.Duration.Companion.minutes
  * (p99 of Sync appends and batches, from the call to its acknowledgement, leaving out the few that overlapped a
  * forced GC).
  */
-class SoakSpec : FunSpec({
-    val minutesProperty = System.getProperty("soak.minutes")?.takeIf { it.isNotBlank() }?.toDouble()
-    val slice = minutesProperty == null
-    val minutes = minutesProperty ?: 0.15
-    val seed = System.getProperty("soak.seed")?.takeIf { it.isNotBlank() }?.toLong() ?: Random.nextLong()
-    val config = SoakConfig(minutes = minutes, slice = slice, seed = seed)
+class SoakSpec :
+    FunSpec({
+        val minutesProperty = System.getProperty("soak.minutes")?.takeIf { it.isNotBlank() }?.toDouble()
+        val slice = minutesProperty == null
+        val minutes = minutesProperty ?: 0.15
+        val seed = System.getProperty("soak.seed")?.takeIf { it.isNotBlank() }?.toLong() ?: Random.nextLong()
+        val config = SoakConfig(minutes = minutes, slice = slice, seed = seed)
 
-    test("a long run under steady load loses nothing acknowledged and holds its resources flat")
-        .config(
-            // Kotest also bounds each invocation (10 minutes by default): both must cover the run.
-            timeout = (config.runMillis + 15.minutes.inWholeMilliseconds).milliseconds,
-            invocationTimeout = (config.runMillis + 15.minutes.inWholeMilliseconds).milliseconds,
-        ) {
-            val result = Soak(config).run()
-            val line = result.summary()
-            runCatching {
-                val target = Path.of(System.getProperty("soak.summary") ?: "target/soak-summary.txt")
-                Files.createDirectories(target.toAbsolutePath().parent)
-                Files.writeString(target, line + "\n")
+        test("a long run under steady load loses nothing acknowledged and holds its resources flat")
+            .config(
+                // Kotest also bounds each invocation (10 minutes by default): both must cover the run.
+                timeout = (config.runMillis + 15.minutes.inWholeMilliseconds).milliseconds,
+                invocationTimeout = (config.runMillis + 15.minutes.inWholeMilliseconds).milliseconds,
+            ) {
+                val result = Soak(config).run()
+                val line = result.summary()
+                runCatching {
+                    val target = Path.of(System.getProperty("soak.summary") ?: "target/soak-summary.txt")
+                    Files.createDirectories(target.toAbsolutePath().parent)
+                    Files.writeString(target, line + "\n")
+                }
+                System.err.flush()
+                println(line)
+                System.out.flush()
+                withClue(
+                    "${result.failureCount} problems (seed $seed), the first:\n" +
+                        result.failures.take(20).joinToString("\n"),
+                ) {
+                    result.lost shouldBe 0L
+                    result.failureCount shouldBe 0L
+                }
             }
-            System.err.flush()
-            println(line)
-            System.out.flush()
-            withClue("${result.failureCount} problems (seed $seed), the first:\n" + result.failures.take(20).joinToString("\n")) {
-                result.lost shouldBe 0L
-                result.failureCount shouldBe 0L
-            }
-        }
-})
+    })

@@ -1,9 +1,9 @@
 package dev.kwal.bench.jmh
 
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.Wal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.runBlocking
 import org.openjdk.jmh.annotations.Benchmark
 import org.openjdk.jmh.annotations.BenchmarkMode
@@ -138,7 +138,10 @@ open class ReplayBench {
     @OperationsPerInvocation(FilledLog.RECORDS)
     fun replay(log: FilledLog, bh: Blackhole) = runBlocking {
         var n = 0
-        log.wal.replay("t").collect { bh.consume(it); n++ }
+        log.wal.replay("t").collect {
+            bh.consume(it)
+            n++
+        }
         check(n == FilledLog.RECORDS)
     }
 }
@@ -152,7 +155,9 @@ open class CrcInput {
     val crc = CRC32C()
 
     @Setup
-    fun setup() { bytes = Random(size).nextBytes(size) }
+    fun setup() {
+        bytes = Random(size).nextBytes(size)
+    }
 }
 
 /** For reference: the JDK's CRC32C over one payload, the checksum kwal computes per record. Ops = payloads. */

@@ -69,6 +69,7 @@ internal class Group {
                 syncs.add(request)
                 needsSync = true
             }
+
             is AppendRequest -> {
                 if (request.abandoned) return
                 val topic = knownTopic(request, table) ?: table.add(request.topicName).also { newTopics.add(it) }
@@ -143,7 +144,11 @@ internal class Group {
     /** Overwrites every byte this group wrote with zeros, blocking. */
     fun eraseRegions() {
         for (r in regions) {
-            SegmentFiles.writeZeros(r.segment.file, r.fileOffset.toLong(), r.fileOffset.toLong() + r.bufferEnd - r.bufferStart)
+            SegmentFiles.writeZeros(
+                r.segment.file,
+                r.fileOffset.toLong(),
+                r.fileOffset.toLong() + r.bufferEnd - r.bufferStart,
+            )
         }
     }
 

@@ -145,7 +145,9 @@ internal class GroupEncoder(
         if (at + needed <= active.size) return
         // Never past an empty segment: recovery would read the data after it as a torn tail. Recovery leaves an empty
         // active segment only at today's size, which fits any unit accepted, so this is a bug if it fails.
-        check(at > SegmentHeader.SIZE) { "unit of $needed bytes does not fit the empty segment ${active.id} of ${active.size} bytes" }
+        check(at > SegmentHeader.SIZE) {
+            "unit of $needed bytes does not fit the empty segment ${active.id} of ${active.size} bytes"
+        }
         val topic = runTopic!!
         endRun()
         closeRegion()
@@ -153,7 +155,9 @@ internal class GroupEncoder(
         regionStart = buffer.position()
         regionFileOffset = SegmentHeader.SIZE
         beginRun(topic)
-        check(regionFileOffset + needed <= segments.active.size) { "unit of $needed bytes cannot fit in an empty segment" }
+        check(regionFileOffset + needed <= segments.active.size) {
+            "unit of $needed bytes cannot fit in an empty segment"
+        }
     }
 
     private fun frame(payload: ByteArray) {

@@ -52,8 +52,17 @@ internal object BlockHeader {
      * The header is bound to [position], its place in the log.
      */
     fun write(
-        b: ByteBuffer, at: Int, position: LogPosition, flags: Int, topicId: Int, firstSeq: Long, count: Int,
-        bodyLength: Int, syncedThrough: LogPosition, timestamp: Long, crc: CRC32C,
+        b: ByteBuffer,
+        at: Int,
+        position: LogPosition,
+        flags: Int,
+        topicId: Int,
+        firstSeq: Long,
+        count: Int,
+        bodyLength: Int,
+        syncedThrough: LogPosition,
+        timestamp: Long,
+        crc: CRC32C,
     ) {
         b.putInt(at, MAGIC)
         b.put(at + OFF_VERSION, VERSION.toByte())
@@ -106,7 +115,11 @@ internal object BlockHeader {
         if (b.get(at + OFF_FLAGS).toInt() and FLAG_CONTINUED.inv() != 0) return "unknown block flags"
         if (b.getInt(at + OFF_COUNT) < 1) return "block with no records"
         val body = b.getInt(at + OFF_BODY_LENGTH)
-        if (body < RecordFrame.HEADER_SIZE * b.getInt(at + OFF_COUNT).toLong()) return "block body too short for its records"
+        if (body <
+            RecordFrame.HEADER_SIZE * b.getInt(at + OFF_COUNT).toLong()
+        ) {
+            return "block body too short for its records"
+        }
         return null
     }
 
@@ -118,8 +131,14 @@ internal object BlockHeader {
     /** Whether bytes [from, until) of [b] are all zero. */
     fun allZero(b: ByteBuffer, from: Int, until: Int): Boolean {
         var i = from
-        while (i + 8 <= until) { if (b.getLong(i) != 0L) return false; i += 8 }
-        while (i < until) { if (b.get(i).toInt() != 0) return false; i++ }
+        while (i + 8 <= until) {
+            if (b.getLong(i) != 0L) return false
+            i += 8
+        }
+        while (i < until) {
+            if (b.get(i).toInt() != 0) return false
+            i++
+        }
         return true
     }
 
@@ -127,7 +146,10 @@ internal object BlockHeader {
     fun lastNonZero(b: ByteBuffer, from: Int, until: Int): Int {
         var i = until
         while (i - 8 >= from && b.getLong(i - 8) == 0L) i -= 8
-        while (i > from) { if (b.get(i - 1).toInt() != 0) return i - 1; i-- }
+        while (i > from) {
+            if (b.get(i - 1).toInt() != 0) return i - 1
+            i--
+        }
         return -1
     }
 }

@@ -39,7 +39,10 @@ internal object RecordFrame {
 
         /** Resets the checksum and feeds it the seed of record [seq] of topic [topicId] with a [length]-byte payload. */
         private fun seed(topicId: Int, seq: Long, length: Int) {
-            if (topicId != seedTopic) { seedBuf.putInt(0, topicId); seedTopic = topicId }
+            if (topicId != seedTopic) {
+                seedBuf.putInt(0, topicId)
+                seedTopic = topicId
+            }
             seedBuf.putLong(4, seq).putInt(12, length)
             crc.reset()
             crc.update(seedBytes, 0, SEED_SIZE)

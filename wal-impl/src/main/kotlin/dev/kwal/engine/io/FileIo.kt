@@ -56,7 +56,12 @@ internal interface FileIo {
      * Crash model: opening an existing file changes nothing. Creating one adds a directory entry (see above): a
      * crash keeps it; a power cut before the next [syncDirectory] of its directory may undo it.
      */
-    fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile
+    fun open(
+        path: Path,
+        create: Boolean,
+        writeExecutor: ExecutorService,
+        permissions: Set<PosixFilePermission>,
+    ): LogFile
 
     /**
      * Renames [from] to [to] atomically, replacing [to].

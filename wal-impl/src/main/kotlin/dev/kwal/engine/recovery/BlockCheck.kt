@@ -104,7 +104,13 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
             val len = b.getInt(p + 4)
             val bytes = ByteArray(len) // bounded: the frame passed its check inside the block
             b.get(p + RecordFrame.HEADER_SIZE, bytes)
-            out.add(try { utf8.decode(ByteBuffer.wrap(bytes)).toString() } catch (e: Exception) { null })
+            out.add(
+                try {
+                    utf8.decode(ByteBuffer.wrap(bytes)).toString()
+                } catch (e: Exception) {
+                    null
+                },
+            )
             p += RecordFrame.HEADER_SIZE + len
         }
         return out

@@ -30,7 +30,8 @@ internal sealed interface Verdict {
         fun failure(files: SegmentFiles): WalCorruptedException = WalCorruptedException(
             "$description${if (syncedPast) " (later blocks show it had been synced)" else ""}; " +
                 "open with CorruptionPolicy.TRUNCATE to drop it and everything after it",
-            files.pathOf(stop.found.segmentId), stop.found.offset.toLong(),
+            files.pathOf(stop.found.segmentId),
+            stop.found.offset.toLong(),
         )
     }
 }
@@ -44,8 +45,11 @@ internal sealed interface Verdict {
  */
 internal fun classify(stop: Stop, segments: List<ProbedSegment>): Verdict {
     val evidence = Evidence.after(stop.position, segments)
-    return if (stop.corrupt || evidence.syncedPast) Verdict.Corruption(stop, evidence.syncedPast, evidence.records)
-    else Verdict.TornTail(evidence.records)
+    return if (stop.corrupt || evidence.syncedPast) {
+        Verdict.Corruption(stop, evidence.syncedPast, evidence.records)
+    } else {
+        Verdict.TornTail(evidence.records)
+    }
 }
 
 /** What the bytes from a stop P to the end of the log say about P. */
@@ -85,7 +89,12 @@ internal class Evidence(
          * [from, limit), trying every offset but skipping aligned zero words.
          */
         private inline fun forEachSoundHeader(
-            view: ByteBuffer, id: Int, from: Int, limit: Int, crc: CRC32C, action: (Int) -> Unit,
+            view: ByteBuffer,
+            id: Int,
+            from: Int,
+            limit: Int,
+            crc: CRC32C,
+            action: (Int) -> Unit,
         ) {
             var at = from
             while (at <= limit - BlockHeader.SIZE) {

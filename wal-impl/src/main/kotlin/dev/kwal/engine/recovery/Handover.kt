@@ -53,7 +53,10 @@ internal class Handover(
             // The writer must never roll past an empty segment — recovery reads "an empty segment, then data" as a
             // torn tail — yet a unit checked against today's size may not fit an older, smaller one. A crash during
             // the replacement leaves the old file or the new one, both empty.
-            zeroed?.let { opened.remove(it); it.close() }
+            zeroed?.let {
+                opened.remove(it)
+                it.close()
+            }
             return files.create(last.id, segmentSize, logId).also { opened.add(it.file) }
         }
         val file = zeroed ?: last.reopen(files, opened)

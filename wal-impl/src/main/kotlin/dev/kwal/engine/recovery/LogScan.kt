@@ -51,6 +51,7 @@ internal class LogScan(private val table: TopicTable) {
             logId = header.logId
             when (val scanned = scanSegment(id, segment, firstEmpty)) {
                 is SegmentScan.Stopped -> return stopped(scanned.stop)
+
                 is SegmentScan.Ended -> {
                     dataEnds.add(scanned.end)
                     if (scanned.end == SegmentHeader.SIZE && firstEmpty == null) firstEmpty = id
@@ -119,7 +120,9 @@ internal class LogScan(private val table: TopicTable) {
     }
 
     /** A stop at [position]; inside a group, truncation must start at the group's first block. */
-    private fun stopAt(position: LogPosition, reason: String, corrupt: Boolean): Stop =
-        if (group.isEmpty()) Stop(position, reason, corrupt)
-        else Stop(group.start, "$reason (inside the group at ${group.start})", corrupt, found = position)
+    private fun stopAt(position: LogPosition, reason: String, corrupt: Boolean): Stop = if (group.isEmpty()) {
+        Stop(position, reason, corrupt)
+    } else {
+        Stop(group.start, "$reason (inside the group at ${group.start})", corrupt, found = position)
+    }
 }

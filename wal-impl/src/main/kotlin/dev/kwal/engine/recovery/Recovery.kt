@@ -44,11 +44,7 @@ import java.security.SecureRandom
  * Thread-safety: none needed. [run] is called once, on the thread opening the log (holding its lock), before any
  * other thread sees the log; an instance is not reused.
  */
-internal class Recovery(
-    private val options: WalOptions,
-    private val io: FileIo,
-    private val files: SegmentFiles,
-) {
+internal class Recovery(private val options: WalOptions, private val io: FileIo, private val files: SegmentFiles) {
     private val log = LoggerFactory.getLogger(Recovery::class.java)
     private val table = TopicTable()
 
@@ -65,6 +61,7 @@ internal class Recovery(
             val segments = ids.map { ProbedSegment.probe(files, it, options.segmentSize) } // 2. probe
             return when (val scan = LogScan(table).scan(segments)) { // 3. scan
                 is ScanResult.Clean -> continueLog(scan, segments, opened, started)
+
                 is ScanResult.Stopped -> truncateAndContinue(scan, segments, opened, started)
             }
         } catch (e: Throwable) {
@@ -78,7 +75,10 @@ internal class Recovery(
      * the end of its data; the empty segments after it are spares.
      */
     private fun continueLog(
-        scan: ScanResult.Clean, segments: List<ProbedSegment>, opened: MutableList<LogFile>, started: Long,
+        scan: ScanResult.Clean,
+        segments: List<ProbedSegment>,
+        opened: MutableList<LogFile>,
+        started: Long,
     ): RecoveredLog {
         val active = scan.dataEnds.indexOfLast { it > SegmentHeader.SIZE }.coerceAtLeast(0)
         val handover = Handover(options.segmentSize, io, files, opened)
@@ -90,7 +90,10 @@ internal class Recovery(
 
     /** A stop: classified, the policy applied, truncated at P; the log continues at P (or before P's segment). */
     private fun truncateAndContinue(
-        scan: ScanResult.Stopped, segments: List<ProbedSegment>, opened: MutableList<LogFile>, started: Long,
+        scan: ScanResult.Stopped,
+        segments: List<ProbedSegment>,
+        opened: MutableList<LogFile>,
+        started: Long,
     ): RecoveredLog {
         val stop = scan.stop
         val verdict = classify(stop, segments) // 4. classify
@@ -104,7 +107,15 @@ internal class Recovery(
         // after it (P at the header of a segment that followed empty ones, or just past a header) must not stay
         // behind it as sealed ones, or the next open would read "an empty segment, then data". They go the way of
         // the spares of a clean log.
-        val ends = List(cut.kept) { i -> if (cut.keptStopSegment && i == cut.kept - 1) stop.position.offset else scan.dataEnds[i] }
+        val ends = List(cut.kept) { i ->
+            if (cut.keptStopSegment &&
+                i == cut.kept - 1
+            ) {
+                stop.position.offset
+            } else {
+                scan.dataEnds[i]
+            }
+        }
         val active = ends.indexOfLast { it > SegmentHeader.SIZE }.coerceAtLeast(0)
         val handover = Handover(options.segmentSize, io, files, opened) // 6. finish
         var zeroed = cut.zeroed
@@ -123,6 +134,7 @@ internal class Recovery(
     private fun applyPolicy(stop: Stop, verdict: Verdict) {
         when (verdict) {
             is Verdict.TornTail -> log.info("kwal: truncating a torn tail at {} ({})", stop.position, stop.reason)
+
             is Verdict.Corruption -> {
                 if (options.corruptionPolicy == CorruptionPolicy.FAIL) throw verdict.failure(files)
                 val message = "kwal: truncating the log at {} ({}) as CorruptionPolicy.TRUNCATE allows"
@@ -139,6 +151,11 @@ internal class Recovery(
     }
 
     private fun report(
-        started: Long, segments: Int, records: Long, truncated: Long = 0, dropped: Long = 0, corruption: String? = null,
+        started: Long,
+        segments: Int,
+        records: Long,
+        truncated: Long = 0,
+        dropped: Long = 0,
+        corruption: String? = null,
     ) = RecoveryReport(segments, records, truncated, dropped, corruption, (System.nanoTime() - started) / 1_000_000)
 }

@@ -25,11 +25,7 @@ internal sealed interface ScanResult {
     val records: Long
 
     /** Every segment is a sound continuation of the log, to its end. */
-    class Clean(
-        val logId: Long,
-        override val dataEnds: List<Int>,
-        override val records: Long,
-    ) : ScanResult
+    class Clean(val logId: Long, override val dataEnds: List<Int>, override val records: Long) : ScanResult
 
     /** The scan stopped at [stop]; [dataEnds] covers the segments it had read to their end before. */
     class Stopped(

@@ -36,6 +36,7 @@ import java.util.zip.CRC32C
 internal class TopicReader(private val segments: SegmentSet, private val lifecycle: LogLifecycle) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
+
     /** The segment whose mapping this reader borrows, if any, and its duplicate of that mapping. */
     private var borrowed: Segment? = null
     private var borrowedView: ByteBuffer = EMPTY
@@ -44,10 +45,13 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
     private var topic: Topic? = null
     private var topicId = 0
     private var topicName = ""
+
     /** The first sequence not to return. */
     private var end = 0L
+
     /** The next sequence to return; frames below it (in the first block) are checked but skipped. */
     private var next = 0L
+
     /** The index entry of the next block to open, and the number of entries this read considers. */
     private var blockIndex = 0
     private var blockCount = 0
@@ -122,10 +126,13 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
         val firstSeq = index.firstSeq(blockIndex)
         if (firstSeq >= end) return false
         val position = index.position(blockIndex)
-        val segment = segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
+        val segment =
+            segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
         val view = blockView(segment, position)
         val at = position.offset
-        if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId || view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq) {
+        if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId ||
+            view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq
+        ) {
             throw corrupt("block does not belong to ${topic.name} at sequence $firstSeq", position)
         }
         this.view = view
@@ -149,7 +156,11 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
         throw e
     } catch (e: java.io.IOException) {
         // After close, a segment is mapped by path, from a file that may have been deleted since.
-        if (lifecycle.isClosed || e is java.nio.channels.ClosedChannelException) throw WalClosedException("Wal is closed, and ${segment.file.path} cannot be mapped again: $e")
+        if (lifecycle.isClosed ||
+            e is java.nio.channels.ClosedChannelException
+        ) {
+            throw WalClosedException("Wal is closed, and ${segment.file.path} cannot be mapped again: $e")
+        }
         throw dev.kwal.WalException("cannot map ${segment.file.path}: $e", e)
     }
 
@@ -164,12 +175,18 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { throw corrupt(it, position) }
         val body = view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
-        if (body < 0 || at.toLong() + BlockHeader.SIZE + body > view.capacity()) throw corrupt("block body runs past its bounds", position)
+        if (body < 0 ||
+            at.toLong() + BlockHeader.SIZE + body > view.capacity()
+        ) {
+            throw corrupt("block body runs past its bounds", position)
+        }
         return view
     }
 
     private fun corrupt(what: String, position: LogPosition) = WalCorruptedException(
-        what, segments[position.segmentId]?.file?.path, position.offset.toLong(),
+        what,
+        segments[position.segmentId]?.file?.path,
+        position.offset.toLong(),
     )
 
     private companion object {

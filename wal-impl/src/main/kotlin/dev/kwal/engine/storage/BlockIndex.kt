@@ -10,7 +10,9 @@ import dev.kwal.engine.format.LogPosition
  * Entries below [size] never change, and a reader that reads [size] first sees every entry below it.
  */
 internal class BlockIndex {
-    @Volatile private var entries = LongArray(8) // firstSeq0, pos0, firstSeq1, pos1, ...
+    @Volatile private var entries = LongArray(8)
+
+    // firstSeq0, pos0, firstSeq1, pos1, ...
     @Volatile var size: Int = 0
         private set
 
@@ -42,7 +44,12 @@ internal class BlockIndex {
         var found = 0
         while (lo <= hi) {
             val mid = (lo + hi) ushr 1
-            if (e[2 * mid] <= seq) { found = mid; lo = mid + 1 } else hi = mid - 1
+            if (e[2 * mid] <= seq) {
+                found = mid
+                lo = mid + 1
+            } else {
+                hi = mid - 1
+            }
         }
         return found
     }

@@ -33,6 +33,7 @@ internal class Segment(val id: Int, val size: Int, val file: LogFile, private va
         internal set
 
     // The mapping readers borrow, guarded by [mappings]' lock (see MappingCache).
+
     /** The read-only mapping, if mapped: the very buffer [LogFile.map] returned, which is unmapped through it. */
     internal var mapping: ByteBuffer? = null
 
@@ -75,7 +76,11 @@ internal class Segment(val id: Int, val size: Int, val file: LogFile, private va
     /** Closes the file (if open), noting first how much of it a mapping can cover. */
     internal fun closeFile() {
         synchronized(this) {
-            if (closedLength < 0) closedLength = runCatching { minOf(size.toLong(), file.size()) }.getOrDefault(size.toLong())
+            if (closedLength <
+                0
+            ) {
+                closedLength = runCatching { minOf(size.toLong(), file.size()) }.getOrDefault(size.toLong())
+            }
         }
         file.close()
     }

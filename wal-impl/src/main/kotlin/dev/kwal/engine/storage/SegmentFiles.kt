@@ -76,7 +76,8 @@ internal class SegmentFiles(
         fun idOf(fileName: String): Int? = NAME.matchEntire(fileName)?.groupValues?.get(1)?.toLongOrNull()
             ?.takeIf { it in 1..0xFFFF_FFFFL }?.toInt()
 
-        fun isTemporary(fileName: String): Boolean = fileName.startsWith(PREFIX) && fileName.endsWith(SUFFIX + TMP_SUFFIX)
+        fun isTemporary(fileName: String): Boolean =
+            fileName.startsWith(PREFIX) && fileName.endsWith(SUFFIX + TMP_SUFFIX)
 
         /** Overwrites [from, until) of [file] with zeros, blocking. */
         fun writeZeros(file: LogFile, from: Long, until: Long) {

@@ -37,23 +37,32 @@ internal class CountingFileIo(private val delegate: FileIo = RealFileIo) : FileI
     /** The most such mappings at once since this was made or [resetMax] was called. */
     val maxMapped: Int get() = maxMaps.get()
 
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
+    override fun open(
+        path: Path,
+        create: Boolean,
+        writeExecutor: ExecutorService,
+        permissions: Set<PosixFilePermission>,
+    ): LogFile {
         val file = delegate.open(path, create, writeExecutor, permissions)
         max.accumulateAndGet(openFiles.incrementAndGet(), ::maxOf)
         return Counted(file)
     }
 
-    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) = delegate.createDirectories(dir, permissions)
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) =
+        delegate.createDirectories(dir, permissions)
     override fun list(dir: Path): List<Path> = delegate.list(dir)
     override fun move(from: Path, to: Path) = delegate.move(from, to)
     override fun delete(path: Path) = delegate.delete(path)
     override fun syncDirectory(dir: Path) = delegate.syncDirectory(dir)
-    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? = delegate.tryLock(path, permissions)
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? =
+        delegate.tryLock(path, permissions)
 
     private inner class Counted(private val file: LogFile) : LogFile by file {
         private val closed = AtomicBoolean()
 
-        override fun map(size: Long): ByteBuffer = file.map(size).also { maxMaps.accumulateAndGet(maps.incrementAndGet(), ::maxOf) }
+        override fun map(size: Long): ByteBuffer = file.map(size).also {
+            maxMaps.accumulateAndGet(maps.incrementAndGet(), ::maxOf)
+        }
 
         override fun unmap(mapping: ByteBuffer) {
             maps.decrementAndGet()

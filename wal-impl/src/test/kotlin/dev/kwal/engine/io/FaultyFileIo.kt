@@ -80,16 +80,39 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
         if (hit(op) != null) fail(op)
     }
 
-    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) { check(Op.CREATE_DIRS); delegate.createDirectories(dir, permissions) }
-    override fun list(dir: Path): List<Path> { check(Op.LIST); return delegate.list(dir) }
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) {
+        check(Op.CREATE_DIRS)
+        delegate.createDirectories(dir, permissions)
+    }
+    override fun list(dir: Path): List<Path> {
+        check(Op.LIST)
+        return delegate.list(dir)
+    }
+    override fun open(
+        path: Path,
+        create: Boolean,
+        writeExecutor: ExecutorService,
+        permissions: Set<PosixFilePermission>,
+    ): LogFile {
         check(Op.OPEN)
         return FaultyLogFile(delegate.open(path, create, writeExecutor, permissions))
     }
-    override fun move(from: Path, to: Path) { check(Op.MOVE); delegate.move(from, to) }
-    override fun delete(path: Path) { check(Op.DELETE); delegate.delete(path) }
-    override fun syncDirectory(dir: Path) { check(Op.SYNC_DIR); delegate.syncDirectory(dir) }
-    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? { check(Op.LOCK); return delegate.tryLock(path, permissions) }
+    override fun move(from: Path, to: Path) {
+        check(Op.MOVE)
+        delegate.move(from, to)
+    }
+    override fun delete(path: Path) {
+        check(Op.DELETE)
+        delegate.delete(path)
+    }
+    override fun syncDirectory(dir: Path) {
+        check(Op.SYNC_DIR)
+        delegate.syncDirectory(dir)
+    }
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? {
+        check(Op.LOCK)
+        return delegate.tryLock(path, permissions)
+    }
 
     private inner class FaultyLogFile(private val file: LogFile) : LogFile {
         override val path: Path get() = file.path
@@ -112,21 +135,40 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
                 if (left == Long.MAX_VALUE) break
                 val take = minOf(grow.toLong(), left).toInt()
                 if (spaceLeft.compareAndSet(left, left - take)) {
-                    if (take < grow) { allowed = overwrite + take; failAfter = true }
+                    if (take < grow) {
+                        allowed = overwrite + take
+                        failAfter = true
+                    }
                     break
                 }
             }
             return allowed to failAfter
         }
 
-        private inline fun partial(src: ByteBuffer, allowed: Int, failAfter: Boolean, op: Op, write: (ByteBuffer) -> Unit) {
+        private inline fun partial(
+            src: ByteBuffer,
+            allowed: Int,
+            failAfter: Boolean,
+            op: Op,
+            write: (ByteBuffer) -> Unit,
+        ) {
             if (allowed > 0) {
                 val part = src.duplicate()
                 part.limit(part.position() + allowed)
                 write(part)
                 src.position(src.position() + allowed)
             }
-            if (failAfter) throw IOException(if (spaceLeft.get() != Long.MAX_VALUE && spaceLeft.get() <= 0) "No space left on device" else "injected short $op")
+            if (failAfter) {
+                throw IOException(
+                    if (spaceLeft.get() != Long.MAX_VALUE &&
+                        spaceLeft.get() <= 0
+                    ) {
+                        "No space left on device"
+                    } else {
+                        "injected short $op"
+                    },
+                )
+            }
         }
 
         override suspend fun write(src: ByteBuffer, position: Long) {
@@ -149,7 +191,10 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
             forceGate?.await()
             file.force()
         }
-        override fun map(size: Long): ByteBuffer { check(Op.MAP); return file.map(size) }
+        override fun map(size: Long): ByteBuffer {
+            check(Op.MAP)
+            return file.map(size)
+        }
         override fun unmap(mapping: ByteBuffer) = file.unmap(mapping)
         override fun size(): Long = file.size()
         override fun close() = file.close()

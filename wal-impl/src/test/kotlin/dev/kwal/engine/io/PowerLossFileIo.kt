@@ -175,7 +175,12 @@ internal class PowerLossFileIo(
     }
 
     /** Disarms [armCut]; returns whether a cut was still armed. */
-    fun disarm(): Boolean = synchronized(monitor) { (armedRandom != null).also { armedAt = -1; armedRandom = null } }
+    fun disarm(): Boolean = synchronized(monitor) {
+        (armedRandom != null).also {
+            armedAt = -1
+            armedRandom = null
+        }
+    }
 
     /** The volatile content of [path], or null if no such entry. For tests. */
     fun contentOf(path: Path): ByteArray? = synchronized(monitor) {
@@ -183,18 +188,27 @@ internal class PowerLossFileIo(
     }
 
     /** Whether [path] has a volatile entry. For tests. */
-    fun exists(path: Path): Boolean = synchronized(monitor) { dirs[path.parent]?.vol?.containsKey(path.fileName.toString()) == true }
+    fun exists(path: Path): Boolean = synchronized(monitor) {
+        dirs[path.parent]?.vol?.containsKey(path.fileName.toString()) ==
+            true
+    }
 
     // ---- FileIo on the current generation ----
 
-    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) = session().createDirectories(dir, permissions)
+    override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) =
+        session().createDirectories(dir, permissions)
     override fun list(dir: Path): List<Path> = session().list(dir)
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile =
-        session().open(path, create, writeExecutor, permissions)
+    override fun open(
+        path: Path,
+        create: Boolean,
+        writeExecutor: ExecutorService,
+        permissions: Set<PosixFilePermission>,
+    ): LogFile = session().open(path, create, writeExecutor, permissions)
     override fun move(from: Path, to: Path) = session().move(from, to)
     override fun delete(path: Path) = session().delete(path)
     override fun syncDirectory(dir: Path) = session().syncDirectory(dir)
-    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? = session().tryLock(path, permissions)
+    override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? =
+        session().tryLock(path, permissions)
 
     // ---- internals; all under the monitor ----
 
@@ -238,7 +252,10 @@ internal class PowerLossFileIo(
         val last = (at + n - 1) / SECTOR
         if (writeback.nextDouble() < writebackChance) {
             var s = inode.dirty.nextSetBit(first)
-            while (s in 0..last) { persistSector(inode, s); s = inode.dirty.nextSetBit(s + 1) }
+            while (s in 0..last) {
+                persistSector(inode, s)
+                s = inode.dirty.nextSetBit(s + 1)
+            }
             inode.durSize = inode.volSize
         }
         ensureVol(inode, at + n)
@@ -252,7 +269,10 @@ internal class PowerLossFileIo(
         forcedAt[inode.id] = ops
         forces++
         var s = inode.dirty.nextSetBit(0)
-        while (s >= 0) { persistSector(inode, s); s = inode.dirty.nextSetBit(s + 1) }
+        while (s >= 0) {
+            persistSector(inode, s)
+            s = inode.dirty.nextSetBit(s + 1)
+        }
         inode.dirty.clear()
         inode.durSize = inode.volSize
     }
@@ -277,11 +297,19 @@ internal class PowerLossFileIo(
             val keepCount = if (orderedMetadata) random.nextInt(dir.pending.size + 1) else -1
             for ((k, op) in dir.pending.withIndex()) {
                 val keep = if (orderedMetadata) k < keepCount else random.nextDouble() >= loss
-                if (!keep) { lost++; continue }
+                if (!keep) {
+                    lost++
+                    continue
+                }
                 kept++
                 when (op) {
                     is DirOp.Create -> m[op.name] = op.inode
-                    is DirOp.Move -> { if (m[op.from] === op.inode) m.remove(op.from); m[op.to] = op.inode }
+
+                    is DirOp.Move -> {
+                        if (m[op.from] === op.inode) m.remove(op.from)
+                        m[op.to] = op.inode
+                    }
+
                     is DirOp.Delete -> if (m[op.name] === op.inode) m.remove(op.name)
                 }
             }
@@ -298,7 +326,12 @@ internal class PowerLossFileIo(
         for (inode in survivors.keys.sortedBy { it.id }) {
             val size = when {
                 inode.volSize == inode.durSize -> inode.volSize
-                random.nextDouble() < loss -> { sizes++; inode.durSize }
+
+                random.nextDouble() < loss -> {
+                    sizes++
+                    inode.durSize
+                }
+
                 else -> inode.volSize
             }
             val out = ByteArray(maxOf(size, MIN_CAPACITY))
@@ -324,16 +357,24 @@ internal class PowerLossFileIo(
                                 else -> random.nextBoolean()
                             }
                             val end = minOf(w + 8, until)
-                            if (takeNew) System.arraycopy(inode.vol, w, out, w, end - w)
-                            else for (b in w until end) out[b] = if (b < oldUntil) inode.dur[b] else 0
+                            if (takeNew) {
+                                System.arraycopy(inode.vol, w, out, w, end - w)
+                            } else {
+                                for (b in w until end) out[b] = if (b < oldUntil) inode.dur[b] else 0
+                            }
                             w = end
                         }
                     }
+
                     random.nextDouble() < loss -> {
                         sReverted++
                         for (b in from until until) out[b] = if (b < oldUntil) inode.dur[b] else 0
                     }
-                    else -> { sKept++; System.arraycopy(inode.vol, from, out, from, until - from) }
+
+                    else -> {
+                        sKept++
+                        System.arraycopy(inode.vol, from, out, from, until - from)
+                    }
                 }
                 s = inode.dirty.nextSetBit(s + 1)
             }
@@ -351,7 +392,10 @@ internal class PowerLossFileIo(
         override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) = synchronized(monitor) {
             enter(gen, "createDirectories")
             var d: Path? = dir
-            while (d != null) { dirs.getOrPut(d) { Dir() }; d = d.parent }
+            while (d != null) {
+                dirs.getOrPut(d) { Dir() }
+                d = d.parent
+            }
         }
 
         override fun list(dir: Path): List<Path> = synchronized(monitor) {
@@ -359,12 +403,22 @@ internal class PowerLossFileIo(
             dirOf(dir).vol.keys.sorted().map { dir.resolve(it) }
         }
 
-        override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile = synchronized(monitor) {
+        override fun open(
+            path: Path,
+            create: Boolean,
+            writeExecutor: ExecutorService,
+            permissions: Set<PosixFilePermission>,
+        ): LogFile = synchronized(monitor) {
             enter(gen, "open")
             val dir = dirOf(path.parent)
             val name = path.fileName.toString()
-            val inode = dir.vol[name] ?: if (!create) throw NoSuchFileException(path.toString()) else {
-                Inode(nextInode++).also { dir.vol[name] = it; dir.pending.add(DirOp.Create(name, it)) }
+            val inode = dir.vol[name] ?: if (!create) {
+                throw NoSuchFileException(path.toString())
+            } else {
+                Inode(nextInode++).also {
+                    dir.vol[name] = it
+                    dir.pending.add(DirOp.Create(name, it))
+                }
             }
             Handle(inode, path, gen)
         }
@@ -400,7 +454,14 @@ internal class PowerLossFileIo(
             enter(gen, "tryLock")
             val dir = dirOf(path.parent)
             val name = path.fileName.toString()
-            if (name !in dir.vol) Inode(nextInode++).also { dir.vol[name] = it; dir.pending.add(DirOp.Create(name, it)) }
+            if (name !in
+                dir.vol
+            ) {
+                Inode(nextInode++).also {
+                    dir.vol[name] = it
+                    dir.pending.add(DirOp.Create(name, it))
+                }
+            }
             if (!locks.add(path)) return@synchronized null
             var released = false
             Closeable {
@@ -438,8 +499,17 @@ internal class PowerLossFileIo(
         /** Like a real mapping, made by path: after [close] too, of the file then named [path], if there is one. */
         override fun map(size: Long): ByteBuffer = synchronized(monitor) {
             enter(gen, "map of $path")
-            val inode = if (!closed) inode else dirOf(path.parent).vol[path.fileName.toString()] ?: throw NoSuchFileException(path.toString())
-            if (size < 0 || size > inode.volSize) throw IOException("cannot map $size bytes of $path (${inode.volSize} bytes)")
+            val inode = if (!closed) {
+                inode
+            } else {
+                dirOf(path.parent).vol[path.fileName.toString()]
+                    ?: throw NoSuchFileException(path.toString())
+            }
+            if (size < 0 ||
+                size > inode.volSize
+            ) {
+                throw IOException("cannot map $size bytes of $path (${inode.volSize} bytes)")
+            }
             ByteBuffer.wrap(inode.vol, 0, size.toInt()).slice().asReadOnlyBuffer()
         }
 
