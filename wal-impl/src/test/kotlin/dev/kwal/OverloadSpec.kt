@@ -1,6 +1,8 @@
 package dev.kwal
 
 import dev.kwal.engine.Kwal
+import dev.kwal.engine.KwalEngine
+import dev.kwal.engine.io.FaultyFileIo
 import dev.kwal.crash.ChildJvm
 import dev.kwal.crash.OverloadProcess
 import io.kotest.assertions.withClue
@@ -12,11 +14,14 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
 import java.io.BufferedReader
 import java.io.InputStreamReader
+import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutionException
 import java.util.concurrent.TimeUnit
 import kotlin.time.Duration.Companion.minutes
@@ -57,16 +62,35 @@ class OverloadSpec : FunSpec({
 
     test("a caller cancelled while it waits for room resumes at once and its record is never written") {
         val options = TestLogs.small(newDir()).toBuilder().maxQueuedBytes(1).build()
-        Kwal.open(options).use { wal ->
+        val io = FaultyFileIo()
+        KwalEngine.open(options, io).use { wal ->
             withContext(Dispatchers.Default) {
-                // Each filler is offered before the next line runs; one request fits in the queue at a time, so all but
-                // the first few are parked, and so is the append below, behind them.
-                val filler = (0 until 200).map { i ->
-                    async(start = CoroutineStart.UNDISPATCHED) { wal.append("f", TestLogs.payload("f", i.toLong(), 1000)) }
+                // The writer is held inside the first append's sync, so nothing drains the queue: the next filler
+                // fills it, every other one is parked, and so is the append below, behind them. (Without the gate,
+                // a preempted test thread let the writer drain everything, and the append was admitted, not parked.)
+                val gate = CountDownLatch(1)
+                io.forceGate = gate
+                val forces = io.counts().getValue(FaultyFileIo.Op.FORCE)
+                val first = async { wal.append("f", TestLogs.payload("f", 0, 1000)) }
+                try {
+                    withTimeout(10_000) {
+                        while (io.counts().getValue(FaultyFileIo.Op.FORCE) == forces) delay(1)
+                    }
+                    val filler = (1 until 200).map { i ->
+                        async(start = CoroutineStart.UNDISPATCHED) {
+                            wal.append("f", TestLogs.payload("f", i.toLong(), 1000))
+                        }
+                    }
+                    val cancelled = launch(start = CoroutineStart.UNDISPATCHED) { wal.append("c", byteArrayOf(1)) }
+                    withTimeout(10_000) { cancelled.cancelAndJoin() } // resumes at once: the sync is still held
+                    io.forceGate = null
+                    gate.countDown()
+                    first.await()
+                    filler.awaitAll()
+                } finally {
+                    io.forceGate = null
+                    gate.countDown()
                 }
-                val cancelled = launch(start = CoroutineStart.UNDISPATCHED) { wal.append("c", byteArrayOf(1)) }
-                cancelled.cancelAndJoin()
-                filler.awaitAll()
                 wal.sync()
                 wal.nextSequence("c") shouldBe 0L
                 wal.append("f", byteArrayOf(2)) shouldBe 200L
