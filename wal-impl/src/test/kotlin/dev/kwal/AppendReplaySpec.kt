@@ -276,7 +276,8 @@ class AppendReplaySpec :
         }
 
         test(
-            "hundreds of new long-named topics created concurrently (registry spanning blocks and segments) survive reopen",
+            "hundreds of new long-named topics created concurrently (registry spanning blocks and segments) " +
+                "survive reopen",
         ) {
             val dir = newDir()
             val names = (0 until 400).map { "$it-".padEnd(TopicNames.MAX_BYTES, 'n') }

@@ -18,7 +18,10 @@ import kotlin.time.Duration.Companion.seconds
 /** The directory lock holds across processes, and the OS releases it when its holder is killed. */
 class CrossProcessLockSpec :
     FunSpec({
-        /** What a [LockProbeProcess] child says when it tries to open [dir]: [LockProbeProcess.LOCKED] or [LockProbeProcess.OPENED]. */
+        /**
+         * What a [LockProbeProcess] child says when it tries to open [dir]: [LockProbeProcess.LOCKED] or
+         * [LockProbeProcess.OPENED].
+         */
         fun probe(dir: Path): String? {
             val child = ChildJvm.start(LockProbeProcess::class, dir.toString())
             try {

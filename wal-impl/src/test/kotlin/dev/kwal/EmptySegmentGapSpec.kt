@@ -27,18 +27,25 @@ import kotlinx.coroutines.flow.toList
  * (later blocks show it had been synced)": under CorruptionPolicy.FAIL the open fails (WalCorruptedException), under
  * TRUNCATE every record after it — acknowledged under Durability.Sync — is dropped.
  */
-class EmptySegmentGapSpec : FunSpec({
-    test("an empty segment followed by one whose first sector was lost: records appended after recovery survive a reopen") {
+class EmptySegmentGapSpec :
+    FunSpec({
+        test(
+            "an empty segment followed by one whose first sector was lost: records appended after recovery survive " +
+                "a reopen",
+        ) {
             val dir = TestLogs.tempDir()
             // 64 KiB segments, single appends (a unit never spans segments; each append is its own group): segment 1
             // fills (21 records), the writer rolls into segment 2 and prepares segment 3. The last appends, those
             // in segment 2, are made under Durability.None.
             Kwal.open(TestLogs.small(dir)).use { wal ->
-                repeat(25) { i -> wal.append("t", ByteArray(3000) { 1 }, if (i < 15) Durability.Sync else Durability.None) }
+                repeat(25) { i ->
+                    wal.append("t", ByteArray(3000) { 1 }, if (i < 15) Durability.Sync else Durability.None)
+                }
             }
             LogFiles.segmentIds(dir) shouldBe listOf(1, 2, 3)
             LogFiles.dataSegments(dir) shouldBe listOf(1, 2)
-            val inFirst = LogFiles.blocks(dir, 1).filter { it.topicId != 0 }.sumOf { it.count } // topic 0 is the registry
+            // topic 0 is the registry
+            val inFirst = LogFiles.blocks(dir, 1).filter { it.topicId != 0 }.sumOf { it.count }
             // The power loss (as if it came before close() synced them): segment 2's unsynced groups are gone, and
             // segment 3 holds bytes of a torn write whose first sector (offset 64..511) was lost.
             val seg2 = LogFiles.segment(dir, 2)
@@ -51,7 +58,8 @@ class EmptySegmentGapSpec : FunSpec({
                 List(10) { wal.append("t", ByteArray(3000) { 2 }) } // acknowledged under Durability.Sync
             }
             // Fails: WalCorruptedException "corruption at segment 2 offset 64: segment 2 is empty but a later one has
-            // data (later blocks show it had been synced)". Segment 2 was left empty, and the appends went to segment 3.
+            // data (later blocks show it had been synced)". Segment 2 was left empty, and the appends went to
+            // segment 3.
             Kwal.open(TestLogs.small(dir)).use { wal ->
                 wal.recovery.corruption.shouldBeNull()
                 wal.replay("t").toList().map { it.sequence }.takeLast(10) shouldBe acked
@@ -62,4 +70,4 @@ class EmptySegmentGapSpec : FunSpec({
                 wal.replay("t").toList().size shouldBe inFirst + 10
             }
         }
-})
+    })

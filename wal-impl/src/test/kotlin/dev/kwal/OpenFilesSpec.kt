@@ -48,7 +48,9 @@ class OpenFilesSpec :
             }
         }
 
-        /** Writes [segments] batches of 15 records of 4,000 B: each fills most of a 64 KiB segment, so each takes one. */
+        /**
+         * Writes [segments] batches of 15 records of 4,000 B: each fills most of a 64 KiB segment, so each takes one.
+         */
         suspend fun writeSegments(dir: Path, segments: Int) {
             Kwal.open(TestLogs.small(dir, durability = Durability.None)).use { wal ->
                 withTimeout(120_000) {

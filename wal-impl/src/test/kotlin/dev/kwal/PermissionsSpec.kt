@@ -10,7 +10,10 @@ import java.nio.file.Path
 import java.nio.file.attribute.PosixFilePermission
 import java.nio.file.attribute.PosixFilePermissions
 
-/** What kwal creates gets [WalOptions.filePermissions] and [WalOptions.directoryPermissions]; what exists is left alone. */
+/**
+ * What kwal creates gets [WalOptions.filePermissions] and [WalOptions.directoryPermissions]; what exists is left
+ * alone.
+ */
 class PermissionsSpec :
     FunSpec({
         val newDir = Contract.dirs(this)

@@ -24,10 +24,13 @@ data class Ack(val topic: String, val seq: Long, val crc: Long)
 class ChildJvm private constructor(val process: Process, private val stderr: Path, val name: String) : AutoCloseable {
     val acks: MutableList<Ack> = CopyOnWriteArrayList()
     private val ready = CountDownLatch(1)
+
     @Volatile var error: String? = null
         private set
+
     @Volatile var readyLine: String? = null
         private set
+
     @Volatile var malformed: String? = null
         private set
     private val eof = CountDownLatch(1)
@@ -42,7 +45,12 @@ class ChildJvm private constructor(val process: Process, private val stderr: Pat
                     if (n < 0) break
                     for (i in 0 until n) {
                         val c = buf[i]
-                        if (c == '\n') { onLine(line.toString()); line.setLength(0) } else line.append(c)
+                        if (c == '\n') {
+                            onLine(line.toString())
+                            line.setLength(0)
+                        } else {
+                            line.append(c)
+                        }
                     }
                 }
             }
@@ -51,17 +59,36 @@ class ChildJvm private constructor(val process: Process, private val stderr: Pat
             ready.countDown()
             eof.countDown()
         }
-    }, "child-stdout-$name").apply { isDaemon = true; start() }
+    }, "child-stdout-$name").apply {
+        isDaemon = true
+        start()
+    }
 
     private fun onLine(line: String) {
         when {
             line.startsWith("ACK ") -> {
                 val parts = line.split(' ')
-                val ack = if (parts.size == 4) runCatching { Ack(parts[1], parts[2].toLong(), parts[3].toLong(16)) }.getOrNull() else null
-                if (ack != null) acks.add(ack) else if (malformed == null) malformed = line
+                val ack = if (parts.size == 4) {
+                    runCatching { Ack(parts[1], parts[2].toLong(), parts[3].toLong(16)) }.getOrNull()
+                } else {
+                    null
+                }
+                if (ack != null) {
+                    acks.add(ack)
+                } else if (malformed == null) {
+                    malformed = line
+                }
             }
-            line.startsWith("READY") -> { readyLine = line; ready.countDown() }
-            line.startsWith("ERROR") -> { error = line; ready.countDown() }
+
+            line.startsWith("READY") -> {
+                readyLine = line
+                ready.countDown()
+            }
+
+            line.startsWith("ERROR") -> {
+                error = line
+                ready.countDown()
+            }
         }
     }
 
@@ -79,8 +106,12 @@ class ChildJvm private constructor(val process: Process, private val stderr: Pat
         while (acks.size < count && process.isAlive && System.nanoTime() < deadline) {
             Thread.sleep(5)
             val now = acks.size
-            if (now != seen) { seen = now; progress = System.nanoTime() }
-            else if ((System.nanoTime() - progress) / 1_000_000 >= stallMillis) break
+            if (now != seen) {
+                seen = now
+                progress = System.nanoTime()
+            } else if ((System.nanoTime() - progress) / 1_000_000 >= stallMillis) {
+                break
+            }
         }
         return acks.size
     }
@@ -97,7 +128,8 @@ class ChildJvm private constructor(val process: Process, private val stderr: Pat
     fun describe(): String {
         val exit = if (process.isAlive) "alive" else "exit=${process.exitValue()}"
         val err = runCatching { Files.readAllLines(stderr).takeLast(30).joinToString("\n") }.getOrDefault("")
-        return "child $name pid=${process.pid()} $exit acks=${acks.size} ready=$readyLine error=$error malformed=$malformed" +
+        return "child $name pid=${process.pid()} $exit acks=${acks.size} " +
+            "ready=$readyLine error=$error malformed=$malformed" +
             (if (err.isNotBlank()) "\n--- child stderr (tail) ---\n$err" else "")
     }
 
@@ -120,8 +152,8 @@ class ChildJvm private constructor(val process: Process, private val stderr: Pat
          * classes, wal-api, every dependency jar), so either works; we prefer the Surefire property and
          * fall back to `java.class.path` outside Surefire (an IDE, a plain `java -cp`).
          */
-        fun classpath(): String =
-            System.getProperty("surefire.test.class.path")?.takeIf { it.isNotBlank() } ?: System.getProperty("java.class.path")
+        fun classpath(): String = System.getProperty("surefire.test.class.path")?.takeIf { it.isNotBlank() }
+            ?: System.getProperty("java.class.path")
 
         /** Where [classpath] came from, for the log. */
         fun classpathSource(): String {

@@ -1,8 +1,8 @@
 package dev.kwal.crash
 
-import dev.kwal.engine.Kwal
 import dev.kwal.Wal
 import dev.kwal.WalOptions
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.withContext
@@ -18,12 +18,14 @@ import java.nio.file.Path
 class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed") {
     /** Per topic: CRC32 of the payload at each sequence that must be there (acked, or found by an earlier check). */
     private val known = HashMap<String, HashMap<Long, Long>>()
+
     /** The payload seeds written into this directory: the children's and [seed] (the parent's own appends). */
     private val seeds = hashSetOf(seed)
     var totalAcks = 0L
         private set
     var cycles = 0
         private set
+
     /** The payload bytes the last [check] replayed: what the log holds. */
     var dataBytes = 0L
         private set
@@ -48,17 +50,31 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
      * ack it printed. Throws [AssertionError] if the child misbehaved (did not exit, printed ERROR or a bad line).
      */
     fun runChild(
-        cycle: Int, childSeed: Long, what: String, quiet: Boolean = false, childArgs: List<String> = emptyList(),
+        cycle: Int,
+        childSeed: Long,
+        what: String,
+        quiet: Boolean = false,
+        childArgs: List<String> = emptyList(),
         untilKill: (ChildJvm) -> Unit,
     ): List<Ack> {
         seeds.add(childSeed)
-        val child = ChildJvm.start(AppenderProcess::class, dir.toString(), childSeed.toString(), *childArgs.toTypedArray())
+        val child = ChildJvm.start(
+            AppenderProcess::class,
+            dir.toString(),
+            childSeed.toString(),
+            *childArgs.toTypedArray(),
+        )
         val acks = try {
             untilKill(child)
             if (!child.kill()) fail(cycle, "child did not exit after SIGKILL", child)
             child.error?.let { fail(cycle, "child reported $it", child) }
             child.malformed?.let { fail(cycle, "malformed ACK line '$it'", child) }
-            if (!quiet) println("cycle $cycle: killed ${child.name} ($what) after ${child.acks.size} acks; ${child.readyLine ?: "before READY"}")
+            if (!quiet) {
+                println(
+                    "cycle $cycle: killed ${child.name} ($what) after ${child.acks.size} acks; " +
+                        "${child.readyLine ?: "before READY"}",
+                )
+            }
             child.acks.toList()
         } finally {
             child.close()
@@ -83,15 +99,27 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
      * `nextSequence` and `topics()` agree. Then appends a single and a batch to each topic and reads them back.
      * Counts problems rather than throwing.
      */
-    suspend fun check(cycle: Int, acks: List<Ack>, quiet: Boolean = true, options: WalOptions = CrashOptions.of(dir)): Check = withContext(Dispatchers.IO) {
+    suspend fun check(
+        cycle: Int,
+        acks: List<Ack>,
+        quiet: Boolean = true,
+        options: WalOptions = CrashOptions.of(dir),
+    ): Check = withContext(Dispatchers.IO) {
         val c = Check()
-        fun problem(msg: String) { if (c.problems.size < 20) c.problems.add("${where(cycle)}: $msg") }
+        fun problem(msg: String) {
+            if (c.problems.size < 20) c.problems.add("${where(cycle)}: $msg")
+        }
         c.acked = acks.size.toLong()
         for (a in acks) {
             val prev = known.getOrPut(a.topic) { HashMap() }.put(a.seq, a.crc)
             if (prev != null && prev != a.crc) {
                 c.lost++
-                problem("${a.topic}/${a.seq} acknowledged with crc %08x, but %08x was there before (a known record was lost and its sequence reused)".format(a.crc, prev))
+                problem(
+                    (
+                        "${a.topic}/${a.seq} acknowledged with crc %08x, but %08x was there before " +
+                            "(a known record was lost and its sequence reused)"
+                        ).format(a.crc, prev),
+                )
             }
         }
         val wal: Wal = try {
@@ -118,7 +146,10 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
             c.failedReopen = true
             problem("checking the reopened log threw $e")
         } finally {
-            runCatching { wal.close() }.onFailure { c.failedReopen = true; problem("close threw $it") }
+            runCatching { wal.close() }.onFailure {
+                c.failedReopen = true
+                problem("close threw $it")
+            }
         }
         c
     }
@@ -134,16 +165,26 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
         val origins = arrayOfNulls<CrashPayloads.Origin>(records.size)
         records.forEachIndexed { i, r ->
             var bad: String? = null
-            if (r.sequence != i.toLong()) bad = "record #$i has sequence ${r.sequence} (sequences not dense)"
-            else if (r.topic != topic) bad = "record ${r.sequence} reports topic '${r.topic}'"
-            else CrashPayloads.problem(topic, r.payload)?.let { bad = "seq ${r.sequence}: payload damaged: $it" }
+            if (r.sequence != i.toLong()) {
+                bad = "record #$i has sequence ${r.sequence} (sequences not dense)"
+            } else if (r.topic != topic) {
+                bad = "record ${r.sequence} reports topic '${r.topic}'"
+            } else {
+                CrashPayloads.problem(topic, r.payload)?.let { bad = "seq ${r.sequence}: payload damaged: $it" }
+            }
             dataBytes += r.payload.size
             if (bad == null) {
                 val o = CrashPayloads.origin(r.payload)
-                if (o.seed !in seeds) bad = "seq ${r.sequence}: payload of seed ${o.seed}, which never wrote to this directory"
-                else origins[i] = o
+                if (o.seed !in seeds) {
+                    bad = "seq ${r.sequence}: payload of seed ${o.seed}, which never wrote to this directory"
+                } else {
+                    origins[i] = o
+                }
             }
-            if (bad != null) { c.corruptServed++; problem("'$topic' $bad") }
+            if (bad != null) {
+                c.corruptServed++
+                problem("'$topic' $bad")
+            }
         }
         // Batches are all-or-nothing: every member of a batch is there, in order, around each one found.
         val wholeAt = HashSet<Int>() // first positions of batches found whole, so a long batch is checked once
@@ -159,8 +200,12 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
             if (whole) wholeAt.add(first)
             if (!whole) {
                 c.corruptServed++
-                problem("'$topic' seq $i: member ${o.batchIndex} of a batch of ${o.batchSize} (writer ${o.base}, seed ${o.seed}) " +
-                    "is not with its whole batch at ${first}..${first + o.batchSize - 1} (replay has ${records.size})")
+                problem(
+                    "'$topic' seq $i: member ${o.batchIndex} of a batch of ${o.batchSize} " +
+                        "(writer ${o.base}, seed ${o.seed}) " +
+                        "is not with its whole batch at $first..${first + o.batchSize - 1} " +
+                        "(replay has ${records.size})",
+                )
             }
         }
         if (wal.nextSequence(topic) != records.size.toLong()) {
@@ -171,13 +216,19 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
         val missing = expected.keys.filter { it >= records.size }.sorted()
         if (missing.isNotEmpty()) {
             c.lost += missing.size
-            problem("'$topic': ${missing.size} acknowledged records missing after recovery: replay has ${records.size}, " +
-                "missing seqs ${missing.take(20)}${if (missing.size > 20) "…" else ""}")
+            problem(
+                "'$topic': ${missing.size} acknowledged records missing after recovery: " +
+                    "replay has ${records.size}, " +
+                    "missing seqs ${missing.take(20)}${if (missing.size > 20) "…" else ""}",
+            )
         }
         for ((seq, crc) in expected) {
             if (seq >= records.size) continue
             val actual = CrashPayloads.crc(records[seq.toInt()].payload)
-            if (actual != crc) { c.lost++; problem("'$topic' seq $seq: payload crc %08x, acknowledged %08x".format(actual, crc)) }
+            if (actual != crc) {
+                c.lost++
+                problem("'$topic' seq $seq: payload crc %08x, acknowledged %08x".format(actual, crc))
+            }
         }
         // Everything recovered now must stay: the next cycle has to find it again, unchanged.
         val k = known.getOrPut(topic) { HashMap() }
@@ -185,15 +236,29 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
     }
 
     /** The recovered log takes appends and batches, at the next sequence of each topic. */
-    private suspend fun appendAfterRecovery(wal: Wal, options: WalOptions, cycle: Int, c: Check, problem: (String) -> Unit) {
+    private suspend fun appendAfterRecovery(
+        wal: Wal,
+        options: WalOptions,
+        cycle: Int,
+        c: Check,
+        problem: (String) -> Unit,
+    ) {
         for (topic in CrashOptions.TOPICS) {
             val next = wal.nextSequence(topic)
             val p = CrashPayloads.make(topic, seed, -cycle, next, minOf(100 + cycle % 1000, options.maxRecordSize))
             val seq = withTimeout(30_000) { wal.append(topic, p) }
-            if (seq != next) { c.failedReopen = true; problem("'$topic': append after recovery got sequence $seq, expected $next") }
-            val batch = List(3) { CrashPayloads.make(topic, seed, -cycle, next + 1 + it, minOf(2000, options.maxRecordSize)) }
+            if (seq != next) {
+                c.failedReopen = true
+                problem("'$topic': append after recovery got sequence $seq, expected $next")
+            }
+            val batch = List(3) {
+                CrashPayloads.make(topic, seed, -cycle, next + 1 + it, minOf(2000, options.maxRecordSize))
+            }
             val range = withTimeout(30_000) { wal.appendBatch(topic, batch) }
-            if (range != (seq + 1)..(seq + 3)) { c.failedReopen = true; problem("'$topic': batch after recovery got $range, expected ${seq + 1}..${seq + 3}") }
+            if (range != (seq + 1)..(seq + 3)) {
+                c.failedReopen = true
+                problem("'$topic': batch after recovery got $range, expected ${seq + 1}..${seq + 3}")
+            }
             val k = known.getOrPut(topic) { HashMap() }
             k[seq] = CrashPayloads.crc(p)
             batch.forEachIndexed { i, b -> k[range.first + i] = CrashPayloads.crc(b) }
@@ -209,7 +274,10 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
     fun knownRecords(): Int = known.values.sumOf { it.size }
 
     fun finish() {
-        println("$label: $cycles kill cycles, $totalAcks acknowledged records verified, ${knownRecords()} records in the log")
+        println(
+            "$label: $cycles kill cycles, $totalAcks acknowledged records verified, " +
+                "${knownRecords()} records in the log",
+        )
         dir.toFile().deleteRecursively()
     }
 }

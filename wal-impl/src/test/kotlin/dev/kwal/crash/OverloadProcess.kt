@@ -2,9 +2,9 @@ package dev.kwal.crash
 
 import dev.kwal.AsyncWal
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.WalOptions
 import dev.kwal.WalOverloadedException
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -43,14 +43,23 @@ object OverloadProcess {
                     val cause = (e as? CompletionException)?.cause ?: e
                     when (cause) {
                         null -> acked.incrementAndGet()
+
                         is WalOverloadedException -> refused.incrementAndGet()
-                        else -> { other.incrementAndGet(); if (firstOther == null) firstOther = cause }
+
+                        else -> {
+                            other.incrementAndGet()
+                            if (firstOther == null) firstOther = cause
+                        }
                     }
                     if (pending.decrementAndGet() == 0L) answered.countDown()
                 }
                 when (scenario) {
                     "java-wait", "java-fail", "java-mib" -> {
-                        val async = if (scenario == "java-fail") AsyncWal.of(wal, 1L shl 20, AsyncWal.WhenFull.FAIL) else AsyncWal.of(wal)
+                        val async = if (scenario == "java-fail") {
+                            AsyncWal.of(wal, 1L shl 20, AsyncWal.WhenFull.FAIL)
+                        } else {
+                            AsyncWal.of(wal)
+                        }
                         val threads = if (scenario == "java-mib") 8 else 4
                         val size = if (scenario == "java-mib") 1 shl 20 else 100
                         (0 until threads).map { t ->
@@ -64,21 +73,28 @@ object OverloadProcess {
                             }
                         }.forEach { it.join() }
                     }
+
                     "kotlin-mib" -> {
                         val payload = ByteArray(1 shl 20) { it.toByte() }
                         runBlocking(Dispatchers.Default) {
-                            for (i in 0 until count) launch {
-                                val e = runCatching { wal.append("k${i % 8}", payload) }.exceptionOrNull()
-                                answer(e)
+                            for (i in 0 until count) {
+                                launch {
+                                    val e = runCatching { wal.append("k${i % 8}", payload) }.exceptionOrNull()
+                                    answer(e)
+                                }
                             }
                         }
                     }
+
                     else -> error("unknown scenario $scenario")
                 }
                 answered.await()
             }
-            println("RESULT scenario=$scenario offered=$count acked=${acked.get()} refused=${refused.get()} other=${other.get()}" +
-                (firstOther?.let { " first_other=${it.toString().replace('\n', ' ')}" } ?: ""))
+            println(
+                "RESULT scenario=$scenario offered=$count acked=${acked.get()} " +
+                    "refused=${refused.get()} other=${other.get()}" +
+                    (firstOther?.let { " first_other=${it.toString().replace('\n', ' ')}" } ?: ""),
+            )
             System.out.flush()
         } catch (e: Throwable) {
             println("ERROR $e")

@@ -45,7 +45,8 @@ class DiskFullSpec :
                     )
                 } else {
                     println(
-                        "DiskFullSpec: cannot mount a tmpfs here (not root?); running the same scenario through the I/O seam",
+                        "DiskFullSpec: cannot mount a tmpfs here (not root?); " +
+                            "running the same scenario through the I/O seam",
                     )
                     val io = FaultyFileIo()
                     scenario(mountPoint.resolve("wal"), io, fillDisk = {

@@ -39,8 +39,8 @@ class ReadFailureSpec :
             val dir = written()
             val io = FaultyFileIo()
             KwalEngine.open(TestLogs.small(dir), io).use { wal ->
-                // Every segment is mapped by the reader that needs it (recovery keeps none of its mappings, and a segment
-                // sealed after open is not mapped when its file is closed): the replay's map fails.
+                // Every segment is mapped by the reader that needs it (recovery keeps none of its mappings, and a
+                // segment sealed after open is not mapped when its file is closed): the replay's map fails.
                 io.failFrom(Op.MAP)
                 repeat(40) { wal.append("t", TestLogs.payload("t", 60L + it, 3000)) }
                 val e = shouldThrow<WalException> { wal.replay("t").toList() }

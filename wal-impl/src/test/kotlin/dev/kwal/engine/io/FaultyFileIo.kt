@@ -38,7 +38,10 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
     /** Every call of [op] from the [n]th on fails, until [clear]. */
     fun failFrom(op: Op, n: Int = 1) = arm(Rule(op, n, sticky = true, short = false))
 
-    /** The [n]th write from now ([Op.WRITE], [Op.WRITE_BLOCKING] or [Op.STORE]) writes about half its bytes, then fails. */
+    /**
+     * The [n]th write from now ([Op.WRITE], [Op.WRITE_BLOCKING] or [Op.STORE]) writes about half its bytes, then
+     * fails.
+     */
     fun shortWriteNth(op: Op, n: Int) = arm(Rule(op, n, sticky = false, short = true))
 
     /** Writes fail with "No space left on device" once [bytes] more bytes have been written. */

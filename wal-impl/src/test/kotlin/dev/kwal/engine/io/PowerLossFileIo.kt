@@ -161,13 +161,19 @@ internal class PowerLossFileIo(
     @Volatile var lastCut: CutStats? = null
         private set
 
-    /** A view of this disk for one engine: every call through it, or through a file it opened, fails after the next cut. */
+    /**
+     * A view of this disk for one engine: every call through it, or through a file it opened, fails after the next
+     * cut.
+     */
     fun session(): FileIo = Session(generation)
 
     /** Cuts the power now. */
     fun cut(random: Random): CutStats = synchronized(monitor) { doCut(random) }
 
-    /** Cuts the power inside the [n]th seam call from now (1-based); that call then fails. Replaces an earlier arming. */
+    /**
+     * Cuts the power inside the [n]th seam call from now (1-based); that call then fails. Replaces an earlier
+     * arming.
+     */
     fun armCut(n: Long, random: Random) = synchronized(monitor) {
         require(n >= 1)
         armedAt = ops + n

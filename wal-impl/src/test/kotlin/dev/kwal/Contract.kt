@@ -22,7 +22,8 @@ object Contract {
     }
 
     /** Every record of [topic] from [from], read with [Wal.replay]. */
-    suspend fun Wal.readAll(topic: String, from: Long = 0): List<Record> = withTimeout(HANG) { replay(topic, from).toList() }
+    suspend fun Wal.readAll(topic: String, from: Long = 0): List<Record> =
+        withTimeout(HANG) { replay(topic, from).toList() }
 
     /** The payloads of [records] as strings, for readable failure messages. */
     fun List<Record>.seqs(): List<Long> = map { it.sequence }
