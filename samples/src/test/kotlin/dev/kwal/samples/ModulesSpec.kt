@@ -19,32 +19,36 @@ import kotlin.io.path.isRegularFile
  * It checks the jars Maven built (`mvn verify` packages `wal-api` and `wal-impl` before this module's tests run);
  * where the classpath holds class directories instead (`mvn test` alone), there are no jars to check and it says so.
  */
-class ModulesSpec : FunSpec({
-    fun jarOf(c: Class<*>): Path = Path.of(c.protectionDomain.codeSource.location.toURI())
-    val api = jarOf(Wal::class.java)
-    val engine = jarOf(Kwal::class.java)
-    val jars = api.isRegularFile() && engine.isRegularFile()
-    if (!jars) println("ModulesSpec: no jars on the classpath ($api, $engine): run it under `mvn verify`")
+class ModulesSpec :
+    FunSpec({
+        fun jarOf(c: Class<*>): Path = Path.of(c.protectionDomain.codeSource.location.toURI())
+        val api = jarOf(Wal::class.java)
+        val engine = jarOf(Kwal::class.java)
+        val jars = api.isRegularFile() && engine.isRegularFile()
+        if (!jars) println("ModulesSpec: no jars on the classpath ($api, $engine): run it under `mvn verify`")
 
-    test("each jar names a stable module").config(enabled = jars) {
-        JarFile(api.toFile()).use { it.manifest.mainAttributes.getValue("Automatic-Module-Name") } shouldBe "dev.kwal"
-        JarFile(engine.toFile()).use { it.manifest.mainAttributes.getValue("Automatic-Module-Name") } shouldBe
-            "dev.kwal.engine"
-    }
+        test("each jar names a stable module").config(enabled = jars) {
+            JarFile(api.toFile()).use { it.manifest.mainAttributes.getValue("Automatic-Module-Name") } shouldBe
+                "dev.kwal"
+            JarFile(engine.toFile()).use { it.manifest.mainAttributes.getValue("Automatic-Module-Name") } shouldBe
+                "dev.kwal.engine"
+        }
 
-    test("no package is split across the jars, and both load as modules in one layer").config(enabled = jars) {
-        val finder = ModuleFinder.of(api, engine)
-        val apiPackages = finder.find("dev.kwal").get().descriptor().packages()
-        val enginePackages = finder.find("dev.kwal.engine").get().descriptor().packages()
-        apiPackages.intersect(enginePackages).shouldBeEmpty()
-        // The libraries they use, as automatic modules too.
-        val libraries = ModuleFinder.of(jarOf(Unit::class.java), jarOf(CoroutineScope::class.java))
-        val config = Configuration.resolve(
-            ModuleFinder.compose(finder, libraries), listOf(ModuleLayer.boot().configuration()), ModuleFinder.of(),
-            listOf("dev.kwal.engine", "dev.kwal"),
-        )
-        val layer = ModuleLayer.boot().defineModulesWithOneLoader(config, ClassLoader.getPlatformClassLoader())
-        val loaded = layer.findLoader("dev.kwal.engine").loadClass("dev.kwal.engine.Kwal")
-        loaded.module.name shouldBe "dev.kwal.engine"
-    }
-})
+        test("no package is split across the jars, and both load as modules in one layer").config(enabled = jars) {
+            val finder = ModuleFinder.of(api, engine)
+            val apiPackages = finder.find("dev.kwal").get().descriptor().packages()
+            val enginePackages = finder.find("dev.kwal.engine").get().descriptor().packages()
+            apiPackages.intersect(enginePackages).shouldBeEmpty()
+            // The libraries they use, as automatic modules too.
+            val libraries = ModuleFinder.of(jarOf(Unit::class.java), jarOf(CoroutineScope::class.java))
+            val config = Configuration.resolve(
+                ModuleFinder.compose(finder, libraries),
+                listOf(ModuleLayer.boot().configuration()),
+                ModuleFinder.of(),
+                listOf("dev.kwal.engine", "dev.kwal"),
+            )
+            val layer = ModuleLayer.boot().defineModulesWithOneLoader(config, ClassLoader.getPlatformClassLoader())
+            val loaded = layer.findLoader("dev.kwal.engine").loadClass("dev.kwal.engine.Kwal")
+            loaded.module.name shouldBe "dev.kwal.engine"
+        }
+    })

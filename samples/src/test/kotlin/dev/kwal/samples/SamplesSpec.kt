@@ -27,7 +27,8 @@ class SamplesSpec :
             out shouldContain "Topics: audit (5333 records), orders (5334 records), payments (5338 records)"
             // records also counts the topic registry's records (one per topic name), hence no exact number here.
             out shouldMatch Regex(
-                """(?s).*Reopened: RecoveryReport\(segments=1, records=\d+, truncatedBytes=0, droppedRecords=0, corruption=null.*""",
+                """(?s).*Reopened: RecoveryReport\(segments=1, records=\d+, truncatedBytes=0, droppedRecords=0, """ +
+                    """corruption=null.*""",
             )
             out shouldContain "First records of \"orders\":\n  #0 orders #"
             out shouldContain "  follower got #5333 live event 0\n"
@@ -43,8 +44,9 @@ class SamplesSpec :
             out shouldMatch Regex("""(?s).*Reopened: \d+ records in 1 segment\(s\), truncated 0 bytes.*""")
             out shouldContain "First records of \"orders\":\n  #0 orders #0\n  #1 orders #3\n  #2 orders #6\n"
             out shouldContain "\"orders\" holds 3334 records"
-            out shouldContain
-                "  follower got #3333 live event 0\n  follower got #3334 live event 1\n  follower got #3335 live event 2\n"
+            val followerLines = "  follower got #3333 live event 0\n  follower got #3334 live event 1\n" +
+                "  follower got #3335 live event 2\n"
+            out shouldContain followerLines
             out shouldContain "seg-0000000001.kwal  67108864 bytes"
         }
 

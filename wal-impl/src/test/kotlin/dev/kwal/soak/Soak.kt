@@ -1,12 +1,12 @@
 package dev.kwal.soak
 
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.Record
 import dev.kwal.Wal
 import dev.kwal.WalClosedException
 import dev.kwal.WalOptions
 import dev.kwal.crash.CrashPayloads
+import dev.kwal.engine.Kwal
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.Dispatchers
@@ -100,7 +100,13 @@ data class SoakResult(
  * A long run of kwal under a steady, realistic load, checking that nothing acknowledged is lost and that the
  * process does not accumulate heap, file descriptors or memory mappings. See [SoakSpec] for the shape of it.
  */
-class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { println(it); System.out.flush() }) {
+class Soak(
+    private val cfg: SoakConfig,
+    private val out: (String) -> Unit = {
+        println(it)
+        System.out.flush()
+    },
+) {
     private val failures = ConcurrentLinkedQueue<String>()
     private val failureCount = AtomicLong()
     private val report = CopyOnWriteArrayList<String>()
@@ -117,9 +123,11 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
     private val lost = AtomicLong()
     private val syncLatency = Reservoir(200_000, cfg.seed)
     private val noneLatency = Reservoir(50_000, cfg.seed + 1)
+
     /** Sync appends with the full collections the sampler forces: those are the harness's, not the log's. */
     private val syncLatencyAll = Reservoir(200_000, cfg.seed + 2)
     private val gcOverlapped = AtomicLong()
+
     /** Odd while the sampler's forced collection runs; bumped at its start and end. */
     private val forcedGc = AtomicLong()
 
@@ -147,35 +155,51 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         fun drop(): Wal? = log.also { log = null }
 
         val openedAt = runNow()
+
         /**
          * One window in four (not in the slice) appends only under Durability.None: a log whose callers never ask for
          * a sync. The slice keeps to the mix: its few seconds are too short to tell growth from noise there.
          */
         val noneOnly = !cfg.slice && id % 4 == 1
         val segmentsAtOpen = ProcSelf.logSize(epoch.dir).first
+
         @Volatile var closing = false
+
         /** The window after this one, or null when the run is over. */
         val next = CompletableDeferred<Window?>()
         val followersDone = AtomicInteger()
+
         /** Where each follower stood when its flow ended with the log's close. */
         val followerEnds = LongArray(cfg.followers) { -1 }
     }
 
-    data class WindowStat(val id: Int, val epoch: Int, val openedAt: Long, val closedAt: Long, val segmentsRolled: Int, val noneOnly: Boolean)
+    data class WindowStat(
+        val id: Int,
+        val epoch: Int,
+        val openedAt: Long,
+        val closedAt: Long,
+        val segmentsRolled: Int,
+        val noneOnly: Boolean,
+    )
 
     @Volatile private lateinit var window: Window
     private val inFlight = AtomicInteger()
 
     private fun now() = (System.nanoTime() - start) / 1_000_000
+
     /** When the soak proper started (after the measurement), on the [now] clock. */
     private var runStart = 0L
+
     /** Milliseconds since the soak proper started: the clock of samples and windows. */
     private fun runNow() = now() - runStart
     private fun fail(msg: String) {
         if (failureCount.incrementAndGet() <= 200) failures += msg
         if (failureCount.get() <= 20) out("SOAK problem: $msg")
     }
-    private fun say(line: String) { report += line; out(line) }
+    private fun say(line: String) {
+        report += line
+        out(line)
+    }
 
     private fun options(dir: Path) = WalOptions(
         directory = dir,
@@ -194,13 +218,19 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         var measured = 0.0
         var target = 0.0
         try {
-            say("SOAK seed=${cfg.seed} minutes=${cfg.minutes} slice=${cfg.slice} dir=$root appenders=${cfg.appenders} " +
-                "topics=${cfg.topics} followers=${cfg.followers} segmentSize=${cfg.segmentSize} " +
-                "reopen=${cfg.reopenMillis.first / 1000}-${cfg.reopenMillis.last / 1000}s disk_limit_mb=${cfg.diskLimitBytes shr 20}")
+            say(
+                "SOAK seed=${cfg.seed} minutes=${cfg.minutes} slice=${cfg.slice} dir=$root " +
+                    "appenders=${cfg.appenders} topics=${cfg.topics} followers=${cfg.followers} " +
+                    "segmentSize=${cfg.segmentSize} " +
+                    "reopen=${cfg.reopenMillis.first / 1000}-${cfg.reopenMillis.last / 1000}s " +
+                    "disk_limit_mb=${cfg.diskLimitBytes shr 20}",
+            )
             measured = measureDurable()
             target = maxOf(100.0, measured * cfg.loadFactor)
-            say("SOAK durable throughput: %.0f records/s (%d appenders, Sync, 100-1000 B); running at %.0f records/s"
-                .format(Locale.ROOT, measured, cfg.appenders, target))
+            say(
+                "SOAK durable throughput: %.0f records/s (%d appenders, Sync, 100-1000 B); running at %.0f records/s"
+                    .format(Locale.ROOT, measured, cfg.appenders, target),
+            )
             withContext(Dispatchers.Default) { soak(target, samplerThread.asCoroutineDispatcher()) }
         } catch (e: CancellationException) {
             throw e
@@ -265,7 +295,8 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         val replayer = launch(Dispatchers.IO) { replayer() }
         val sampler = launch(samplerDispatcher) { sampler() }
         val random = Random(cfg.seed + 3)
-        fun windowLength() = cfg.reopenMillis.first + random.nextLong(cfg.reopenMillis.last - cfg.reopenMillis.first + 1)
+        fun windowLength() =
+            cfg.reopenMillis.first + random.nextLong(cfg.reopenMillis.last - cfg.reopenMillis.first + 1)
         var nextReopen = now() + windowLength()
         while (runNow() < cfg.runMillis) {
             val reset = overDiskLimit.get()
@@ -285,17 +316,27 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         var n = 0L
         var w = window
         while (true) {
-            if (w.closing) { w = w.next.await() ?: return; continue }
+            if (w.closing) {
+                w = w.next.await() ?: return
+                continue
+            }
             inFlight.incrementAndGet()
             try {
                 if (w.closing) continue
                 val t = random.nextInt(cfg.topics)
                 val topic = topicNames[t]
                 val roll = random.nextInt(100)
-                // 55% single Sync, 20% Sync batch of 2-16, 15% single None, 10% None batch of 2-8; all None in a noneOnly window
+                // 55% single Sync, 20% Sync batch of 2-16, 15% single None, 10% None batch of 2-8; all None in a
+                // noneOnly window
                 val batch = roll in 55 until 75 || roll >= 90
                 val durability = if (roll >= 75 || w.noneOnly) Durability.None else Durability.Sync
-                val size = if (!batch) 1 else if (roll < 75) 2 + random.nextInt(15) else 2 + random.nextInt(7)
+                val size = if (!batch) {
+                    1
+                } else if (roll < 75) {
+                    2 + random.nextInt(15)
+                } else {
+                    2 + random.nextInt(7)
+                }
                 pacer.acquire(size)
                 val payloads = List(size) { i ->
                     val writer = if (batch) CrashPayloads.batchWriter(id, i, size) else id
@@ -307,7 +348,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
                 try {
                     val first = if (batch) {
                         val range = w.wal.appendBatch(topic, payloads, durability)
-                        if (range.last - range.first + 1 != size.toLong()) fail("appendBatch of $size to $topic returned $range")
+                        if (range.last - range.first + 1 != size.toLong()) {
+                            fail("appendBatch of $size to $topic returned $range")
+                        }
                         range.first
                     } else {
                         w.wal.append(topic, payloads[0], durability)
@@ -340,7 +383,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         }
     }
 
-    /** Checks a record read back: its payload is intact and, if its sequence was acknowledged, is the one acknowledged. */
+    /**
+     * Checks a record read back: its payload is intact and, if its sequence was acknowledged, is the one acknowledged.
+     */
     private fun check(who: String, model: TopicModel, r: Record): Boolean {
         CrashPayloads.problem(model.name, r.payload)?.let {
             fail("$who: ${model.name} sequence ${r.sequence}: payload corrupt: $it")
@@ -361,11 +406,16 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         var epoch = w.epoch.id
         var expected = 0L
         while (true) {
-            if (w.epoch.id != epoch) { epoch = w.epoch.id; expected = 0 }
+            if (w.epoch.id != epoch) {
+                epoch = w.epoch.id
+                expected = 0
+            }
             val model = w.epoch.models[t]
             try {
                 w.wal.follow(topic, expected).collect { r ->
-                    if (r.sequence != expected) fail("follower of $topic: expected sequence $expected, got ${r.sequence} (window ${w.id})")
+                    if (r.sequence != expected) {
+                        fail("follower of $topic: expected sequence $expected, got ${r.sequence} (window ${w.id})")
+                    }
                     check("follower", model, r)
                     expected = r.sequence + 1
                     followed.incrementAndGet()
@@ -389,7 +439,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         while (true) {
             delay(cfg.replayEveryMillis)
             val w = window
-            if (w.closing) { if (w.next.await() == null) return else continue }
+            if (w.closing) {
+                if (w.next.await() == null) return else continue
+            }
             inFlight.incrementAndGet()
             try {
                 if (w.closing) continue
@@ -397,12 +449,17 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
                 val before = model.snapshot()
                 var expected = 0L
                 w.wal.replay(model.name, 0).collect { r ->
-                    if (r.sequence != expected) fail("replay of ${model.name}: expected sequence $expected, got ${r.sequence}")
+                    if (r.sequence != expected) {
+                        fail("replay of ${model.name}: expected sequence $expected, got ${r.sequence}")
+                    }
                     check("replay", model, r)
                     expected = r.sequence + 1
                 }
                 if (expected <= before.max) {
-                    fail("replay of ${model.name} ended at $expected, but ${before.max} was acknowledged before it started")
+                    fail(
+                        "replay of ${model.name} ended at $expected, " +
+                            "but ${before.max} was acknowledged before it started",
+                    )
                 }
                 replays.incrementAndGet()
                 replayed.addAndGet(expected)
@@ -432,7 +489,11 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             val open = !w.closing
             if (runNow() >= nextGc) {
                 forcedGc.incrementAndGet()
-                val (used, gcMs) = try { ProcSelf.heapAfterGcMb() } finally { forcedGc.incrementAndGet() }
+                val (used, gcMs) = try {
+                    ProcSelf.heapAfterGcMb()
+                } finally {
+                    forcedGc.incrementAndGet()
+                }
                 heapMb = used
                 heapSamples += HeapSample(runNow(), w.id, used, gcMs)
                 nextGc += cfg.gcEveryMillis
@@ -446,8 +507,11 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             if (bytes > cfg.diskLimitBytes) overDiskLimit.set(true)
             if (t >= nextReport) {
                 val rate = (a - lastAcked) * 1000.0 / maxOf(1, t - lastReportAt)
-                out("SOAK t=${t / 1000}s window=${w.id} epoch=${w.epoch.id} acked=$a rate=%.0f/s fds=$fds (log $logFds) maps=$maps (log $logMaps) heap_mb=%.0f segments=$segments log_mb=${bytes shr 20} followed=${followed.get()} replays=${replays.get()} refused=${refused.get()} problems=${failureCount.get()}"
-                    .format(Locale.ROOT, rate, heapMb))
+                val template = "SOAK t=${t / 1000}s window=${w.id} epoch=${w.epoch.id} acked=$a rate=%.0f/s " +
+                    "fds=$fds (log $logFds) maps=$maps (log $logMaps) heap_mb=%.0f segments=$segments " +
+                    "log_mb=${bytes shr 20} followed=${followed.get()} replays=${replays.get()} " +
+                    "refused=${refused.get()} problems=${failureCount.get()}"
+                out(template.format(Locale.ROOT, rate, heapMb))
                 lastAcked = a
                 lastReportAt = t
                 nextReport += cfg.reportEveryMillis
@@ -470,8 +534,11 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             next = Window(next.id, fresh, open(fresh.dir))
             resets++
             overDiskLimit.set(false)
-            say("SOAK reset: the log reached ${bytes shr 20} MiB ($segments segments) > ${cfg.diskLimitBytes shr 20} MiB; " +
-                "verified, closed ($released), deleted, and started a fresh log (epoch ${fresh.id}) with a fresh model")
+            say(
+                "SOAK reset: the log reached ${bytes shr 20} MiB ($segments segments) > " +
+                    "${cfg.diskLimitBytes shr 20} MiB; verified, closed ($released), deleted, " +
+                    "and started a fresh log (epoch ${fresh.id}) with a fresh model",
+            )
         }
         window = next
         old.next.complete(next)
@@ -490,8 +557,10 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         val deadline = now() + 120_000
         while (inFlight.get() > 0 || old.followersDone.get() < cfg.followers) {
             if (now() > deadline) {
-                throw IllegalStateException("120 s after closing window ${old.id}: ${inFlight.get()} operations in flight, " +
-                    "${cfg.followers - old.followersDone.get()} followers not done")
+                throw IllegalStateException(
+                    "120 s after closing window ${old.id}: ${inFlight.get()} operations in flight, " +
+                        "${cfg.followers - old.followersDone.get()} followers not done",
+                )
             }
             delay(5)
         }
@@ -504,8 +573,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         val openMs = (System.nanoTime() - t1) / 1e6
         verifyReopened(old, next.wal)
         val recovery = next.wal.recovery
-        out("SOAK reopen: window ${old.id} closed in %.0f ms; %s; reopened in %.0f ms (${recovery.records} records, ${recovery.segments} segments)"
-            .format(Locale.ROOT, closeMs, released, openMs))
+        val template = "SOAK reopen: window ${old.id} closed in %.0f ms; %s; reopened in %.0f ms " +
+            "(${recovery.records} records, ${recovery.segments} segments)"
+        out(template.format(Locale.ROOT, closeMs, released, openMs))
         return next
     }
 
@@ -520,7 +590,11 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         if (fdsNow > 0) fail("$what: $fdsNow descriptors of the log directory still open after close()")
         val mapsNow = ProcSelf.maps(dir).second
         forcedGc.incrementAndGet()
-        val (heapMb, _) = try { ProcSelf.heapAfterGcMb() } finally { forcedGc.incrementAndGet() }
+        val (heapMb, _) = try {
+            ProcSelf.heapAfterGcMb()
+        } finally {
+            forcedGc.incrementAndGet()
+        }
         var maps = ProcSelf.maps(dir).second
         val deadline = System.nanoTime() + 5_000_000_000L
         while (maps > 0 && System.nanoTime() < deadline) {
@@ -546,11 +620,16 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             if (snap.max >= next) {
                 val n = model.markLostFrom(next)
                 lost.addAndGet(n.toLong())
-                fail("$topic after reopening window ${old.id}: nextSequence=$next but sequence ${snap.max} was acknowledged ($n lost)")
+                fail(
+                    "$topic after reopening window ${old.id}: nextSequence=$next " +
+                        "but sequence ${snap.max} was acknowledged ($n lost)",
+                )
             }
             if (next > snap.count && unknown.get() == 0L) {
-                fail("$topic after reopening window ${old.id}: $next records but only ${snap.count} acknowledged " +
-                    "(records written whose callers were told otherwise)")
+                fail(
+                    "$topic after reopening window ${old.id}: $next records but only ${snap.count} acknowledged " +
+                        "(records written whose callers were told otherwise)",
+                )
             }
             for (s in model.sample(random, cfg.samplesPerTopic)) {
                 if (s >= next) continue // already counted
@@ -558,7 +637,12 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
                 readBack.incrementAndGet()
                 if (r == null || r.sequence != s || !check("read-back", model, r)) {
                     if (model.markLost(s)) lost.incrementAndGet()
-                    if (r == null || r.sequence != s) fail("$topic sequence $s, acknowledged, reads back as ${r?.sequence} after reopening window ${old.id}")
+                    if (r == null || r.sequence != s) {
+                        fail(
+                            "$topic sequence $s, acknowledged, reads back as ${r?.sequence} " +
+                                "after reopening window ${old.id}",
+                        )
+                    }
                 }
             }
         }
@@ -567,7 +651,10 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             val end = old.followerEnds[f]
             val next = wal.nextSequence(topic)
             if (end != next) {
-                fail("follower of $topic stopped at $end when window ${old.id} closed; the reopened log holds $next records")
+                fail(
+                    "follower of $topic stopped at $end when window ${old.id} closed; " +
+                        "the reopened log holds $next records",
+                )
             }
         }
     }
@@ -578,7 +665,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             val seen = BitSet()
             var expected = 0L
             wal.replay(model.name, 0).collect { r ->
-                if (r.sequence != expected) fail("final replay of ${model.name}: expected sequence $expected, got ${r.sequence}")
+                if (r.sequence != expected) {
+                    fail("final replay of ${model.name}: expected sequence $expected, got ${r.sequence}")
+                }
                 if (check("final replay", model, r)) seen.set(r.sequence.toInt())
                 expected = r.sequence + 1
             }
@@ -609,22 +698,53 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
     private fun result(measured: Double, target: Double): SoakResult {
         analyse()
         val sync = syncLatency.quantile(0.99) / 1e6
-        say("SOAK ops: appended=${appended.get()} acked=${acked.get()} refused_at_close=${refused.get()} failed=${unknown.get()} " +
-            "followed=${followed.get()} replays=${replays.get()} (records ${replayed.get()}, cut by a close ${replaysCut.get()}) " +
-            "read_back=${readBack.get()} windows=${windows.size} resets=$resets")
-        say("SOAK latency: Sync p50=%.2f p99=%.2f p999=%.2f max=%.2f ms (%d ops sampled of %d); None p99=%.2f ms; ".format(
-            Locale.ROOT, syncLatency.quantile(0.5) / 1e6, sync, syncLatency.quantile(0.999) / 1e6,
-            syncLatency.quantile(1.0) / 1e6, minOf(syncLatency.count(), 200_000), syncLatency.count(),
-            noneLatency.quantile(0.99) / 1e6) +
-            "%d appends overlapped a forced GC and are left out (Sync p99 with them: %.2f ms)".format(
-                Locale.ROOT, gcOverlapped.get(), syncLatencyAll.quantile(0.99) / 1e6))
+        say(
+            "SOAK ops: appended=${appended.get()} acked=${acked.get()} refused_at_close=${refused.get()} " +
+                "failed=${unknown.get()} followed=${followed.get()} replays=${replays.get()} " +
+                "(records ${replayed.get()}, cut by a close ${replaysCut.get()}) " +
+                "read_back=${readBack.get()} windows=${windows.size} resets=$resets",
+        )
+        val latencyTemplate = "SOAK latency: Sync p50=%.2f p99=%.2f p999=%.2f max=%.2f ms (%d ops sampled of %d); " +
+            "None p99=%.2f ms; "
+        say(
+            latencyTemplate.format(
+                Locale.ROOT,
+                syncLatency.quantile(0.5) / 1e6,
+                sync,
+                syncLatency.quantile(0.999) / 1e6,
+                syncLatency.quantile(1.0) / 1e6,
+                minOf(syncLatency.count(), 200_000),
+                syncLatency.count(),
+                noneLatency.quantile(0.99) / 1e6,
+            ) +
+                "%d appends overlapped a forced GC and are left out (Sync p99 with them: %.2f ms)".format(
+                    Locale.ROOT,
+                    gcOverlapped.get(),
+                    syncLatencyAll.quantile(0.99) / 1e6,
+                ),
+        )
         if (heapSamples.isNotEmpty()) {
-            say("SOAK gc: %d forced collections, longest %.0f ms; heap MB after each (t in s): ".format(
-                Locale.ROOT, heapSamples.size, heapSamples.maxOf { it.gcMillis }) +
-                heapSamples.joinToString(" ") { "${it.tMillis / 1000}:%.0f".format(Locale.ROOT, it.usedMb) })
+            say(
+                "SOAK gc: %d forced collections, longest %.0f ms; heap MB after each (t in s): ".format(
+                    Locale.ROOT,
+                    heapSamples.size,
+                    heapSamples.maxOf { it.gcMillis },
+                ) +
+                    heapSamples.joinToString(" ") { "${it.tMillis / 1000}:%.0f".format(Locale.ROOT, it.usedMb) },
+            )
         }
-        samples.maxByOrNull { it.fds }?.let { say("SOAK fds_max ${it.fds} at t=${it.tMillis / 1000}s (window ${it.window}, ${if (it.open) "open" else "closing/reopening"}, log ${it.logFds}, ${it.segments} segments)") }
-        samples.maxByOrNull { it.maps }?.let { say("SOAK maps_max ${it.maps} at t=${it.tMillis / 1000}s (window ${it.window}, ${if (it.open) "open" else "closing/reopening"}, log ${it.logMaps}, ${it.segments} segments)") }
+        samples.maxByOrNull { it.fds }?.let {
+            say(
+                "SOAK fds_max ${it.fds} at t=${it.tMillis / 1000}s (window ${it.window}, " +
+                    "${if (it.open) "open" else "closing/reopening"}, log ${it.logFds}, ${it.segments} segments)",
+            )
+        }
+        samples.maxByOrNull { it.maps }?.let {
+            say(
+                "SOAK maps_max ${it.maps} at t=${it.tMillis / 1000}s (window ${it.window}, " +
+                    "${if (it.open) "open" else "closing/reopening"}, log ${it.logMaps}, ${it.segments} segments)",
+            )
+        }
         return SoakResult(
             config = cfg,
             measuredRate = measured,
@@ -652,9 +772,15 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
      * enough to tell, the thirds comparison again.
      */
     private fun analyse() {
-        say("SOAK limits: " + (cfg.growthLimits + cfg.perSegmentLimits).joinToString("; ") +
-            "; warm-up ${cfg.warmupMillis / 1000}s; within a window: " +
-            if (cfg.slice) "not checked in the slice (windows too short)" else "per segment on every window, thirds on windows >= ${cfg.minWindowMillis / 1000}s")
+        val withinWindow = if (cfg.slice) {
+            "not checked in the slice (windows too short)"
+        } else {
+            "per segment on every window, thirds on windows >= ${cfg.minWindowMillis / 1000}s"
+        }
+        say(
+            "SOAK limits: " + (cfg.growthLimits + cfg.perSegmentLimits).joinToString("; ") +
+                "; warm-up ${cfg.warmupMillis / 1000}s; within a window: " + withinWindow,
+        )
         if (!ProcSelf.available) say("SOAK growth: /proc/self not available, descriptors and mappings not checked")
         val runEnd = samples.maxOfOrNull { it.tMillis } ?: return
         val from = cfg.warmupMillis
@@ -662,7 +788,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
         fun values(what: String): List<Pair<Long, Double>> = when (what) {
             // while a log is open: recovery briefly opens and maps every segment, which is not a leak
             "fds" -> samples.filter { it.open }.map { it.tMillis to it.fds.toDouble() }
+
             "maps" -> samples.filter { it.open }.map { it.tMillis to it.maps.toDouble() }
+
             else -> heapSamples.map { it.tMillis to it.usedMb }
         }
         for (limit in cfg.growthLimits) {
@@ -676,8 +804,16 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             }
             val bound = limit.bound(first)
             val ok = last <= bound
-            say("SOAK growth ${limit.what}: first third max ${fmt(first)}, last third max ${fmt(last)}, limit ${fmt(bound)}: ${if (ok) "ok" else "GREW"}")
-            if (!ok) fail("${limit.what} grew across the run: last third max ${fmt(last)} > ${fmt(bound)} (first third max ${fmt(first)})")
+            say(
+                "SOAK growth ${limit.what}: first third max ${fmt(first)}, last third max ${fmt(last)}, " +
+                    "limit ${fmt(bound)}: ${if (ok) "ok" else "GREW"}",
+            )
+            if (!ok) {
+                fail(
+                    "${limit.what} grew across the run: last third max ${fmt(last)} > ${fmt(bound)} " +
+                        "(first third max ${fmt(first)})",
+                )
+            }
         }
         for (ws in windows) {
             // from 2 s after the open (recovery's own mappings settle), while the log was open
@@ -687,11 +823,24 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             val a = inside.first()
             val b = inside.last()
             val rolled = b.segments - a.segments
-            val line = "SOAK window ${ws.id} (epoch ${ws.epoch}${if (ws.noneOnly) ", None only" else ""}): %.0f s, %d segments rolled, fds %d->%d (log %d->%d), maps %d->%d (log %d->%d), per segment: log fds %.2f, log maps %.2f"
-                .format(Locale.ROOT, (ws.closedAt - ws.openedAt) / 1000.0, ws.segmentsRolled, a.fds, b.fds, a.logFds, b.logFds,
-                    a.maps, b.maps, a.logMaps, b.logMaps,
-                    if (rolled > 0) (b.logFds - a.logFds).toDouble() / rolled else 0.0,
-                    if (rolled > 0) (b.logMaps - a.logMaps).toDouble() / rolled else 0.0)
+            val template = "SOAK window ${ws.id} (epoch ${ws.epoch}${if (ws.noneOnly) ", None only" else ""}): " +
+                "%.0f s, %d segments rolled, fds %d->%d (log %d->%d), maps %d->%d (log %d->%d), " +
+                "per segment: log fds %.2f, log maps %.2f"
+            val line = template.format(
+                Locale.ROOT,
+                (ws.closedAt - ws.openedAt) / 1000.0,
+                ws.segmentsRolled,
+                a.fds,
+                b.fds,
+                a.logFds,
+                b.logFds,
+                a.maps,
+                b.maps,
+                a.logMaps,
+                b.logMaps,
+                if (rolled > 0) (b.logFds - a.logFds).toDouble() / rolled else 0.0,
+                if (rolled > 0) (b.logMaps - a.logMaps).toDouble() / rolled else 0.0,
+            )
             say(line)
             if (cfg.slice || !ProcSelf.available) continue
             // Per sealed segment: the floors keep a short window's noise out, so any window of a long run qualifies
@@ -699,8 +848,11 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
             for (limit in cfg.perSegmentLimits) {
                 val growth = if (limit.what == "log_fds") b.logFds - a.logFds else b.logMaps - a.logMaps
                 if (growth > limit.bound(rolled)) {
-                    fail("${limit.what} grew by $growth within window ${ws.id}${if (ws.noneOnly) " (None only)" else ""} while $rolled segments rolled " +
-                        "(> ${fmt(limit.bound(rolled))}): held per sealed segment while the log is open")
+                    fail(
+                        "${limit.what} grew by $growth within window ${ws.id}" +
+                            "${if (ws.noneOnly) " (None only)" else ""} while $rolled segments rolled " +
+                            "(> ${fmt(limit.bound(rolled))}): held per sealed segment while the log is open",
+                    )
                 }
             }
             if (span < cfg.minWindowMillis - 3_000) continue
@@ -710,7 +862,10 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
                 val first = inside.filter { it.tMillis < a.tMillis + t3 }.maxOf { v(it) }
                 val last = inside.filter { it.tMillis >= a.tMillis + 2 * t3 }.maxOf { v(it) }
                 if (last > limit.bound(first)) {
-                    fail("${limit.what} grew within window ${ws.id}: last third max ${fmt(last)} > ${fmt(limit.bound(first))} (first third max ${fmt(first)})")
+                    fail(
+                        "${limit.what} grew within window ${ws.id}: last third max ${fmt(last)} > " +
+                            "${fmt(limit.bound(first))} (first third max ${fmt(first)})",
+                    )
                 }
             }
         }
@@ -719,7 +874,9 @@ class Soak(private val cfg: SoakConfig, private val out: (String) -> Unit = { pr
     private fun deleteTree(dir: Path) {
         if (!Files.exists(dir)) return
         runCatching {
-            Files.walk(dir).use { paths -> paths.sorted(Comparator.reverseOrder()).forEach { runCatching { Files.deleteIfExists(it) } } }
+            Files.walk(dir).use { paths ->
+                paths.sorted(Comparator.reverseOrder()).forEach { runCatching { Files.deleteIfExists(it) } }
+            }
         }
     }
 }

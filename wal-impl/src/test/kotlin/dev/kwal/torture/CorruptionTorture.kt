@@ -2,12 +2,12 @@ package dev.kwal.torture
 
 import dev.kwal.CorruptionPolicy
 import dev.kwal.Durability
-import dev.kwal.engine.Kwal
 import dev.kwal.LogFiles
 import dev.kwal.WalCorruptedException
 import dev.kwal.WalException
 import dev.kwal.WalOptions
 import dev.kwal.crash.TortureOptions
+import dev.kwal.engine.Kwal
 import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
@@ -71,8 +71,13 @@ object CorruptionTorture {
     private val TOPICS = listOf("t0", "t1", "t2", "t3")
 
     private class Base(
-        val index: Int, val dir: Path, val model: Map<String, List<ByteArray>>, val ids: Map<String, Int>,
-        val blocks: List<LogFiles.BlockInfo>, val files: Map<Int, ByteArray>, val options: TortureOptions,
+        val index: Int,
+        val dir: Path,
+        val model: Map<String, List<ByteArray>>,
+        val ids: Map<String, Int>,
+        val blocks: List<LogFiles.BlockInfo>,
+        val files: Map<Int, ByteArray>,
+        val options: TortureOptions,
     )
 
     /** Options drawn from [r] for a pool log or an open: small segments, so copies stay cheap. */
@@ -81,25 +86,37 @@ object CorruptionTorture {
 
     /** Outcome counters, printed at the end. */
     private val stats = java.util.TreeMap<String, Int>()
-    private fun note(what: String) { stats.merge(what, 1, Int::plus) }
+    private fun note(what: String) {
+        stats.merge(what, 1, Int::plus)
+    }
 
-    private val executor = Executors.newCachedThreadPool { r -> Thread(r, "corruption-torture").apply { isDaemon = true } }
+    private val executor = Executors.newCachedThreadPool { r ->
+        Thread(r, "corruption-torture").apply { isDaemon = true }
+    }
 
     fun run(cases: Int, seed: Long): TortureResult {
         if (cases <= 0) return TortureResult()
         stats.clear()
         val started = System.nanoTime()
         val pool = (0 until 6).map { buildBase(it, seed) }
-        println("CorruptionTorture seed=$seed: pool of ${pool.size} logs (${pool.map { it.files.size }} segments) in " +
-            "${(System.nanoTime() - started) / 1_000_000} ms; options: ${pool.joinToString("; ") { "${it.index}: ${it.options}" }}")
+        println(
+            "CorruptionTorture seed=$seed: pool of ${pool.size} logs (${pool.map { it.files.size }} segments) in " +
+                "${(System.nanoTime() - started) / 1_000_000} ms; " +
+                "options: ${pool.joinToString("; ") { "${it.index}: ${it.options}" }}",
+        )
         var result = TortureResult(options = pool.map { it.options }.toSet())
         for (case in 1..cases) {
             val r = runCase(case, seed, pool)
             result += r
-            if (r.failures.isNotEmpty()) System.err.println("CorruptionTorture FAILED: ${r.failures.joinToString("\n")}")
+            if (r.failures.isNotEmpty()) {
+                System.err.println("CorruptionTorture FAILED: ${r.failures.joinToString("\n")}")
+            }
         }
         pool.forEach { it.dir.toFile().deleteRecursively() }
-        println("CorruptionTorture seed=$seed: $cases cases in ${"%.1f".format((System.nanoTime() - started) / 1e9)} s; $stats")
+        println(
+            "CorruptionTorture seed=$seed: $cases cases in ${"%.1f".format((System.nanoTime() - started) / 1e9)} s; " +
+                "$stats",
+        )
         return result
     }
 
@@ -107,18 +124,26 @@ object CorruptionTorture {
 
     private fun payload(log: Int, topic: String, seq: Long, size: Int, r: Random): ByteArray {
         val head = "L$log:$topic:$seq:".encodeToByteArray()
-        return ByteArray(maxOf(size, head.size)).also { r.nextBytes(it); head.copyInto(it) }
+        return ByteArray(maxOf(size, head.size)).also {
+            r.nextBytes(it)
+            head.copyInto(it)
+        }
     }
 
     private fun buildBase(index: Int, seed: Long): Base = runBlocking {
         val rnd = Random(seed * 31 + index)
-        val o = options(Random((seed * 31 + index) xor 0x3C6EF372FE94F82BL)).let { if (index == 1) it.copy(durability = Durability.None) else it }
+        val o = options(Random((seed * 31 + index) xor 0x3C6EF372FE94F82BL))
+            .let { if (index == 1) it.copy(durability = Durability.None) else it }
         val dir = Files.createTempDirectory("kwal-torture-base")
         val model = HashMap<String, MutableList<ByteArray>>()
         val concurrent = index == 2
         // Within a segment, across a few, across several: about 20 KB to 1 MB.
         val seg = o.segmentSize
-        val target = when (index % 3) { 0 -> rnd.nextInt(20_000, maxOf(seg * 9 / 10, 60_000)); 1 -> rnd.nextInt(seg, seg * 5 / 2); else -> rnd.nextInt(seg * 5 / 2, seg * 4) }
+        val target = when (index % 3) {
+            0 -> rnd.nextInt(20_000, maxOf(seg * 9 / 10, 60_000))
+            1 -> rnd.nextInt(seg, seg * 5 / 2)
+            else -> rnd.nextInt(seg * 5 / 2, seg * 4)
+        }
         Kwal.open(o.of(dir)).use { wal ->
             var bytes = 0
             withTimeout(120_000) {
@@ -128,9 +153,13 @@ object CorruptionTorture {
                         val tenth = o.blockSize / 10
                         val sizes = when (rnd.nextInt(10)) {
                             in 0..4 -> listOf(rnd.nextInt(0, 300))
+
                             in 5..6 -> List(rnd.nextInt(1, 6)) { o.recordSize(rnd, 20) }
+
                             7 -> listOf(o.maxRecordSize - rnd.nextInt(64))
-                            else -> List(rnd.nextInt(9, 15)) { rnd.nextInt(tenth * 4 / 5, tenth * 6 / 5) } // more than a block: CONTINUED
+
+                            // more than a block: CONTINUED
+                            else -> List(rnd.nextInt(9, 15)) { rnd.nextInt(tenth * 4 / 5, tenth * 6 / 5) }
                         }.map { minOf(it, o.maxRecordSize) }
                         topic to o.fitBatch(sizes)
                     }
@@ -142,11 +171,18 @@ object CorruptionTorture {
                             val m = model.getOrPut(topic) { ArrayList() }
                             val ps = sizes.mapIndexed { i, s -> payload(index, topic, m.size.toLong() + i, s, rnd) }
                             async {
-                                val first = if (ps.size == 1 && rnd.nextBoolean()) wal.append(topic, ps[0]) else wal.appendBatch(topic, ps).first
+                                val first = if (ps.size == 1 && rnd.nextBoolean()) {
+                                    wal.append(topic, ps[0])
+                                } else {
+                                    wal.appendBatch(topic, ps).first
+                                }
                                 check(first == m.size.toLong()) { "append to $topic got $first, expected ${m.size}" }
                                 Triple(m, ps, sizes.sum())
                             }
-                        }.awaitAll().forEach { (m, ps, n) -> m.addAll(ps); bytes += n }
+                        }.awaitAll().forEach { (m, ps, n) ->
+                            m.addAll(ps)
+                            bytes += n
+                        }
                     }
                 }
             }
@@ -169,14 +205,16 @@ object CorruptionTorture {
         val optionsRandom = Random(caseSeed xor 0x1B873593L)
         val openOptions = if (optionsRandom.nextBoolean()) base.options else options(optionsRandom, base.options)
         val againOptions = options(optionsRandom, openOptions)
-        val label = "CorruptionTorture seed=$runSeed case=$case (caseSeed=$caseSeed, base log ${base.index} written with [${base.options}], " +
+        val label = "CorruptionTorture seed=$runSeed case=$case (caseSeed=$caseSeed, " +
+            "base log ${base.index} written with [${base.options}], " +
             "opened with [$openOptions], then [$againOptions]; damage: ${what.joinToString("; ")})"
         val d = firstDifference(base, damaged)
         // A segment 1 replaced whole by another log's makes the directory that log (with damage after its
         // first segment): its records are legitimately served. Any other foreign record is not.
         val home = logIdOf(damaged)?.let { id -> pool.firstOrNull { logIdOf(it.dir) == id } }
         val allowed = listOfNotNull(base, home).distinct()
-        // Where a refusal under FAIL must point, measured against the log written (or the one segment 1 now belongs to).
+        // Where a refusal under FAIL must point, measured against the log written (or the one segment 1 now
+        // belongs to).
         val expected = allowed.map { expectation(it, damaged, openOptions.segmentSize) }
         val problems = ArrayList<String>()
         var lost = 0L
@@ -189,9 +227,14 @@ object CorruptionTorture {
             for (policy in listOf(CorruptionPolicy.FAIL, CorruptionPolicy.TRUNCATE)) {
                 val dir = work.resolve(policy.name).also { copy(damaged, it) }
                 val o = try {
-                    executor.submit<Outcome> { check(dir, policy, base, allowed, pool, d, expected, openOptions, againOptions) }.get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
+                    executor.submit<Outcome> {
+                        check(dir, policy, base, allowed, pool, d, expected, openOptions, againOptions)
+                    }.get(TIMEOUT_MS, TimeUnit.MILLISECONDS)
                 } catch (e: TimeoutException) {
-                    Outcome(failed = true, problems = listOf("open/replay did not finish in $TIMEOUT_MS ms (endless loop?)"))
+                    Outcome(
+                        failed = true,
+                        problems = listOf("open/replay did not finish in $TIMEOUT_MS ms (endless loop?)"),
+                    )
                 } catch (e: ExecutionException) {
                     Outcome(failed = true, problems = listOf("${e.cause}"))
                 }
@@ -207,18 +250,33 @@ object CorruptionTorture {
             // Both opens ran the same scan on the same bytes: FAIL refuses exactly where TRUNCATE reports corruption.
             val f = outcomes.getValue(CorruptionPolicy.FAIL)
             val t = outcomes.getValue(CorruptionPolicy.TRUNCATE)
-            if (f.verdict != null && t.verdict != null && (f.verdict == Verdict.CORRUPT) != (t.verdict == Verdict.CORRUPT)) {
+            if (f.verdict != null && t.verdict != null &&
+                (f.verdict == Verdict.CORRUPT) != (t.verdict == Verdict.CORRUPT)
+            ) {
                 wrong++
-                problems.add("FAIL ${if (f.verdict == Verdict.CORRUPT) "refused the log as corrupt" else "opened it"}, but TRUNCATE " +
-                    "${if (t.verdict == Verdict.CORRUPT) "reported corruption" else "found no corruption"} in the same bytes")
+                problems.add(
+                    "FAIL ${if (f.verdict == Verdict.CORRUPT) "refused the log as corrupt" else "opened it"}, " +
+                        "but TRUNCATE " +
+                        "${if (t.verdict == Verdict.CORRUPT) "reported corruption" else "found no corruption"} " +
+                        "in the same bytes",
+                )
             }
         } finally {
             work.toFile().deleteRecursively()
         }
         return TortureResult(
-            corruptions = 1, lost = lost, corruptServed = served, failedReopens = failed, wrongVerdicts = wrong,
-            changedByRefusal = changed, options = setOf(openOptions, againOptions),
-            failures = if (problems.isEmpty()) emptyList() else listOf("$label:\n  " + problems.take(10).joinToString("\n  ")),
+            corruptions = 1,
+            lost = lost,
+            corruptServed = served,
+            failedReopens = failed,
+            wrongVerdicts = wrong,
+            changedByRefusal = changed,
+            options = setOf(openOptions, againOptions),
+            failures = if (problems.isEmpty()) {
+                emptyList()
+            } else {
+                listOf("$label:\n  " + problems.take(10).joinToString("\n  "))
+            },
         )
     }
 
@@ -226,8 +284,13 @@ object CorruptionTorture {
     private enum class Verdict { CORRUPT, NOT_CORRUPT }
 
     private class Outcome(
-        val kind: String = "error", val lost: Long = 0, val served: Long = 0, val failed: Boolean = false,
-        val wrong: Boolean = false, val changed: Boolean = false, val problems: List<String> = emptyList(),
+        val kind: String = "error",
+        val lost: Long = 0,
+        val served: Long = 0,
+        val failed: Boolean = false,
+        val wrong: Boolean = false,
+        val changed: Boolean = false,
+        val problems: List<String> = emptyList(),
         /** Whether the open found corruption; null if it failed in a way that says nothing. */
         val verdict: Verdict? = null,
     )
@@ -243,8 +306,15 @@ object CorruptionTorture {
      * append and reopens clean under FAIL.
      */
     private fun check(
-        dir: Path, policy: CorruptionPolicy, base: Base, allowed: List<Base>, pool: List<Base>, d: LogPosition?,
-        expected: List<Expectation>, openOptions: TortureOptions, againOptions: TortureOptions,
+        dir: Path,
+        policy: CorruptionPolicy,
+        base: Base,
+        allowed: List<Base>,
+        pool: List<Base>,
+        d: LogPosition?,
+        expected: List<Expectation>,
+        openOptions: TortureOptions,
+        againOptions: TortureOptions,
     ): Outcome = runBlocking {
         val problems = ArrayList<String>()
         val before = contents(dir)
@@ -256,18 +326,38 @@ object CorruptionTorture {
             if (changes != null) problems.add("the refused open changed the log directory: $changes")
             val trace = "$e\n${e.stackTraceToString().lines().take(12).joinToString("\n")}"
             return@runBlocking when {
-                e !is WalException -> Outcome(kind, failed = true, changed = changes != null,
-                    problems = problems + "open threw ${e::class.qualifiedName}, not a WalException: $trace")
+                e !is WalException -> Outcome(
+                    kind,
+                    failed = true,
+                    changed = changes != null,
+                    problems = problems + "open threw ${e::class.qualifiedName}, not a WalException: $trace",
+                )
+
                 // Every stop is truncated under TRUNCATE: no damaged log may be refused.
-                policy == CorruptionPolicy.TRUNCATE -> Outcome(kind, failed = true, changed = changes != null,
-                    problems = problems + "open under TRUNCATE threw (it truncates every stop): $trace")
-                e !is WalCorruptedException -> Outcome(kind, wrong = true, changed = changes != null,
-                    problems = problems + "open under FAIL threw ${e::class.simpleName}, not WalCorruptedException: $trace")
+                policy == CorruptionPolicy.TRUNCATE -> Outcome(
+                    kind,
+                    failed = true,
+                    changed = changes != null,
+                    problems = problems + "open under TRUNCATE threw (it truncates every stop): $trace",
+                )
+
+                e !is WalCorruptedException -> Outcome(
+                    kind,
+                    wrong = true,
+                    changed = changes != null,
+                    problems = problems +
+                        "open under FAIL threw ${e::class.simpleName}, not WalCorruptedException: $trace",
+                )
+
                 else -> {
                     val verdict = judge(e, dir, expected)
-                    Outcome(if (verdict.problem == null) "refused ${verdict.kind}" else "refused at the wrong place",
-                        wrong = verdict.problem != null, changed = changes != null, verdict = Verdict.CORRUPT,
-                        problems = problems + listOfNotNull(verdict.problem))
+                    Outcome(
+                        if (verdict.problem == null) "refused ${verdict.kind}" else "refused at the wrong place",
+                        wrong = verdict.problem != null,
+                        changed = changes != null,
+                        verdict = Verdict.CORRUPT,
+                        problems = problems + listOfNotNull(verdict.problem),
+                    )
                 }
             }
         }
@@ -275,7 +365,13 @@ object CorruptionTorture {
         var served = 0L
         var failed = false
         var wrong = false
-        val kind = if (wal.recovery.corruption != null) "opened, corruption truncated" else if (wal.recovery.truncated) "opened, torn tail truncated" else "opened"
+        val kind = if (wal.recovery.corruption != null) {
+            "opened, corruption truncated"
+        } else if (wal.recovery.truncated) {
+            "opened, torn tail truncated"
+        } else {
+            "opened"
+        }
         val verdict = if (wal.recovery.corruption != null) Verdict.CORRUPT else Verdict.NOT_CORRUPT
         if (policy == CorruptionPolicy.FAIL && wal.recovery.corruption != null) {
             wrong = true
@@ -289,10 +385,15 @@ object CorruptionTorture {
                 if (i == 0 || !base.blocks[i - 1].continued) runStart = i
                 if (b.continued) continue
                 if (d != null && LogPosition(b.segment, b.end) > d) break
-                for (k in runStart..i) survivors[base.blocks[k].topicId] = base.blocks[k].firstSeq + base.blocks[k].count
+                for (k in runStart..i) {
+                    survivors[base.blocks[k].topicId] = base.blocks[k].firstSeq + base.blocks[k].count
+                }
             }
             val strange = wal.topics() - allowed.flatMap { it.model.keys }.toSet()
-            if (strange.isNotEmpty()) { served += strange.size; problems.add("topics() names topics never created: $strange") }
+            if (strange.isNotEmpty()) {
+                served += strange.size
+                problems.add("topics() names topics never created: $strange")
+            }
             for (topic in base.model.keys + wal.topics()) {
                 // Recovery checked every byte it kept: a replay of the opened log has nothing left to fail on.
                 val records = try {
@@ -306,13 +407,26 @@ object CorruptionTorture {
                 for ((i, r) in records.withIndex()) {
                     val bad = when {
                         r.sequence != i.toLong() -> "record #$i has sequence ${r.sequence}"
+
                         r.topic != topic -> "record ${r.sequence} reports topic ${r.topic}"
-                        allowed.size > 1 && allowed.any { it.model[topic]?.getOrNull(i)?.contentEquals(r.payload) == true } -> null
-                        r.sequence >= appended.size -> "seq ${r.sequence} was never appended (${appended.size} were)" + foreign(pool, topic, r.sequence, r.payload)
-                        !r.payload.contentEquals(appended[r.sequence.toInt()]) -> "seq ${r.sequence} differs from what was appended" + foreign(pool, topic, r.sequence, r.payload)
+
+                        allowed.size > 1 &&
+                            allowed.any { it.model[topic]?.getOrNull(i)?.contentEquals(r.payload) == true } -> null
+
+                        r.sequence >= appended.size ->
+                            "seq ${r.sequence} was never appended (${appended.size} were)" +
+                                foreign(pool, topic, r.sequence, r.payload)
+
+                        !r.payload.contentEquals(appended[r.sequence.toInt()]) ->
+                            "seq ${r.sequence} differs from what was appended" +
+                                foreign(pool, topic, r.sequence, r.payload)
+
                         else -> null
                     }
-                    if (bad != null) { served++; if (problems.size < 10) problems.add("'$topic' $bad") }
+                    if (bad != null) {
+                        served++
+                        if (problems.size < 10) problems.add("'$topic' $bad")
+                    }
                 }
                 if (wal.nextSequence(topic) != records.size.toLong()) {
                     served++
@@ -321,19 +435,30 @@ object CorruptionTorture {
                 val promised = if (allowed.size > 1) 0L else base.ids[topic]?.let { survivors[it] } ?: 0L
                 if (records.size < promised) {
                     lost += promised - records.size
-                    problems.add("'$topic': ${records.size} records survive, but the first damaged byte ($d) comes after $promised of them")
+                    problems.add(
+                        "'$topic': ${records.size} records survive, " +
+                            "but the first damaged byte ($d) comes after $promised of them",
+                    )
                 }
             }
             // The opened log takes appends, and then reopens clean.
             val topic = base.model.keys.first()
             val next = wal.nextSequence(topic)
             val seq = withTimeout(TIMEOUT_MS / 2) { wal.append(topic, byteArrayOf(1, 2, 3)) }
-            if (seq != next) { failed = true; problems.add("append after open got $seq, expected $next") }
+            if (seq != next) {
+                failed = true
+                problems.add("append after open got $seq, expected $next")
+            }
         } catch (e: Throwable) {
             failed = true
             problems.add("checking the opened log threw ${e::class.qualifiedName}: $e")
         } finally {
-            try { wal.close() } catch (e: Throwable) { failed = true; problems.add("close threw $e") }
+            try {
+                wal.close()
+            } catch (e: Throwable) {
+                failed = true
+                problems.add("close threw $e")
+            }
         }
         if (!failed) {
             try {
@@ -364,20 +489,34 @@ object CorruptionTorture {
      * or spliced in, a segment or its data cut off exactly at a block boundary) may the stop come later; and then,
      * if the pending group is cut off at the end of the log, at the start of the group open at [anchor] ([lowest]).
      */
-    private class Expectation(val ref: Base, val d: LogPosition?, val anchor: LogPosition?, val lowest: LogPosition?, val hidden: Boolean) {
-        override fun toString(): String = if (d == null) "no byte of log ${ref.index} differs" else
+    private class Expectation(
+        val ref: Base,
+        val d: LogPosition?,
+        val anchor: LogPosition?,
+        val lowest: LogPosition?,
+        val hidden: Boolean,
+    ) {
+        override fun toString(): String = if (d == null) {
+            "no byte of log ${ref.index} differs"
+        } else {
             "first damaged byte of log ${ref.index} at $d, in the place checked at $anchor" +
                 if (hidden) " (its damaged bytes pass that check: the stop may come later, not before $lowest)" else ""
+        }
     }
 
     private class Judgement(val kind: String, val problem: String?)
 
     private fun expectation(ref: Base, damaged: Path, segmentSize: Int): Expectation {
         val d = firstDifference(ref, damaged) ?: return Expectation(ref, null, null, null, false)
-        val anchor = if (d.offset < SegmentHeader.SIZE) LogPosition(d.segmentId, 0) else {
+        val anchor = if (d.offset < SegmentHeader.SIZE) {
+            LogPosition(d.segmentId, 0)
+        } else {
             val inSegment = ref.blocks.filter { it.segment == d.segmentId }
             val holder = inSegment.firstOrNull { d.offset in it.at until it.end }
-            LogPosition(d.segmentId, holder?.at ?: (inSegment.map { it.end }.filter { it <= d.offset }.maxOrNull() ?: SegmentHeader.SIZE))
+            LogPosition(
+                d.segmentId,
+                holder?.at ?: (inSegment.map { it.end }.filter { it <= d.offset }.maxOrNull() ?: SegmentHeader.SIZE),
+            )
         }
         // The group still open at the anchor: the one of the first block at or after it, if it began before it.
         var groupStart: LogPosition? = null
@@ -385,13 +524,19 @@ object CorruptionTorture {
         for (b in ref.blocks) {
             val at = LogPosition(b.segment, b.at)
             if (groupStart == null) groupStart = at
-            if (at >= anchor) { if (groupStart < anchor) lowest = groupStart; break }
+            if (at >= anchor) {
+                if (groupStart < anchor) lowest = groupStart
+                break
+            }
             if (!b.continued) groupStart = null
         }
         return Expectation(ref, d, anchor, lowest, passesCheckAt(damaged, anchor, segmentSize))
     }
 
-    /** Whether the bytes of [dir] at [p] pass the check the recovery scan makes there (FORMAT.md), checked here independently. */
+    /**
+     * Whether the bytes of [dir] at [p] pass the check the recovery scan makes there (FORMAT.md), checked here
+     * independently.
+     */
     private fun passesCheckAt(dir: Path, p: LogPosition, segmentSize: Int): Boolean {
         val path = LogFiles.segment(dir, p.segmentId)
         if (!path.exists()) return false // a gap, if later segments exist; if none do, nothing there to refuse
@@ -399,12 +544,18 @@ object CorruptionTorture {
         val b = ByteBuffer.wrap(bytes)
         val header = segmentHeader(bytes)
         if (p.offset == 0) {
-            if (header == null || header.id != p.segmentId || header.size !in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE) return false
+            if (header == null || header.id != p.segmentId ||
+                header.size !in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE
+            ) {
+                return false
+            }
             if (p.segmentId == 1) return true
-            val first = LogFiles.segment(dir, 1).takeIf { it.exists() }?.let { segmentHeader(it.readBytes()) } ?: return false
+            val first = LogFiles.segment(dir, 1).takeIf { it.exists() }?.let { segmentHeader(it.readBytes()) }
+                ?: return false
             return header.logId == first.logId
         }
-        val declared = header?.size?.takeIf { it in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE } ?: segmentSize
+        val declared = header?.size?.takeIf { it in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE }
+            ?: segmentSize
         val limit = minOf(bytes.size, declared)
         val at = p.offset
         // A zero window (or too little room for a header): the data ends here, cleanly only if all the rest is zero.
@@ -416,7 +567,11 @@ object CorruptionTorture {
         val crc = CRC32C()
         crc.update(bytes, at + 8, BlockHeader.SIZE - 8)
         crc.update(ByteBuffer.allocate(8).putInt(p.segmentId).putInt(at).array())
-        if (b.getInt(at + 4) != crc.value.toInt() || bytes[at + 8].toInt() != 1 || bytes[at + 9].toInt() and 1.inv() != 0) return false
+        if (b.getInt(at + 4) != crc.value.toInt() || bytes[at + 8].toInt() != 1 ||
+            bytes[at + 9].toInt() and 1.inv() != 0
+        ) {
+            return false
+        }
         val topic = b.getInt(at + 12)
         val first = b.getLong(at + 16)
         val count = b.getInt(at + 24)
@@ -443,7 +598,11 @@ object CorruptionTorture {
     private fun segmentHeader(bytes: ByteArray): Header? {
         if (bytes.size < SegmentHeader.SIZE) return null
         val b = ByteBuffer.wrap(bytes)
-        if (b.getInt(0) != SegmentHeader.MAGIC || b.getShort(4).toInt() != 1 || b.getShort(6).toInt() != SegmentHeader.SIZE) return null
+        if (b.getInt(0) != SegmentHeader.MAGIC || b.getShort(4).toInt() != 1 ||
+            b.getShort(6).toInt() != SegmentHeader.SIZE
+        ) {
+            return null
+        }
         if (b.getInt(60) != CRC32C().apply { update(bytes, 0, 60) }.value.toInt()) return null
         return Header(b.getInt(8), b.getInt(12), b.getLong(16))
     }
@@ -454,21 +613,37 @@ object CorruptionTorture {
      */
     private fun judge(e: WalCorruptedException, dir: Path, expected: List<Expectation>): Judgement {
         val file = e.file
-        val id = file?.fileName?.toString()?.let { Regex("""seg-(\d{10})\.kwal""").matchEntire(it) }?.groupValues?.get(1)?.toInt()
+        val id = file?.fileName?.toString()
+            ?.let { Regex("""seg-(\d{10})\.kwal""").matchEntire(it) }?.groupValues?.get(1)?.toInt()
         val problem = when {
-            file == null || id == null || file.toAbsolutePath().normalize() != LogFiles.segment(dir, id).toAbsolutePath().normalize() ->
+            file == null || id == null ||
+                file.toAbsolutePath().normalize() != LogFiles.segment(dir, id).toAbsolutePath().normalize() ->
                 "WalCorruptedException names ${file ?: "no file"}, not a segment file of $dir: ${e.message}"
+
             e.offset !in 0L..Int.MAX_VALUE.toLong() -> "WalCorruptedException names offset ${e.offset}: ${e.message}"
+
             else -> {
                 val found = LogPosition(id, e.offset.toInt())
                 val exact = expected.firstOrNull { it.anchor == found }
                 val later = expected.firstOrNull { it.hidden && it.lowest != null && found >= it.lowest }
                 when {
-                    exact != null -> return Judgement(if (found.offset == 0) "at the damaged segment" else "at the damaged block", null)
-                    later != null -> return Judgement(
-                        if (found > later.anchor!!) "later, past damage that passes its check" else "at the start of the group open at the damage", null,
+                    exact != null -> return Judgement(
+                        if (found.offset == 0) "at the damaged segment" else "at the damaged block",
+                        null,
                     )
-                    else -> "refused at $found (${e.message}), but the rules put the bad place at: ${expected.joinToString("; ")}"
+
+                    later != null -> return Judgement(
+                        if (found > later.anchor!!) {
+                            "later, past damage that passes its check"
+                        } else {
+                            "at the start of the group open at the damage"
+                        },
+                        null,
+                    )
+
+                    else ->
+                        "refused at $found (${e.message}), but the rules put the bad place at: " +
+                            expected.joinToString("; ")
                 }
             }
         }
@@ -487,8 +662,11 @@ object CorruptionTorture {
             val b = after[name]
             when {
                 a == null -> out.add("$name created")
+
                 b == null -> out.add("$name deleted")
-                !a.contentEquals(b) -> out.add("$name changed (${a.size} -> ${b.size} bytes, first at ${java.util.Arrays.mismatch(a, b)})")
+
+                !a.contentEquals(b) ->
+                    out.add("$name changed (${a.size} -> ${b.size} bytes, first at ${java.util.Arrays.mismatch(a, b)})")
             }
         }
         return out.takeIf { it.isNotEmpty() }?.joinToString(", ")
@@ -504,14 +682,20 @@ object CorruptionTorture {
     /** If [payload] is another pool log's record at this topic and sequence, say so. */
     private fun foreign(pool: List<Base>, topic: String, seq: Long, payload: ByteArray): String {
         val from = pool.firstOrNull { b -> b.model[topic]?.getOrNull(seq.toInt())?.contentEquals(payload) == true }
-        return if (from != null) " (it is log ${from.index}'s record: a block of another log passed every check)" else ""
+        return if (from != null) {
+            " (it is log ${from.index}'s record: a block of another log passed every check)"
+        } else {
+            ""
+        }
     }
 
     // ---- damage ----
 
     private fun copy(from: Path, to: Path) {
         Files.createDirectories(to)
-        for (p in from.listDirectoryEntries()) if (p.name != LogFiles.LOCK_FILE) Files.copy(p, to.resolve(p.name), StandardCopyOption.REPLACE_EXISTING)
+        for (p in from.listDirectoryEntries()) {
+            if (p.name != LogFiles.LOCK_FILE) Files.copy(p, to.resolve(p.name), StandardCopyOption.REPLACE_EXISTING)
+        }
     }
 
     /** The first position, in log order, where [dir]'s segment files differ from [base]'s; null if none. */
@@ -546,7 +730,8 @@ object CorruptionTorture {
         return if (rnd.nextInt(10) == 0) rnd.nextInt(size) else rnd.nextInt(maxOf(1, end))
     }
 
-    private val hugeValues = intArrayOf(Int.MAX_VALUE, Int.MIN_VALUE, -1, 0x7FFFFFF0, 1 shl 30, 0x10000000, 64 shl 10, 0x7FFFFFFF - 47)
+    private val hugeValues =
+        intArrayOf(Int.MAX_VALUE, Int.MIN_VALUE, -1, 0x7FFFFFF0, 1 shl 30, 0x10000000, 64 shl 10, 0x7FFFFFFF - 47)
 
     private fun forgedValue(orig: Int, rnd: Random): Int = when (rnd.nextInt(4)) {
         0, 1 -> hugeValues[rnd.nextInt(hugeValues.size)]
@@ -561,9 +746,14 @@ object CorruptionTorture {
             0, 1 -> {
                 val p = pick(dir, rnd)
                 val n = rnd.nextInt(1, 9)
-                repeat(n) { if (p.fileSize() > 0) LogFiles.flipBit(p, offsetIn(p, rnd).toLong().coerceAtMost(p.fileSize() - 1), rnd.nextInt(8)) }
+                repeat(n) {
+                    if (p.fileSize() > 0) {
+                        LogFiles.flipBit(p, offsetIn(p, rnd).toLong().coerceAtMost(p.fileSize() - 1), rnd.nextInt(8))
+                    }
+                }
                 "$n bit(s) flipped in ${p.name}"
             }
+
             2 -> {
                 val p = pick(dir, rnd)
                 val size = p.fileSize().toInt()
@@ -571,6 +761,7 @@ object CorruptionTorture {
                 LogFiles.truncate(p, at.toLong())
                 "${p.name} truncated to $at bytes"
             }
+
             3 -> {
                 val p = pick(dir, rnd)
                 val at = offsetIn(p, rnd)
@@ -578,6 +769,7 @@ object CorruptionTorture {
                 LogFiles.zero(p, at, until)
                 "${p.name} zeroed at $at..$until"
             }
+
             4, 5 -> {
                 // a range of this log copied elsewhere in it: same segment or another, same offset or not
                 val src = pick(dir, rnd)
@@ -590,6 +782,7 @@ object CorruptionTorture {
                 LogFiles.write(dst, to.toLong(), bytes.copyOfRange(from, from + len))
                 "$len bytes of ${src.name} at $from duplicated onto ${dst.name} at $to"
             }
+
             6 -> {
                 // spliced from another log of the pool
                 val other = pool[rnd.nextInt(pool.size)]
@@ -601,6 +794,7 @@ object CorruptionTorture {
                 LogFiles.write(dst, to.toLong(), srcBytes.copyOfRange(from, from + len))
                 "$len bytes of log ${other.index} segment $srcId at $from spliced into ${dst.name} at $to"
             }
+
             7 -> {
                 // a whole segment replaced by another log's
                 val other = pool[rnd.nextInt(pool.size)]
@@ -609,7 +803,9 @@ object CorruptionTorture {
                 Files.write(dst, srcBytes)
                 "${dst.name} replaced by log ${other.index}'s segment $srcId"
             }
+
             8, 9 -> forgeBlock(dir, base, rnd)
+
             10 -> {
                 // segment header fields: size or id, sometimes with the header CRC made valid again
                 val p = pick(dir, rnd)
@@ -622,13 +818,16 @@ object CorruptionTorture {
                 val fixCrc = rnd.nextBoolean()
                 if (fixCrc) b.putInt(60, CRC32C().apply { update(bytes, 0, 60) }.value.toInt())
                 LogFiles.write(p, 0, bytes.copyOf(SegmentHeader.SIZE))
-                "${p.name} header ${if (field == 8) "segment id" else "segment size"} forged to $value${if (fixCrc) " (CRC recomputed)" else ""}"
+                "${p.name} header ${if (field == 8) "segment id" else "segment size"} " +
+                    "forged to $value${if (fixCrc) " (CRC recomputed)" else ""}"
             }
+
             11 -> {
                 val p = pick(dir, rnd)
                 Files.delete(p)
                 "${p.name} deleted"
             }
+
             else -> {
                 val p = pick(dir, rnd)
                 val free = (1..ids.last() + 3).filter { it !in ids }
@@ -639,7 +838,9 @@ object CorruptionTorture {
                 } else {
                     val q = LogFiles.segment(dir, ids.filter { LogFiles.segment(dir, it) != p }.random(rnd))
                     val tmp = dir.resolve("swap.tmp")
-                    Files.move(p, tmp); Files.move(q, p); Files.move(tmp, q)
+                    Files.move(p, tmp)
+                    Files.move(q, p)
+                    Files.move(tmp, q)
                     "${p.name} and ${q.name} swapped"
                 }
             }
@@ -662,16 +863,20 @@ object CorruptionTorture {
                 b.putInt(at + BlockHeader.OFF_BODY_LENGTH, v)
                 desc = "body length ${blk.body} -> $v"
             }
+
             1 -> {
                 val v = forgedValue(blk.count, rnd)
                 b.putInt(at + BlockHeader.OFF_COUNT, v)
                 desc = "record count ${blk.count} -> $v"
             }
+
             else -> {
                 // the length of record k of the block
                 var f = at + BlockHeader.SIZE
                 val k = rnd.nextInt(blk.count)
-                repeat(k) { if (f + RecordFrame.HEADER_SIZE <= blk.end) f += RecordFrame.HEADER_SIZE + maxOf(0, b.getInt(f + 4)) }
+                repeat(k) {
+                    if (f + RecordFrame.HEADER_SIZE <= blk.end) f += RecordFrame.HEADER_SIZE + maxOf(0, b.getInt(f + 4))
+                }
                 if (f < at || f + RecordFrame.HEADER_SIZE > blk.end) return "nothing to forge (block already damaged)"
                 val orig = b.getInt(f + 4)
                 val v = forgedValue(orig, rnd)
@@ -679,8 +884,11 @@ object CorruptionTorture {
                 desc = "record $k length $orig -> $v"
             }
         }
-        if (fixCrc) b.putInt(at + BlockHeader.OFF_CRC, BlockHeader.computeCrc(b, at, LogPosition(blk.segment, at), CRC32C()))
+        if (fixCrc) {
+            b.putInt(at + BlockHeader.OFF_CRC, BlockHeader.computeCrc(b, at, LogPosition(blk.segment, at), CRC32C()))
+        }
         LogFiles.write(p, at.toLong(), bytes.copyOfRange(at, blk.end))
-        return "${p.name} block at $at (topic ${blk.topicId}, seqs ${blk.firstSeq}..${blk.lastSeq}): $desc${if (fixCrc) " (header CRC recomputed)" else ""}"
+        return "${p.name} block at $at (topic ${blk.topicId}, seqs ${blk.firstSeq}..${blk.lastSeq}): " +
+            "$desc${if (fixCrc) " (header CRC recomputed)" else ""}"
     }
 }

@@ -47,7 +47,11 @@ object KillTorture {
         for (cycle in 1..cycles) {
             if (current == null || logCycles >= cyclesPerDirectory || current.dataBytes > maxDataBytes) {
                 current?.let { it.dir.toFile().deleteRecursively() }
-                current = KilledLog(Files.createTempDirectory("kwal-torture-kill"), seed, "KillTorture seed=$seed (replay: -Dtorture.seed=$seed)")
+                current = KilledLog(
+                    Files.createTempDirectory("kwal-torture-kill"),
+                    seed,
+                    "KillTorture seed=$seed (replay: -Dtorture.seed=$seed)",
+                )
                 logCycles = 0
             }
             logCycles++
@@ -61,19 +65,37 @@ object KillTorture {
             previous = reopenOptions
             val writers = WRITERS[optRandom.nextInt(WRITERS.size)]
             val facade = optRandom.nextInt(10) < 7
-            val setup = "child options: $childOptions, writers=$writers${if (facade) " + Java facade" else ""}; reopened with: $reopenOptions"
+            val setup = "child options: $childOptions, writers=$writers${if (facade) " + Java facade" else ""}; " +
+                "reopened with: $reopenOptions"
             result += TortureResult(options = setOf(childOptions, reopenOptions))
-            val childArgs = listOf(writers.toString(), "mixed", childOptions.encode(), if (facade) "facade" else "plain")
+            val childArgs =
+                listOf(writers.toString(), "mixed", childOptions.encode(), if (facade) "facade" else "plain")
             val outcome = runCatching {
-                val acks = log.runChild(cycle, seed * 7919 + cycle, "plan $plan", quiet = true, childArgs = childArgs) { child ->
+                val acks = log.runChild(
+                    cycle,
+                    seed * 7919 + cycle,
+                    "plan $plan",
+                    quiet = true,
+                    childArgs = childArgs,
+                ) { child ->
                     when {
-                        plan < 10 -> Thread.sleep(rnd.nextLong(0, 500)) // during JVM start or the child's recovery
-                        plan < 20 -> { awaitReady(log, cycle, child); Thread.sleep(rnd.nextLong(0, 20)) }
+                        // during JVM start or the child's recovery
+                        plan < 10 -> Thread.sleep(rnd.nextLong(0, 500))
+
+                        plan < 20 -> {
+                            awaitReady(log, cycle, child)
+                            Thread.sleep(rnd.nextLong(0, 20))
+                        }
+
                         plan < 60 -> {
                             awaitReady(log, cycle, child)
                             child.awaitAcks(rnd.nextInt(1, 1500), 15_000)
                         }
-                        else -> { awaitReady(log, cycle, child); Thread.sleep(rnd.nextLong(0, 400)) }
+
+                        else -> {
+                            awaitReady(log, cycle, child)
+                            Thread.sleep(rnd.nextLong(0, 400))
+                        }
                     }
                     if (!child.process.isAlive) log.fail(cycle, "child died before it was killed", child)
                 }
@@ -83,30 +105,50 @@ object KillTorture {
             }
             val c = outcome.getOrElse { e ->
                 // The child misbehaved: it could not open the log (its recovery failed), printed a bad line, hung.
-                KilledLog.Check().apply { failedReopen = true; problems.add(e.message ?: e.toString()) }
+                KilledLog.Check().apply {
+                    failedReopen = true
+                    problems.add(e.message ?: e.toString())
+                }
             }
             if (!c.clean || c.problems.isNotEmpty()) c.problems.add(setup)
             result += TortureResult(
-                kills = 1, acked = c.acked, lost = c.lost, corruptServed = c.corruptServed,
+                kills = 1,
+                acked = c.acked,
+                lost = c.lost,
+                corruptServed = c.corruptServed,
                 failedReopens = if (c.failedReopen) 1 else 0,
                 failures = if (c.clean && c.problems.isEmpty()) emptyList() else listOf(c.problems.joinToString("\n")),
             )
             if (!c.clean || c.problems.isNotEmpty()) {
-                System.err.println("KillTorture FAILED ${log.where(cycle)} (directory kept for inspection):\n${c.problems.joinToString("\n")}")
+                System.err.println(
+                    "KillTorture FAILED ${log.where(cycle)} (directory kept for inspection):\n" +
+                        c.problems.joinToString("\n"),
+                )
                 current = null // keep the evidence; go on in a fresh directory
             }
-            if (cycle % 50 == 0) println("KillTorture: $cycle/$cycles cycles, ${"%.2f".format(elapsed(started) / cycle)} s/cycle, ${result.summary().removePrefix("TORTURE ")}")
+            if (cycle % 50 == 0) {
+                println(
+                    "KillTorture: $cycle/$cycles cycles, ${"%.2f".format(elapsed(started) / cycle)} s/cycle, " +
+                        result.summary().removePrefix("TORTURE "),
+                )
+            }
         }
         current?.dir?.toFile()?.deleteRecursively()
-        println("KillTorture seed=$seed: $cycles cycles in ${"%.1f".format(elapsed(started))} s " +
-            "(${"%.2f".format(elapsed(started) / cycles)} s/cycle); $facadeCycles with the Java facade, $pipelined pipelined appends acknowledged; child classpath from ${ChildJvm.classpathSource().substringBefore(' ')}")
+        println(
+            "KillTorture seed=$seed: $cycles cycles in ${"%.1f".format(elapsed(started))} s " +
+                "(${"%.2f".format(elapsed(started) / cycles)} s/cycle); $facadeCycles with the Java facade, " +
+                "$pipelined pipelined appends acknowledged; " +
+                "child classpath from ${ChildJvm.classpathSource().substringBefore(' ')}",
+        )
         return result
     }
 
     private val WRITERS = intArrayOf(1, 2, 4, 8, 32, 32, 32)
 
     private fun awaitReady(log: KilledLog, cycle: Int, child: ChildJvm) {
-        if (!child.awaitReady(30_000)) log.fail(cycle, "child did not print READY (its open or recovery failed or hung)", child)
+        if (!child.awaitReady(30_000)) {
+            log.fail(cycle, "child did not print READY (its open or recovery failed or hung)", child)
+        }
     }
 
     private fun elapsed(started: Long) = (System.nanoTime() - started) / 1e9

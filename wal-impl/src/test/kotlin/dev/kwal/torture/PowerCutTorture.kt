@@ -56,10 +56,10 @@ import kotlin.random.Random
  *
  * **Durability.Interval.** A third of the rounds whose log defaults to [Durability.Interval] are *quiet*: the writers
  * stop after their random number of acknowledgements, one more record is appended under the log's default, and the
- * power is cut only once the disk holds no unsynced write — which the log's background sync must bring about within [intervalBound] of the interval, with nothing else
- * asking for a sync. If it does not, the round counts as a `lateSync`; if it does, every record acknowledged before
- * is then bound to survive by the rule above. Every failure names the options of the round and of the disk's
- * earlier opens.
+ * power is cut only once the disk holds no unsynced write — which the log's background sync must bring about within
+ * [intervalBound] of the interval, with nothing else asking for a sync. If it does not, the round counts as a
+ * `lateSync`; if it does, every record acknowledged before is then bound to survive by the rule above. Every failure
+ * names the options of the round and of the disk's earlier opens.
  */
 object PowerCutTorture {
     const val CUTS_PER_DISK = 10
@@ -78,10 +78,21 @@ object PowerCutTorture {
     fun cutSeed(seed: Long, i: Int): Long = seed * 6364136223846793005L + (i + 1) * -7046029254386353131L
 
     /** A record the checks know: where it was (or must be), and which batch it belongs to. */
-    private class Sent(val id: Long, val topic: String, val payload: ByteArray, val batch: Long, val index: Int, val batchSize: Int) {
+    private class Sent(
+        val id: Long,
+        val topic: String,
+        val payload: ByteArray,
+        val batch: Long,
+        val index: Int,
+        val batchSize: Int,
+    ) {
         @Volatile var seq: Long = -1
-        /** The files with unsynced writes just after its acknowledgement, and the durability it was acknowledged under. */
+
+        /**
+         * The files with unsynced writes just after its acknowledgement, and the durability it was acknowledged under.
+         */
         @Volatile var unsyncedAtAck: PowerLossFileIo.Unsynced? = null
+
         @Volatile var durability: String = ""
     }
 
@@ -94,14 +105,20 @@ object PowerCutTorture {
     /** Everything appended to one disk, and what must survive. */
     private class Model {
         val sent = ConcurrentHashMap<Long, Sent>()
-        /** Records that must be present at their sequence: acked under Sync, covered by a sync(), or seen after a reopen. */
+
+        /**
+         * Records that must be present at their sequence: acked under Sync, covered by a sync(), or seen after a
+         * reopen.
+         */
         val must = ConcurrentHashMap<Long, String>() // id -> why
         val batches = ConcurrentHashMap<Long, List<Sent>>()
         val nextId = AtomicLong(1)
         val nextBatch = AtomicLong(1)
         var pendingCheck = false
+
         /** The options of the last open: the final check opens with them. */
         var options: TortureOptions = TortureOptions.CLASSIC
+
         /** The options of every open of this disk, for failure messages: the data was written under them. */
         val history = ArrayList<TortureOptions>()
     }
@@ -129,7 +146,9 @@ object PowerCutTorture {
         var boundBySyncs = 0L
         val options = HashSet<TortureOptions>()
         val failures = ArrayList<String>()
-        fun fail(msg: String) { if (failures.size < 50) failures.add(msg) }
+        fun fail(msg: String) {
+            if (failures.size < 50) failures.add(msg)
+        }
     }
 
     /**
@@ -138,7 +157,13 @@ object PowerCutTorture {
      * of [CUTS_PER_DISK]) starts at that cut of the run: a disk's history depends only on its own cuts, so a failure
      * at cut i replays from `i - i % CUTS_PER_DISK` (as far as the scheduling of the workload allows).
      */
-    fun run(cuts: Int, seed: Long, lyingDisk: Boolean = false, firstCut: Int = 0, progress: (String) -> Unit = {}): TortureResult {
+    fun run(
+        cuts: Int,
+        seed: Long,
+        lyingDisk: Boolean = false,
+        firstCut: Int = 0,
+        progress: (String) -> Unit = {},
+    ): TortureResult {
         require(firstCut % CUTS_PER_DISK == 0) { "firstCut must be a multiple of $CUTS_PER_DISK" }
         val c = Counts()
         var disk: PowerLossFileIo? = null
@@ -149,7 +174,9 @@ object PowerCutTorture {
         for (i in firstCut until firstCut + cuts) {
             val cs = cutSeed(seed, i)
             if (i % CUTS_PER_DISK == 0) {
-                disk?.let { finalCheck(it, model, c, "seed=$seed cut=${i - 1} cutSeed=$lastSeed options=[${model.options}]") }
+                disk?.let {
+                    finalCheck(it, model, c, "seed=$seed cut=${i - 1} cutSeed=$lastSeed options=[${model.options}]")
+                }
                 disk = PowerLossFileIo(seed = cs).also { it.ignoreForce = lyingDisk }
                 model = Model()
             }
@@ -158,50 +185,105 @@ object PowerCutTorture {
             model.history.add(options)
             c.options.add(options)
             val earlier = model.history.dropLast(1).distinct().joinToString("; ")
-            // A third of the rounds of a log under Interval let its background sync run before the cut (see the class doc).
-            val quiet = !lyingDisk && options.durability is Durability.Interval && Random(cs xor 0x5851F42D4C957F2DL).nextInt(3) == 0
-            round(disk!!, model, c, Random(cs), options, quiet, "seed=$seed cut=$i cutSeed=$cs options=[$options] earlier opens of this disk=[$earlier]")
+            // A third of the rounds of a log under Interval let its background sync run before the cut (see the
+            // class doc).
+            val quiet = !lyingDisk && options.durability is Durability.Interval &&
+                Random(cs xor 0x5851F42D4C957F2DL).nextInt(3) == 0
+            round(
+                disk!!,
+                model,
+                c,
+                Random(cs),
+                options,
+                quiet,
+                "seed=$seed cut=$i cutSeed=$cs options=[$options] earlier opens of this disk=[$earlier]",
+            )
             lastSeed = cs
             done++
-            if (done % 500 == 0) progress("power cuts: $done/$cuts in ${(System.nanoTime() - started) / 1_000_000} ms, acked=${c.acked}")
+            if (done % 500 == 0) {
+                progress("power cuts: $done/$cuts in ${(System.nanoTime() - started) / 1_000_000} ms, acked=${c.acked}")
+            }
         }
-        disk?.let { finalCheck(it, model, c, "seed=$seed cut=${firstCut + cuts - 1} cutSeed=$lastSeed options=[${model.options}]") }
+        disk?.let {
+            finalCheck(
+                it,
+                model,
+                c,
+                "seed=$seed cut=${firstCut + cuts - 1} cutSeed=$lastSeed options=[${model.options}]",
+            )
+        }
         progress(
-            "POWERCUT stats: cuts in recovery=${c.inRecovery} inside a seam call=${c.armed} after acks=${c.afterAcks} " +
-                "at the end=${c.atEnd}; reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
+            "POWERCUT stats: cuts in recovery=${c.inRecovery} inside a seam call=${c.armed} " +
+                "after acks=${c.afterAcks} at the end=${c.atEnd}; " +
+                "reopens that truncated=${c.truncatedReopens} dropping ${c.droppedRecords} records; " +
                 "most segments=${c.maxSegments}; reopens with an empty segment after the data=${c.emptyActive} " +
                 "(an empty segment of another size than today's=${c.emptySmallerActive}); " +
                 "directory ops lost=${c.dirOpsLost} sectors reverted=${c.sectorsReverted} torn=${c.sectorsTorn}; " +
-                "records bound to survive by the syncs after their acknowledgement=${c.boundBySyncs}; quiet Interval rounds=${c.quietRounds} " +
+                "records bound to survive by the syncs after their acknowledgement=${c.boundBySyncs}; " +
+                "quiet Interval rounds=${c.quietRounds} " +
                 "(longest wait for the background sync ${c.quietWaitMaxMs} ms, late syncs=${c.lateSyncs})",
         )
         return TortureResult(
-            cuts = done.toLong(), acked = c.acked, lost = c.lost, corruptServed = c.corruptServed,
-            failedReopens = c.failedReopens, lateSyncs = c.lateSyncs, failures = c.failures, options = c.options,
+            cuts = done.toLong(),
+            acked = c.acked,
+            lost = c.lost,
+            corruptServed = c.corruptServed,
+            failedReopens = c.failedReopens,
+            lateSyncs = c.lateSyncs,
+            failures = c.failures,
+            options = c.options,
         )
     }
 
-    private fun open(disk: PowerLossFileIo, options: TortureOptions): KwalEngine = KwalEngine.open(options.of(DIR), disk.session())
+    private fun open(disk: PowerLossFileIo, options: TortureOptions): KwalEngine =
+        KwalEngine.open(options.of(DIR), disk.session())
 
     private fun finalCheck(disk: PowerLossFileIo, model: Model, c: Counts, tag: String) {
         if (!model.pendingCheck) return
-        val wal = try { open(disk, model.options) } catch (e: Throwable) {
-            c.failedReopens++; c.fail("$tag: final reopen failed: $e"); return
+        val wal = try {
+            open(disk, model.options)
+        } catch (e: Throwable) {
+            c.failedReopens++
+            c.fail("$tag: final reopen failed: $e")
+            return
         }
-        try { check(wal, model, c, tag) } finally { closeQuietly(wal, c, tag) }
+        try {
+            check(wal, model, c, tag)
+        } finally {
+            closeQuietly(wal, c, tag)
+        }
     }
 
-    private fun round(disk: PowerLossFileIo, model: Model, c: Counts, rnd: Random, options: TortureOptions, quiet: Boolean, tag: String) {
+    private fun round(
+        disk: PowerLossFileIo,
+        model: Model,
+        c: Counts,
+        rnd: Random,
+        options: TortureOptions,
+        quiet: Boolean,
+        tag: String,
+    ) {
         val cutRandom = Random(rnd.nextLong())
         val mode = rnd.nextInt(100)
         // 0..14: a cut inside recovery (or soon after, if recovery is short)
         if (mode < 15) disk.armCut(1L + rnd.nextInt(60), cutRandom)
         val gen = disk.generation
-        val wal = try { open(disk, options) } catch (e: Throwable) {
-            if (disk.generation != gen) { c.inRecovery++; tally(disk, c); model.pendingCheck = true; return } // cut inside recovery: check on the next open
+        val wal = try {
+            open(disk, options)
+        } catch (e: Throwable) {
+            if (disk.generation != gen) {
+                // cut inside recovery: check on the next open
+                c.inRecovery++
+                tally(disk, c)
+                model.pendingCheck = true
+                return
+            }
             disk.disarm()
             c.failedReopens++
-            c.fail("$tag: reopen failed after a power cut: $e${e.cause?.let { " (cause $it)" } ?: ""}; disk: ${describe(disk)}")
+            c.fail(
+                "$tag: reopen failed after a power cut: $e${e.cause?.let { " (cause $it)" } ?: ""}; " +
+                    "disk: ${describe(disk)}",
+            )
             model.pendingCheck = false
             return
         }
@@ -213,13 +295,17 @@ object PowerCutTorture {
             if (model.pendingCheck) check(wal, model, c, tag)
             model.pendingCheck = true
             val report = wal.recovery
-            if (report.truncated) { c.truncatedReopens++; c.droppedRecords += report.droppedRecords }
+            if (report.truncated) {
+                c.truncatedReopens++
+                c.droppedRecords += report.droppedRecords
+            }
             noteActive(disk, options, c)
             c.maxSegments = maxOf(c.maxSegments, report.segments)
             val acked = ConcurrentLinkedQueue<Sent>()
             workload(disk, wal, model, c, rnd, cutRandom, workloadMode, options, quiet, acked, tag)
             when {
                 disk.generation != gen -> if (workloadMode < 55) c.armed++ else c.afterAcks++
+
                 quiet -> {
                     disk.disarm()
                     // One more append under the log's default durability, so that the background sync has work to do.
@@ -231,7 +317,12 @@ object PowerCutTorture {
                     awaitBackgroundSync(disk, options, c, tag)
                     disk.cut(cutRandom)
                 }
-                else -> { c.atEnd++; disk.disarm(); disk.cut(cutRandom) }
+
+                else -> {
+                    c.atEnd++
+                    disk.disarm()
+                    disk.cut(cutRandom)
+                }
             }
             tally(disk, c)
             boundBySyncs(disk, model, c, acked)
@@ -252,11 +343,17 @@ object PowerCutTorture {
         while (true) {
             val pending = disk.unsynced()
             val waited = (System.nanoTime() - started) / 1_000_000
-            if (pending.inodes.isEmpty()) { c.quietWaitMaxMs = maxOf(c.quietWaitMaxMs, waited); return }
+            if (pending.inodes.isEmpty()) {
+                c.quietWaitMaxMs = maxOf(c.quietWaitMaxMs, waited)
+                return
+            }
             if (waited > bound) {
                 c.lateSyncs++
-                c.fail("$tag: under Interval(${millis}ms), $waited ms after the last acknowledgement, with nothing else asking for a " +
-                    "sync, ${pending.inodes.size} file(s) still held unsynced writes (${disk.forces} forces so far): no background sync")
+                c.fail(
+                    "$tag: under Interval(${millis}ms), $waited ms after the last acknowledgement, " +
+                        "with nothing else asking for a sync, ${pending.inodes.size} file(s) still held unsynced " +
+                        "writes (${disk.forces} forces so far): no background sync",
+                )
                 return
             }
             Thread.sleep(1)
@@ -271,8 +368,15 @@ object PowerCutTorture {
     private fun boundBySyncs(disk: PowerLossFileIo, model: Model, c: Counts, acked: Collection<Sent>) {
         for (s in acked) {
             val u = s.unsyncedAtAck ?: continue
-            if (disk.syncedBeforeLastCut(u) && model.must.putIfAbsent(s.id, "acknowledged under ${s.durability}; every file with " +
-                    "unsynced writes at its acknowledgement was synced after it, before the cut") == null) c.boundBySyncs++
+            if (disk.syncedBeforeLastCut(u) &&
+                model.must.putIfAbsent(
+                    s.id,
+                    "acknowledged under ${s.durability}; every file with " +
+                        "unsynced writes at its acknowledgement was synced after it, before the cut",
+                ) == null
+            ) {
+                c.boundBySyncs++
+            }
         }
     }
 
@@ -289,7 +393,11 @@ object PowerCutTorture {
         var otherSize = false
         while (true) {
             val bytes = disk.contentOf(segmentPath(id)) ?: break
-            if (!empty(bytes)) lastData = id else if (bytes.size != options.segmentSize) otherSize = true
+            if (!empty(bytes)) {
+                lastData = id
+            } else if (bytes.size != options.segmentSize) {
+                otherSize = true
+            }
             last = id++
         }
         if (last > lastData) c.emptyActive++
@@ -301,7 +409,13 @@ object PowerCutTorture {
         val out = ArrayList<String>()
         var id = 1
         while (true) {
-            val b = disk.contentOf(segmentPath(id)) ?: if (id > 1 && disk.contentOf(segmentPath(id + 1)) == null) break else { out.add("$id: missing"); id++; continue }
+            val b = disk.contentOf(segmentPath(id)) ?: if (id > 1 && disk.contentOf(segmentPath(id + 1)) == null) {
+                break
+            } else {
+                out.add("$id: missing")
+                id++
+                continue
+            }
             var end = b.size
             while (end > 0 && b[end - 1] == 0.toByte()) end--
             val headerSize = if (b.size >= 16) ByteBuffer.wrap(b).getInt(12) else -1
@@ -325,12 +439,24 @@ object PowerCutTorture {
         t.isDaemon = true
         t.start()
         t.join(TimeUnit.SECONDS.toMillis(20))
-        if (t.isAlive) { c.failedReopens++; c.fail("$tag: close() hangs") }
+        if (t.isAlive) {
+            c.failedReopens++
+            c.fail("$tag: close() hangs")
+        }
     }
 
     private fun workload(
-        disk: PowerLossFileIo, wal: Wal, model: Model, c: Counts, rnd: Random, cutRandom: Random, mode: Int, options: TortureOptions,
-        quiet: Boolean, roundAcked: ConcurrentLinkedQueue<Sent>, tag: String,
+        disk: PowerLossFileIo,
+        wal: Wal,
+        model: Model,
+        c: Counts,
+        rnd: Random,
+        cutRandom: Random,
+        mode: Int,
+        options: TortureOptions,
+        quiet: Boolean,
+        roundAcked: ConcurrentLinkedQueue<Sent>,
+        tag: String,
     ) {
         val writers = 1 + rnd.nextInt(4)
         val ops = 4 + rnd.nextInt(if (rnd.nextInt(4) == 0) 200 else 60)
@@ -345,7 +471,10 @@ object PowerCutTorture {
         // Some rounds start with a unit as large as today's segment allows: larger than an older, smaller segment that
         // recovery may have left empty (the writer must never roll past an empty segment).
         val firstBig = rnd.nextInt(4) == 0
-        if (cutAfterAcks == 0) { if (!quiet) disk.cut(cutRandom); return }
+        if (cutAfterAcks == 0) {
+            if (!quiet) disk.cut(cutRandom)
+            return
+        }
         val plans = List(writers) { Random(rnd.nextLong()) }
         val noneAcked = ConcurrentLinkedQueue<Sent>()
         val writerOps = AtomicInteger(ops)
@@ -361,83 +490,152 @@ object PowerCutTorture {
             runBlocking(Dispatchers.Default) {
                 withTimeout(30_000) {
                     coroutineScope {
-                        for (w in 0 until writers) launch {
-                            val r = plans[w]
-                            var first = w == 0 && firstBig
-                            while (!stop.get() && writerOps.getAndDecrement() > 0 && disk.generation == gen) {
-                                val topic = TOPICS[r.nextInt(TOPICS.size)]
-                                // The call's durability, or the log's default; only Sync promises to survive the cut.
-                                val durability = when {
-                                    r.nextDouble() < noneChance -> if (r.nextInt(4) == 0) Durability.Interval(5) else Durability.None
-                                    r.nextInt(4) == 0 -> Durability.Sync
-                                    else -> null
-                                }
-                                val sync = (durability ?: options.durability) == Durability.Sync
-                                val big0 = first
-                                first = false
-                                try {
-                                    when (if (big0) 6 else r.nextInt(10)) {
-                                        in 0..5 -> {
-                                            val size = if (r.nextDouble() < bigChance) options.recordSize(r, 8) else minOf(8 + r.nextInt(300), options.maxRecordSize)
-                                            val s = newSent(model, topic, size, batch = 0, index = 0, batchSize = 1)
-                                                val seq = wal.append(topic, s.payload, durability)
-                                            ack(s, seq, sync, durability, disk.unsynced())
+                        for (w in 0 until writers) {
+                            launch {
+                                val r = plans[w]
+                                var first = w == 0 && firstBig
+                                while (!stop.get() && writerOps.getAndDecrement() > 0 && disk.generation == gen) {
+                                    val topic = TOPICS[r.nextInt(TOPICS.size)]
+                                    // The call's durability, or the log's default; only Sync promises to survive
+                                    // the cut.
+                                    val durability = when {
+                                        r.nextDouble() < noneChance -> {
+                                            if (r.nextInt(4) == 0) Durability.Interval(5) else Durability.None
                                         }
-                                        in 6..8 -> {
-                                            val big = r.nextDouble() < bigChance
-                                            val edge = if (big0) 0 else if (r.nextInt(30) == 0) (if (r.nextBoolean()) 0 else r.nextInt(1, 65)) else -1
-                                            val edgeSizes = if (edge >= 0) options.exactBatch(r, 8, edge, maxBytes = 2L shl 20) else null
-                                            if (edgeSizes != null && edge > 0) {
-                                                // A few bytes too large for a segment: refused, and nothing of it ever served.
-                                                val refused = edgeSizes.map { size -> ByteArray(size).also { ByteBuffer.wrap(it).putLong(-model.nextId.getAndIncrement()) } }
-                                                val accepted = try { wal.appendBatch(topic, refused, durability) } catch (e: RecordTooLargeException) { null }
-                                                if (accepted != null) synchronized(c) {
-                                                    c.corruptServed++
-                                                    c.fail("$tag: a batch of ${edgeSizes.size} taking ${options.unitBytes(edgeSizes)} bytes, more than a segment holds, was accepted as $accepted")
+
+                                        r.nextInt(4) == 0 -> Durability.Sync
+
+                                        else -> null
+                                    }
+                                    val sync = (durability ?: options.durability) == Durability.Sync
+                                    val big0 = first
+                                    first = false
+                                    try {
+                                        when (if (big0) 6 else r.nextInt(10)) {
+                                            in 0..5 -> {
+                                                val size = if (r.nextDouble() < bigChance) {
+                                                    options.recordSize(r, 8)
+                                                } else {
+                                                    minOf(8 + r.nextInt(300), options.maxRecordSize)
                                                 }
-                                                continue
+                                                val s = newSent(model, topic, size, batch = 0, index = 0, batchSize = 1)
+                                                val seq = wal.append(topic, s.payload, durability)
+                                                ack(s, seq, sync, durability, disk.unsynced())
                                             }
-                                            val sizes = when {
-                                                edgeSizes != null -> edgeSizes // fills an empty segment to its last byte: accepted
-                                                big0 || r.nextInt(30) == 0 -> options.longBatch(r, 8, maxBytes = 512L shl 10)
-                                                else -> options.fitBatch(
-                                                    List(2 + r.nextInt(10)) { if (big) options.recordSize(r, 8) else minOf(8 + r.nextInt(600), options.maxRecordSize) },
-                                                    maxBytes = 256L shl 10,
-                                                )
+
+                                            in 6..8 -> {
+                                                val big = r.nextDouble() < bigChance
+                                                val edge = if (big0) {
+                                                    0
+                                                } else if (r.nextInt(30) == 0) {
+                                                    if (r.nextBoolean()) 0 else r.nextInt(1, 65)
+                                                } else {
+                                                    -1
+                                                }
+                                                val edgeSizes = if (edge >= 0) {
+                                                    options.exactBatch(r, 8, edge, maxBytes = 2L shl 20)
+                                                } else {
+                                                    null
+                                                }
+                                                if (edgeSizes != null && edge > 0) {
+                                                    // A few bytes too large for a segment: refused, and nothing of it
+                                                    // ever served.
+                                                    val refused = edgeSizes.map { size ->
+                                                        ByteArray(size).also {
+                                                            ByteBuffer.wrap(it).putLong(-model.nextId.getAndIncrement())
+                                                        }
+                                                    }
+                                                    val accepted = try {
+                                                        wal.appendBatch(topic, refused, durability)
+                                                    } catch (e: RecordTooLargeException) {
+                                                        null
+                                                    }
+                                                    if (accepted != null) {
+                                                        synchronized(c) {
+                                                            c.corruptServed++
+                                                            c.fail(
+                                                                "$tag: a batch of ${edgeSizes.size} taking " +
+                                                                    "${options.unitBytes(edgeSizes)} bytes, " +
+                                                                    "more than a segment holds, " +
+                                                                    "was accepted as $accepted",
+                                                            )
+                                                        }
+                                                    }
+                                                    continue
+                                                }
+                                                val sizes = when {
+                                                    // fills an empty segment to its last byte: accepted
+                                                    edgeSizes != null -> edgeSizes
+
+                                                    big0 || r.nextInt(30) == 0 -> {
+                                                        options.longBatch(r, 8, maxBytes = 512L shl 10)
+                                                    }
+
+                                                    else -> options.fitBatch(
+                                                        List(2 + r.nextInt(10)) {
+                                                            if (big) {
+                                                                options.recordSize(r, 8)
+                                                            } else {
+                                                                minOf(8 + r.nextInt(600), options.maxRecordSize)
+                                                            }
+                                                        },
+                                                        maxBytes = 256L shl 10,
+                                                    )
+                                                }
+                                                val n = sizes.size
+                                                val batchId = model.nextBatch.getAndIncrement()
+                                                val list = List(n) { k ->
+                                                    newSent(model, topic, sizes[k], batchId, k, n)
+                                                }
+                                                model.batches[batchId] = list
+                                                val range = wal.appendBatch(topic, list.map { it.payload }, durability)
+                                                if (range.count() != n) {
+                                                    synchronized(c) {
+                                                        c.corruptServed++
+                                                        c.fail("$tag: batch of $n acknowledged as $range")
+                                                    }
+                                                }
+                                                val unsynced = disk.unsynced()
+                                                for ((k, s) in list.withIndex()) {
+                                                    ack(s, range.first + k, sync, durability, unsynced)
+                                                }
                                             }
-                                            val n = sizes.size
-                                            val batchId = model.nextBatch.getAndIncrement()
-                                            val list = List(n) { k -> newSent(model, topic, sizes[k], batchId, k, n) }
-                                            model.batches[batchId] = list
-                                            val range = wal.appendBatch(topic, list.map { it.payload }, durability)
-                                            if (range.count() != n) {
-                                                synchronized(c) { c.corruptServed++; c.fail("$tag: batch of $n acknowledged as $range") }
+
+                                            else -> {
+                                                val covered = noneAcked.toList()
+                                                wal.sync()
+                                                for (s in covered) {
+                                                    model.must.putIfAbsent(
+                                                        s.id,
+                                                        "acked under None before a sync() returned",
+                                                    )
+                                                }
                                             }
-                                            val unsynced = disk.unsynced()
-                                            for ((k, s) in list.withIndex()) ack(s, range.first + k, sync, durability, unsynced)
                                         }
-                                        else -> {
-                                            val covered = noneAcked.toList()
-                                            wal.sync()
-                                            for (s in covered) model.must.putIfAbsent(s.id, "acked under None before a sync() returned")
+                                    } catch (e: CancellationException) {
+                                        throw e
+                                    } catch (e: Exception) {
+                                        if (disk.generation == gen) {
+                                            synchronized(c) {
+                                                c.fail("$tag: an append failed before any power cut: $e")
+                                            }
                                         }
+                                        break
                                     }
-                                } catch (e: CancellationException) {
-                                    throw e
-                                } catch (e: Exception) {
-                                    if (disk.generation == gen) {
-                                        synchronized(c) { c.fail("$tag: an append failed before any power cut: $e") }
+                                    if (acks.incrementAndGet() == cutAfterAcks) {
+                                        if (quiet) stop.set(true) else disk.cut(cutRandom)
                                     }
-                                    break
                                 }
-                                if (acks.incrementAndGet() == cutAfterAcks) { if (quiet) stop.set(true) else disk.cut(cutRandom) }
                             }
                         }
                     }
                 }
             }
         } catch (e: TimeoutCancellationException) {
-            synchronized(c) { c.failedReopens++; c.fail("$tag: the workload hangs (cut=${disk.generation != gen})") }
+            synchronized(c) {
+                c.failedReopens++
+                c.fail("$tag: the workload hangs (cut=${disk.generation != gen})")
+            }
         }
     }
 
@@ -460,35 +658,51 @@ object PowerCutTorture {
         val present = HashMap<Long, Long>() // id -> seq
         val report = wal.recovery
         if (report.corruption != null) {
-            c.failedReopens++; c.fail("$tag: recovery after a power cut reports corruption (a cut loses only unsynced bytes): $report")
+            c.failedReopens++
+            c.fail("$tag: recovery after a power cut reports corruption (a cut loses only unsynced bytes): $report")
         }
         val topics = TOPICS + wal.topics()
         for (topic in topics.distinct()) {
             val records = try {
                 runBlocking { wal.replay(topic).toList() }
             } catch (e: WalCorruptedException) {
-                c.corruptServed++; c.fail("$tag: replay of $topic failed: $e (recovery: $report)"); continue
+                c.corruptServed++
+                c.fail("$tag: replay of $topic failed: $e (recovery: $report)")
+                continue
             } catch (e: Exception) {
-                c.corruptServed++; c.fail("$tag: replay of $topic threw $e"); continue
+                c.corruptServed++
+                c.fail("$tag: replay of $topic threw $e")
+                continue
             }
             if (wal.nextSequence(topic) != records.size.toLong()) {
-                c.corruptServed++; c.fail("$tag: $topic has nextSequence ${wal.nextSequence(topic)} but replays ${records.size} records")
+                c.corruptServed++
+                c.fail("$tag: $topic has nextSequence ${wal.nextSequence(topic)} but replays ${records.size} records")
             }
             for ((k, rec) in records.withIndex()) {
                 if (rec.sequence != k.toLong()) {
-                    c.corruptServed++; c.fail("$tag: $topic replays sequence ${rec.sequence} at position $k"); break
+                    c.corruptServed++
+                    c.fail("$tag: $topic replays sequence ${rec.sequence} at position $k")
+                    break
                 }
                 val id = if (rec.payload.size >= 8) ByteBuffer.wrap(rec.payload).getLong() else -1
                 val s = model.sent[id]
                 when {
                     s == null || s.topic != topic || !s.payload.contentEquals(rec.payload) -> {
-                        c.corruptServed++; c.fail("$tag: $topic/${rec.sequence} serves a record never appended there (${rec.payload.size} bytes, id $id)")
+                        c.corruptServed++
+                        c.fail(
+                            "$tag: $topic/${rec.sequence} serves a record never appended there " +
+                                "(${rec.payload.size} bytes, id $id)",
+                        )
                     }
+
                     present.put(id, rec.sequence) != null -> {
-                        c.corruptServed++; c.fail("$tag: record $id served twice in $topic")
+                        c.corruptServed++
+                        c.fail("$tag: record $id served twice in $topic")
                     }
+
                     s.seq >= 0 && s.seq != rec.sequence -> {
-                        c.corruptServed++; c.fail("$tag: record $id acknowledged at $topic/${s.seq} is served at ${rec.sequence}")
+                        c.corruptServed++
+                        c.fail("$tag: record $id acknowledged at $topic/${s.seq} is served at ${rec.sequence}")
                     }
                 }
             }
@@ -499,17 +713,22 @@ object PowerCutTorture {
             val at = present[id]
             if (at == null || (s.seq >= 0 && at != s.seq)) {
                 c.lost++
-                c.fail("$tag: lost ${s.topic}/${s.seq} (id $id, $why)${if (at != null) ", found at $at" else ""}; recovery: $report")
+                c.fail(
+                    "$tag: lost ${s.topic}/${s.seq} (id $id, $why)${if (at != null) ", found at $at" else ""}; " +
+                        "recovery: $report",
+                )
             }
         }
         for ((batchId, list) in model.batches) {
             val found = list.count { it.id in present }
             if (found != 0 && found != list.size) {
-                c.corruptServed++; c.fail("$tag: batch $batchId of ${list.size} records in ${list[0].topic} is partly present ($found)")
+                c.corruptServed++
+                c.fail("$tag: batch $batchId of ${list.size} records in ${list[0].topic} is partly present ($found)")
             } else if (found == list.size) {
                 val first = present.getValue(list[0].id)
                 if (list.withIndex().any { (k, s) -> present[s.id] != first + k }) {
-                    c.corruptServed++; c.fail("$tag: batch $batchId in ${list[0].topic} is not consecutive")
+                    c.corruptServed++
+                    c.fail("$tag: batch $batchId in ${list[0].topic} is not consecutive")
                 }
             }
         }

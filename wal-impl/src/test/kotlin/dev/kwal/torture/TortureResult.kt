@@ -48,11 +48,12 @@ data class TortureResult(
     )
 
     val clean: Boolean
-        get() = lost == 0L && corruptServed == 0L && failedReopens == 0L && wrongVerdicts == 0L && changedByRefusal == 0L && lateSyncs == 0L
+        get() = lost == 0L && corruptServed == 0L && failedReopens == 0L && wrongVerdicts == 0L &&
+            changedByRefusal == 0L && lateSyncs == 0L
 
-    fun summary(): String =
-        "TORTURE kills=$kills cuts=$cuts corruptions=$corruptions acked=$acked lost=$lost corrupt_served=$corruptServed " +
-            "failed_reopens=$failedReopens wrong_verdicts=$wrongVerdicts changed_by_refusal=$changedByRefusal late_syncs=$lateSyncs options=${options.size}"
+    fun summary(): String = "TORTURE kills=$kills cuts=$cuts corruptions=$corruptions acked=$acked lost=$lost " +
+        "corrupt_served=$corruptServed failed_reopens=$failedReopens wrong_verdicts=$wrongVerdicts " +
+        "changed_by_refusal=$changedByRefusal late_syncs=$lateSyncs options=${options.size}"
 
     /** The range of the options used: sizes from smallest to largest, how often each durability and policy. */
     fun optionsSummary(): String {
@@ -62,15 +63,22 @@ data class TortureResult(
             return "${TortureOptions.size(v.min())}..${TortureOptions.size(v.max())} (${v.distinct().size} sizes)"
         }
         val dur = options.groupingBy {
-            when (it.durability) { Durability.Sync -> "Sync"; Durability.None -> "None"; is Durability.Interval -> "Interval" }
+            when (it.durability) {
+                Durability.Sync -> "Sync"
+                Durability.None -> "None"
+                is Durability.Interval -> "Interval"
+            }
         }.eachCount().toSortedMap()
         val policy = options.groupingBy { it.policy }.eachCount()
         val groupsSpanSegments = options.count { it.maxGroupBytes > it.segmentSize }
         val tinyQueue = options.count { it.maxQueuedBytes < it.maxRecordSize }
         val minBlock = options.count { it.blockSize == 4096 }
-        return "${options.size} distinct: segmentSize ${range { it.segmentSize.toLong() }}, blockSize ${range { it.blockSize.toLong() }} " +
-            "($minBlock at 4K), maxRecordSize ${range { it.maxRecordSize.toLong() }}, maxGroupBytes ${range { it.maxGroupBytes.toLong() }} " +
-            "($groupsSpanSegments over a segment), maxQueuedBytes ${range { it.maxQueuedBytes }} ($tinyQueue under a record); " +
-            "durability $dur; policy FAIL=${policy[CorruptionPolicy.FAIL] ?: 0} TRUNCATE=${policy[CorruptionPolicy.TRUNCATE] ?: 0}"
+        return "${options.size} distinct: segmentSize ${range { it.segmentSize.toLong() }}, " +
+            "blockSize ${range { it.blockSize.toLong() }} ($minBlock at 4K), " +
+            "maxRecordSize ${range { it.maxRecordSize.toLong() }}, " +
+            "maxGroupBytes ${range { it.maxGroupBytes.toLong() }} ($groupsSpanSegments over a segment), " +
+            "maxQueuedBytes ${range { it.maxQueuedBytes }} ($tinyQueue under a record); " +
+            "durability $dur; policy FAIL=${policy[CorruptionPolicy.FAIL] ?: 0} " +
+            "TRUNCATE=${policy[CorruptionPolicy.TRUNCATE] ?: 0}"
     }
 }

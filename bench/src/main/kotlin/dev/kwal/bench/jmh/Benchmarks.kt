@@ -133,7 +133,10 @@ open class FilledLog {
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 open class ReplayBench {
-    /** [Wal.replay] of 100,000 records: block reads, frame decoding and CRC32C checks, one [dev.kwal.Record] each. Ops = records. */
+    /**
+     * [Wal.replay] of 100,000 records: block reads, frame decoding and CRC32C checks, one [dev.kwal.Record] each.
+     * Ops = records.
+     */
     @Benchmark
     @OperationsPerInvocation(FilledLog.RECORDS)
     fun replay(log: FilledLog, bh: Blackhole) = runBlocking {

@@ -74,7 +74,8 @@ internal class Completer(
                 while (sealing.isNotEmpty()) sealing.first().join().also { sealing.removeFirst() }
                 for (s in dirty) s.file.force()
                 dirty.clear()
-                // A barrier that wrote nothing (close's last group) has no end of its own: the frontier never moves back.
+                // A barrier that wrote nothing (close's last group) has no end of its own: the frontier never
+                // moves back.
                 val end = groups.last().end
                 if (end > durableFrontier) durableFrontier = end
             } catch (e: Throwable) {

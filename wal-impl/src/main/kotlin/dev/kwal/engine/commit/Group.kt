@@ -12,8 +12,8 @@ import dev.kwal.engine.storage.TopicTable
  * or on the thread that wrote it).
  *
  * Its appends are kept per topic, in *runs* (one per topic, in order of first appearance): the encoder lays each run
- * out as that topic's blocks. A topic's run is found through [Topic.groupSlot] while the group is built; [releaseTopics]
- * lets the topics go once it is encoded (or given up).
+ * out as that topic's blocks. A topic's run is found through [Topic.groupSlot] while the group is built;
+ * [releaseTopics] lets the topics go once it is encoded (or given up).
  */
 internal class Group {
     val appends = ArrayList<AppendRequest>()
@@ -168,7 +168,9 @@ internal class Group {
     class Region(val segment: Segment, val fileOffset: Int, val bufferStart: Int, val bufferEnd: Int)
 
     companion object {
-        /** [request]'s topic if it is registered: the one its caller found, unless rolled back since, or a fresh lookup. */
+        /**
+         * [request]'s topic if it is registered: the one its caller found, unless rolled back since, or a fresh lookup.
+         */
         fun knownTopic(request: AppendRequest, table: TopicTable): Topic? =
             request.topic?.takeIf { it.registered } ?: table[request.topicName]
     }

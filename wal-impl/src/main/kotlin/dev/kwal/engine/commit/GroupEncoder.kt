@@ -138,7 +138,9 @@ internal class GroupEncoder(
         runTopic!!.reserved = seq
     }
 
-    /** Rolls to a new segment first if a unit that may take [needed] bytes ([unitBytesBound]) might not fit this one. */
+    /**
+     * Rolls to a new segment first if a unit that may take [needed] bytes ([unitBytesBound]) might not fit this one.
+     */
     private fun fitUnit(needed: Long) {
         val at = filePosition(buffer.position())
         val active = segments.active

@@ -37,7 +37,9 @@ internal object RecordFrame {
         private val seedBuf = ByteBuffer.wrap(seedBytes)
         private var seedTopic = 0
 
-        /** Resets the checksum and feeds it the seed of record [seq] of topic [topicId] with a [length]-byte payload. */
+        /**
+         * Resets the checksum and feeds it the seed of record [seq] of topic [topicId] with a [length]-byte payload.
+         */
         private fun seed(topicId: Int, seq: Long, length: Int) {
             if (topicId != seedTopic) {
                 seedBuf.putInt(0, topicId)

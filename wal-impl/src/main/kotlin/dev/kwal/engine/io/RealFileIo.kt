@@ -30,7 +30,9 @@ import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
-/** The real file system: [AsynchronousFileChannel] for log files, [FileChannel] for mappings, the lock and directories. */
+/**
+ * The real file system: [AsynchronousFileChannel] for log files, [FileChannel] for mappings, the lock and directories.
+ */
 internal object RealFileIo : FileIo {
     override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) {
         Files.createDirectories(dir, *attributes(dir, permissions))
@@ -38,13 +40,28 @@ internal object RealFileIo : FileIo {
 
     /** [permissions] as the attribute to create [path] with: none where its file system has no POSIX permissions. */
     private fun attributes(path: Path, permissions: Set<PosixFilePermission>): Array<FileAttribute<*>> =
-        if ("posix" in path.fileSystem.supportedFileAttributeViews()) arrayOf(PosixFilePermissions.asFileAttribute(permissions)) else emptyArray()
+        if ("posix" in path.fileSystem.supportedFileAttributeViews()) {
+            arrayOf(PosixFilePermissions.asFileAttribute(permissions))
+        } else {
+            emptyArray()
+        }
 
-    override fun list(dir: Path): List<Path> = Files.list(dir).use { s -> s.filter { Files.isRegularFile(it) }.toList() }
+    override fun list(dir: Path): List<Path> =
+        Files.list(dir).use { s -> s.filter { Files.isRegularFile(it) }.toList() }
 
-    override fun open(path: Path, create: Boolean, writeExecutor: ExecutorService, permissions: Set<PosixFilePermission>): LogFile {
+    override fun open(
+        path: Path,
+        create: Boolean,
+        writeExecutor: ExecutorService,
+        permissions: Set<PosixFilePermission>,
+    ): LogFile {
         val channel = if (create) {
-            AsynchronousFileChannel.open(path, setOf(READ, WRITE, CREATE), writeExecutor, *attributes(path, permissions))
+            AsynchronousFileChannel.open(
+                path,
+                setOf(READ, WRITE, CREATE),
+                writeExecutor,
+                *attributes(path, permissions),
+            )
         } else {
             AsynchronousFileChannel.open(path, setOf(READ, WRITE), writeExecutor)
         }
@@ -97,7 +114,8 @@ internal object RealFileIo : FileIo {
             path.toRealPath().takeIf { held.add(it) }
         } ?: return null // held in this process: open nothing, close nothing
         val channel = try {
-            FileChannel.open(real, setOf(READ, WRITE, CREATE), *attributes(real, permissions)) // CREATE: if since deleted
+            // CREATE: if since deleted
+            FileChannel.open(real, setOf(READ, WRITE, CREATE), *attributes(real, permissions))
         } catch (e: Throwable) {
             release(real)
             throw e
@@ -107,18 +125,30 @@ internal object RealFileIo : FileIo {
         } catch (e: OverlappingFileLockException) {
             null // locked through some other channel of this JVM, outside this seam
         } catch (e: Throwable) {
-            try { channel.close() } finally { release(real) }
+            try {
+                channel.close()
+            } finally {
+                release(real)
+            }
             throw e
         }
         if (lock == null) {
-            try { channel.close() } finally { release(real) }
+            try {
+                channel.close()
+            } finally {
+                release(real)
+            }
             return null
         }
         val released = AtomicBoolean(false)
         return Closeable {
             // Only the first close releases: a later one must not drop another holder's claim on the path.
             if (released.compareAndSet(false, true)) {
-                try { channel.use { lock.release() } } finally { release(real) }
+                try {
+                    channel.use { lock.release() }
+                } finally {
+                    release(real)
+                }
             }
         }
     }
@@ -171,10 +201,7 @@ private object Unmapper {
  * status is restored afterwards (see [uninterruptibly]). Mappings outlive the channel that made them, and since every
  * [map] opens the file by path, a mapping can be made after [close] too; [unmap] releases one.
  */
-private class RealLogFile(
-    override val path: Path,
-    private val async: AsynchronousFileChannel,
-) : LogFile {
+private class RealLogFile(override val path: Path, private val async: AsynchronousFileChannel) : LogFile {
 
     override suspend fun write(src: ByteBuffer, position: Long) {
         var at = position
@@ -188,7 +215,8 @@ private class RealLogFile(
 
     override fun writeBlocking(src: ByteBuffer, position: Long) {
         val base = src.position()
-        // A write cut short by an interrupt wrote nothing (and did not move src): the retry goes on from src's position.
+        // A write cut short by an interrupt wrote nothing (and did not move src): the retry goes on from src's
+        // position.
         uninterruptibly(WRITE) { channel ->
             while (src.hasRemaining()) channel.write(src, position + (src.position() - base))
         }
@@ -205,8 +233,11 @@ private class RealLogFile(
     override fun store(src: ByteBuffer, position: Long) = synchronized(this) {
         if (closed) throw ClosedChannelException()
         val length = src.remaining()
-        val mapping = writable ?: uninterruptibly(WRITE) { it.map(FileChannel.MapMode.READ_WRITE, 0, async.size()) }.also { writable = it }
-        if (position < 0 || position + length > mapping.capacity()) throw IOException("store of $length bytes at $position is outside $path")
+        val mapping = writable
+            ?: uninterruptibly(WRITE) { it.map(FileChannel.MapMode.READ_WRITE, 0, async.size()) }.also { writable = it }
+        if (position < 0 || position + length > mapping.capacity()) {
+            throw IOException("store of $length bytes at $position is outside $path")
+        }
         try {
             mapping.put(position.toInt(), src, src.position(), length)
         } catch (e: InternalError) {
@@ -262,6 +293,7 @@ private class RealLogFile(
     /** One stateless handler for every write: the continuation travels as the attachment. */
     private object Handler : CompletionHandler<Int, kotlinx.coroutines.CancellableContinuation<Int>> {
         override fun completed(result: Int, cont: kotlinx.coroutines.CancellableContinuation<Int>) = cont.resume(result)
-        override fun failed(exc: Throwable, cont: kotlinx.coroutines.CancellableContinuation<Int>) = cont.resumeWithException(exc)
+        override fun failed(exc: Throwable, cont: kotlinx.coroutines.CancellableContinuation<Int>) =
+            cont.resumeWithException(exc)
     }
 }

@@ -36,7 +36,10 @@ internal class BlockIndex {
     fun firstSeq(i: Int): Long = entries[2 * i]
     fun position(i: Int): LogPosition = LogPosition(entries[2 * i + 1])
 
-    /** The index of the block holding [seq] (the last block whose first sequence is at most [seq]), given [n] = a [size] read earlier. */
+    /**
+     * The index of the block holding [seq] (the last block whose first sequence is at most [seq]), given [n] = a [size]
+     * read earlier.
+     */
     fun find(seq: Long, n: Int): Int {
         val e = entries
         var lo = 0

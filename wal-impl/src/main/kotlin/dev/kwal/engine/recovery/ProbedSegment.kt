@@ -55,7 +55,11 @@ internal class ProbedSegment(
                 // durable now, so that the synced-through positions the writer records from here on are true.
                 file.force()
                 val map = file.map(fileSize)
-                val header = try { SegmentHeader.decode(map.duplicate()) } finally { file.unmap(map) }
+                val header = try {
+                    SegmentHeader.decode(map.duplicate())
+                } finally {
+                    file.unmap(map)
+                }
                 val declared = (header as? SegmentHeader.Result.Ok)?.header?.segmentSize
                     ?.takeIf { it in WalOptions.MIN_SEGMENT_SIZE..WalOptions.MAX_SEGMENT_SIZE } ?: segmentSize
                 return ProbedSegment(id, file, fileSize, header, declared, minOf(fileSize, declared.toLong()).toInt())
