@@ -114,6 +114,43 @@ public class AsyncWal private constructor(
             null
         }
 
+    /**
+     * Like [follow] from [consumer]'s committed position in [topic] (see [Wal.follow] with a consumer): for
+     * at-least-once processing, call [commit] after each record or batch.
+     */
+    public fun follow(topic: String, consumer: String, action: Consumer<Record>): CompletableFuture<Void?> =
+        GlobalScope.future(Dispatchers.IO) {
+            wal.follow(topic, consumer).collect { action.accept(it) }
+            null
+        }
+
+    /** See [Wal.truncateBefore]. */
+    public fun truncateBefore(topic: String, sequence: Long): CompletableFuture<Void?> = launch(0) {
+        wal.truncateBefore(topic, sequence)
+        null
+    }
+
+    /** See [Wal.firstSequence]. */
+    public fun firstSequence(topic: String): Long = wal.firstSequence(topic)
+
+    /** See [Wal.commit]. */
+    public fun commit(consumer: String, topic: String, position: Long): CompletableFuture<Void?> = launch(0) {
+        wal.commit(consumer, topic, position)
+        null
+    }
+
+    /** See [Wal.committed]: the position, or null if [consumer] has committed none in [topic]. */
+    public fun committed(consumer: String, topic: String): Long? = wal.committed(consumer, topic)
+
+    /** See [Wal.consumers]. */
+    public fun consumers(): Set<String> = wal.consumers()
+
+    /** See [Wal.deleteConsumer]. */
+    public fun deleteConsumer(consumer: String): CompletableFuture<Void?> = launch(0) {
+        wal.deleteConsumer(consumer)
+        null
+    }
+
     /** See [Wal.topics]. */
     public fun topics(): Set<String> = wal.topics()
 

@@ -84,7 +84,8 @@ public interface Wal : AutoCloseable {
 
     /**
      * A cold flow of the acknowledged records of [topic] whose sequence is at least [from], in sequence
-     * order, ending with the last record acknowledged when collection started.
+     * order, ending with the last record acknowledged when collection started. Records below [firstSequence]
+     * (truncated, see [truncateBefore]) are not returned: from below it, the flow starts at it.
      *
      * Each collection reads the log afresh. Every record's checksum is verified as it is read; a record
      * that fails its check ends the flow with [WalCorruptedException] and is never emitted. An unknown
@@ -116,6 +117,17 @@ public interface Wal : AutoCloseable {
      */
     public fun follow(topic: String, from: Long = 0): Flow<Record>
 
+    /**
+     * [follow] from where [consumer] left off: from its [committed] position in [topic], or from the start if it has
+     * none. Together with [commit] after each record (or batch of records) is processed, this gives at-least-once
+     * delivery across restarts: a record processed but not yet committed when the process stopped is delivered
+     * again. The position is read when collection starts.
+     *
+     * @throws IllegalArgumentException (when collected) if [consumer] is not a valid name (the rules of
+     *   [TopicNames]).
+     */
+    public fun follow(topic: String, consumer: String): Flow<Record>
+
     /** The names of all topics that have at least one acknowledged record, in no particular order. */
     public fun topics(): Set<String>
 
@@ -124,6 +136,67 @@ public interface Wal : AutoCloseable {
      * append will get if no other append overtakes it; 0 for a topic that does not exist.
      */
     public fun nextSequence(topic: String): Long
+
+    /**
+     * The first readable sequence of [topic]: 0, or the highest sequence given to [truncateBefore]; 0 for a topic
+     * that does not exist. [replay] and [follow] from below it start at it.
+     */
+    public fun firstSequence(topic: String): Long
+
+    /**
+     * Truncates [topic] before [sequence]: records below it are no longer readable. [firstSequence] reports the new
+     * first sequence; [replay] and [follow] from below it start at it (a collection already under way may still
+     * return records it had reached). Sequence numbers are not reused: the next append still gets [nextSequence].
+     *
+     * Durable and crash-safe like an append: it is written as a record of the log's own control topic through group
+     * commit, with the log's default durability, and once this returns the truncation survives whatever that
+     * durability promises. A [sequence] at or below the first sequence already in force changes nothing and writes
+     * nothing. Truncating never makes [sequence] higher than [nextSequence].
+     *
+     * What this version does not do: it does not yet give disk space back. Segment files are shared by topics, and
+     * are reclaimed only once no live record is in them — a later version deletes them; until then a truncated log
+     * takes as much space as before.
+     *
+     * @throws IllegalArgumentException if [sequence] is negative or above [nextSequence].
+     * @throws InvalidTopicException if [topic] is not a valid name.
+     * @throws WalClosedException if the log is closed.
+     * @throws WalFailedException if the log has stopped after a failure.
+     */
+    public suspend fun truncateBefore(topic: String, sequence: Long)
+
+    /**
+     * Records [consumer]'s [position] in [topic]: the first sequence it has not processed yet (so, after processing
+     * record `n`, commit `n + 1`). Durable and crash-safe like an append, with the log's default durability: one
+     * record of the log's control topic in a group commit, no sync of its own. Positions survive reopening.
+     * A position may move backwards (a consumer re-reading); the last commit wins, in the log's order.
+     *
+     * @throws IllegalArgumentException if [consumer] is not a valid name (the rules of [TopicNames]) or [position]
+     *   is outside `0..nextSequence(topic)`.
+     * @throws InvalidTopicException if [topic] is not a valid name.
+     * @throws WalClosedException if the log is closed.
+     * @throws WalFailedException if the log has stopped after a failure.
+     */
+    public suspend fun commit(consumer: String, topic: String, position: Long)
+
+    /**
+     * [consumer]'s last committed position in [topic] (see [commit]), or null if it has committed none there.
+     *
+     * @throws IllegalArgumentException if [consumer] is not a valid name.
+     * @throws InvalidTopicException if [topic] is not a valid name.
+     */
+    public fun committed(consumer: String, topic: String): Long?
+
+    /** The consumers that have committed at least one position (and were not deleted since). */
+    public fun consumers(): Set<String>
+
+    /**
+     * Forgets every position of [consumer], durably (like [commit]). Nothing if it has none.
+     *
+     * @throws IllegalArgumentException if [consumer] is not a valid name.
+     * @throws WalClosedException if the log is closed.
+     * @throws WalFailedException if the log has stopped after a failure.
+     */
+    public suspend fun deleteConsumer(consumer: String)
 
     /**
      * Suspends until every record acknowledged before this call is durable on disk, whatever the

@@ -8,6 +8,12 @@ import dev.kwal.TopicNames
 import dev.kwal.Wal
 import dev.kwal.WalClosedException
 import dev.kwal.WalException
+import dev.kwal.WalCorruptedException
+import dev.kwal.engine.format.ControlRecord
+import dev.kwal.engine.storage.ControlState
+import dev.kwal.engine.storage.Topic
+import kotlinx.coroutines.flow.emitAll
+import kotlinx.coroutines.runBlocking
 import dev.kwal.WalLockedException
 import dev.kwal.WalOptions
 import dev.kwal.engine.commit.AppendRequest
@@ -78,6 +84,8 @@ internal class KwalEngine private constructor(
     private val syncExecutor: ExecutorService,
     /** The log's own threads, on which [close] must not wait for them. */
     private val threads: Set<Thread>,
+    /** What control records say: truncations, consumer positions. */
+    private val control: ControlState,
 ) : Wal {
     override val directory: Path get() = options.directory
 
@@ -89,8 +97,7 @@ internal class KwalEngine private constructor(
     private val maxBatchBytes = options.segmentSize.toLong() - SegmentHeader.SIZE
 
     override suspend fun append(topic: String, payload: ByteArray, durability: Durability?): Long {
-        val known = table[topic]
-        if (known == null) TopicNames.validate(topic)
+        val known = userTopic(topic)
         if (payload.size > options.maxRecordSize) {
             throw RecordTooLargeException(payload.size.toLong(), options.maxRecordSize.toLong())
         }
@@ -100,8 +107,7 @@ internal class KwalEngine private constructor(
     }
 
     override suspend fun appendBatch(topic: String, payloads: List<ByteArray>, durability: Durability?): LongRange {
-        val known = table[topic]
-        if (known == null) TopicNames.validate(topic)
+        val known = userTopic(topic)
         if (payloads.isEmpty()) {
             if (!lifecycle.isAccepting) throw lifecycle.unavailable()
             val next = nextSequence(topic)
@@ -121,6 +127,16 @@ internal class KwalEngine private constructor(
         val seq = appendInline(request)
         val first = if (seq != InlineAppender.NOT_WRITTEN) seq else submit(request)
         return first until first + copy.size
+    }
+
+    /**
+     * [name]'s topic if it exists, checking the name only if it does not (a known name was checked when it was
+     * created); the engine's own topics are no user's: their names fail the check.
+     */
+    private fun userTopic(name: String): Topic? {
+        val known = table[name]
+        if (known == null || known.internal) TopicNames.validate(name)
+        return known
     }
 
     private fun needsSync(durability: Durability?): Boolean =
@@ -147,7 +163,7 @@ internal class KwalEngine private constructor(
         TopicNames.validate(topic)
         if (lifecycle.isClosed) throw WalClosedException()
         val t = table[topic] ?: return@flow
-        TopicReader(segments, lifecycle).read(t, from, t.acked, this)
+        TopicReader(segments, lifecycle).read(t, maxOf(from, t.first), t.acked, this)
     }
 
     override fun follow(topic: String, from: Long): Flow<Record> = flow {
@@ -161,6 +177,7 @@ internal class KwalEngine private constructor(
             val signal = (t ?: table.registry).signal()
             val version = signal.value
             val end = t?.acked ?: 0
+            if (t != null) next = maxOf(next, t.first) // records truncated meanwhile are skipped
             if (t != null && next < end) {
                 reader.read(t, next, end, this)
                 next = end
@@ -172,9 +189,72 @@ internal class KwalEngine private constructor(
         }
     }
 
+    override fun follow(topic: String, consumer: String): Flow<Record> = flow {
+        TopicNames.validate(topic)
+        checkConsumer(consumer)
+        emitAll(follow(topic, control.committed(consumer, topic) ?: 0))
+    }
+
     override fun topics(): Set<String> = table.visibleNames()
 
-    override fun nextSequence(topic: String): Long = table[topic]?.acked ?: 0
+    override fun nextSequence(topic: String): Long = table[topic]?.takeIf { !it.internal }?.acked ?: 0
+
+    override fun firstSequence(topic: String): Long = table[topic]?.takeIf { !it.internal }?.first ?: 0
+
+    override suspend fun truncateBefore(topic: String, sequence: Long) {
+        TopicNames.validate(topic)
+        require(sequence >= 0) { "sequence $sequence < 0" }
+        val t = table[topic]
+        val next = t?.acked ?: 0
+        require(sequence <= next) { "cannot truncate $topic before $sequence: it has $next records" }
+        if (t == null || sequence <= t.first) {
+            if (!lifecycle.isAccepting) throw lifecycle.unavailable()
+            return
+        }
+        appendControl(ControlRecord.Truncate(topic, sequence))
+    }
+
+    override suspend fun commit(consumer: String, topic: String, position: Long) {
+        checkConsumer(consumer)
+        TopicNames.validate(topic)
+        val next = nextSequence(topic)
+        require(position in 0..next) { "position $position is outside 0..$next, the records of $topic" }
+        appendControl(ControlRecord.Commit(consumer, topic, position))
+    }
+
+    override fun committed(consumer: String, topic: String): Long? {
+        checkConsumer(consumer)
+        TopicNames.validate(topic)
+        return control.committed(consumer, topic)
+    }
+
+    override fun consumers(): Set<String> = control.consumers()
+
+    override suspend fun deleteConsumer(consumer: String) {
+        checkConsumer(consumer)
+        if (consumer !in control.consumers()) {
+            if (!lifecycle.isAccepting) throw lifecycle.unavailable()
+            return
+        }
+        appendControl(ControlRecord.DeleteConsumer(consumer))
+    }
+
+    /** Consumer names follow the rules of topic names ([TopicNames]). */
+    private fun checkConsumer(consumer: String) {
+        TopicNames.problem(consumer)?.let { throw IllegalArgumentException("invalid consumer name: $it") }
+    }
+
+    /**
+     * Appends [record] to the control topic like any append of the log's default durability (one slot in a group
+     * commit, no sync of its own), then applies it: once this returns, the change is acknowledged and in effect.
+     */
+    private suspend fun appendControl(record: ControlRecord) {
+        val payload = record.encode()
+        val request = AppendRequest(ControlRecord.TOPIC, table[ControlRecord.TOPIC], payload, null, defaultSync)
+        val inlineSeq = appendInline(request)
+        val seq = if (inlineSeq != InlineAppender.NOT_WRITTEN) inlineSeq else submit(request)
+        control.apply(record, seq)
+    }
 
     override suspend fun sync() {
         suspendCancellableCoroutine { cont ->
@@ -256,6 +336,24 @@ internal class KwalEngine private constructor(
     companion object {
         private const val LOCK_FILE = "kwal.lock"
 
+        /** Rebuilds [control] from the control topic's records, in order: the last part of opening a log. */
+        private fun loadControl(
+            table: TopicTable,
+            segments: SegmentSet,
+            lifecycle: LogLifecycle,
+            control: ControlState,
+        ) {
+            val topic = table[ControlRecord.TOPIC] ?: return
+            runBlocking {
+                TopicReader(segments, lifecycle).read(topic, 0, topic.acked) { r ->
+                    val record =
+                        ControlRecord.decode(r.payload)
+                            ?: throw WalCorruptedException("control record ${r.sequence} of the log cannot be decoded")
+                    control.apply(record, r.sequence)
+                }
+            }
+        }
+
         /**
          * Opens the log in [options]' directory through [io]; every I/O failure becomes a [WalException]. At most
          * [idleMappings] segments stay mapped while no reader reads them (see [MappingCache]).
@@ -296,6 +394,7 @@ internal class KwalEngine private constructor(
                     background,
                 )
                 val lifecycle = LogLifecycle(table)
+                val control = ControlState(table).also { loadControl(table, segments, lifecycle, it) }
                 val queue = RequestQueue(options.maxQueuedBytes)
                 lifecycle.onStop { error -> queue.fail(error) }
                 val completer = Completer(lifecycle, segments, LogPosition(segments.active.id, recovered.tail))
@@ -306,7 +405,7 @@ internal class KwalEngine private constructor(
                 val loop = CommitLoop(options.maxGroupBytes, queue, table, writer, completer, written, lifecycle)
                 val engine = KwalEngine(
                     options, lock, table, lifecycle, segments, queue, inline, recovered.report,
-                    writerExecutor, syncExecutor, threads,
+                    writerExecutor, syncExecutor, threads, control,
                 )
                 engine.start(loop, GroupAcknowledger(completer, written))
                 return engine

@@ -2,6 +2,7 @@ package dev.kwal.engine.recovery
 
 import dev.kwal.TopicNames
 import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.ControlRecord
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
 import dev.kwal.engine.storage.TopicTable
@@ -122,8 +123,12 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
         for (name in names) {
             val problem = when {
                 name == null -> "not UTF-8"
-                TopicNames.problem(name) != null -> TopicNames.problem(name)
+
+                // The engine's control topic, whose name no user topic can have, is registered like any other.
+                name != ControlRecord.TOPIC && TopicNames.problem(name) != null -> TopicNames.problem(name)
+
                 table[name] != null || group.registers(name) || name in seen -> "registered twice"
+
                 else -> null
             }
             if (problem != null) return problem

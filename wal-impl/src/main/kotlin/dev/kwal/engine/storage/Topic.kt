@@ -1,5 +1,6 @@
 package dev.kwal.engine.storage
 
+import dev.kwal.engine.format.ControlRecord
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.update
@@ -20,6 +21,21 @@ internal class Topic(val id: Int, val name: String) {
     var groupSlot: Int = -1
 
     @Volatile var acked: Long = 0
+
+    /**
+     * The first readable sequence: records below it were truncated ([raiseFirst]). Never decreases; at most
+     * [acked].
+     */
+    @Volatile var first: Long = 0
+        private set
+
+    /** Raises [first] to [sequence], if that is higher. Any thread. */
+    fun raiseFirst(sequence: Long) {
+        synchronized(this) { if (sequence > first) first = sequence }
+    }
+
+    /** Whether this is the engine's own control topic, which users can neither see nor write. */
+    val internal: Boolean get() = name == ControlRecord.TOPIC
 
     /**
      * False once a rolled-back registration removed this topic from its table: a caller that looked it up

@@ -17,8 +17,8 @@ internal class TopicTable {
 
     fun byId(id: Int): Topic? = if (id in 1 until byId.size) byId[id] else null
 
-    /** The topics that have an acknowledged record. */
-    fun visibleNames(): Set<String> = byName.values.filter { it.acked > 0 }.mapTo(HashSet()) { it.name }
+    /** The user topics (not the engine's [Topic.internal] ones) that have an acknowledged record. */
+    fun visibleNames(): Set<String> = byName.values.filter { it.acked > 0 && !it.internal }.mapTo(HashSet()) { it.name }
 
     val count: Int get() = byId.size - 1
 
