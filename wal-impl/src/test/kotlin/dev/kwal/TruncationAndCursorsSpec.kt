@@ -1,5 +1,8 @@
 package dev.kwal
 
+import dev.kwal.crash.ChildJvm
+import dev.kwal.crash.ControlProcess
+import dev.kwal.crash.CrashPayloads
 import dev.kwal.engine.Kwal
 import dev.kwal.engine.KwalEngine
 import dev.kwal.engine.io.PowerLossFileIo
@@ -185,6 +188,46 @@ class TruncationAndCursorsSpec :
                         (records.firstOrNull()?.sequence ?: again.firstSequence("t")) shouldBe again.firstSequence("t")
                         records.filter { it.sequence < 200 }.map { it.sequence } shouldBe
                             (again.firstSequence("t") until 200).toList()
+                    }
+                }
+            }
+        }
+
+        test("truncations and commits survive SIGKILL once acknowledged; no acknowledged record above them is lost") {
+            val dir = newDir()
+            val known = HashMap<Long, Long>() // acknowledged records of t: sequence -> crc
+            var truncatedTo = 0L
+            var committedTo = 0L
+            for (cycle in 1..4) {
+                val child = ChildJvm.start(ControlProcess::class, dir.toString(), cycle.toString())
+                try {
+                    withClue(child.describe()) { child.awaitReady(30_000) shouldBe true }
+                    child.awaitAcks(300 + Random(cycle).nextInt(2_000), 30_000, stallMillis = 10_000)
+                    child.kill() shouldBe true
+                    withClue(child.describe()) {
+                        child.error.shouldBeNull()
+                        child.malformed.shouldBeNull()
+                    }
+                    for (a in child.acks) {
+                        when (a.topic) {
+                            "TRUNC" -> truncatedTo = maxOf(truncatedTo, a.seq)
+                            "COMMIT" -> committedTo = maxOf(committedTo, a.seq)
+                            else -> known[a.seq] = a.crc
+                        }
+                    }
+                } finally {
+                    child.close()
+                }
+                Kwal.open(TestLogs.small(dir)).use { wal ->
+                    withClue("cycle $cycle: ${wal.recovery}") {
+                        val first = wal.firstSequence("t")
+                        (first >= truncatedTo) shouldBe true
+                        (wal.committed("c", "t")!! >= committedTo) shouldBe true
+                        val records = wal.replay("t").toList()
+                        records.map { it.sequence } shouldBe (first until wal.nextSequence("t")).toList()
+                        val held = records.associate { it.sequence to CrashPayloads.crc(it.payload) }
+                        for ((seq, crc) in known) if (seq >= first) held[seq] shouldBe crc
+                        truncatedTo = first
                     }
                 }
             }
