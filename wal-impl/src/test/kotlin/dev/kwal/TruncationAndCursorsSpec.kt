@@ -23,6 +23,7 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeout
 import java.nio.file.Path
+import java.util.concurrent.TimeUnit
 import kotlin.random.Random
 
 /**
@@ -230,6 +231,25 @@ class TruncationAndCursorsSpec :
                         truncatedTo = first
                     }
                 }
+            }
+        }
+
+        test("the Java facade: truncateBefore, firstSequence, commit, committed, consumers, deleteConsumer, follow") {
+            AsyncWal.of(Kwal.open(TestLogs.small(newDir()))).use { wal ->
+                (0 until 30).map { wal.append("t", byteArrayOf(it.toByte())) }.forEach { it.get(10, TimeUnit.SECONDS) }
+                wal.truncateBefore("t", 10).get(10, TimeUnit.SECONDS)
+                wal.firstSequence("t") shouldBe 10
+                wal.commit("c", "t", 25).get(10, TimeUnit.SECONDS)
+                wal.committed("c", "t") shouldBe 25
+                wal.consumers() shouldBe setOf("c")
+                val got = java.util.concurrent.LinkedBlockingQueue<Long>()
+                val follow = wal.follow("t", "c") { got.add(it.sequence) }
+                (0 until 5).map { got.poll(10, TimeUnit.SECONDS) } shouldBe (25L until 30).toList()
+                follow.cancel(true)
+                wal.deleteConsumer("c").get(10, TimeUnit.SECONDS)
+                wal.consumers() shouldBe emptySet()
+                val failed = runCatching { wal.truncateBefore("t", 31).get(10, TimeUnit.SECONDS) }.exceptionOrNull()
+                (failed?.cause is IllegalArgumentException || failed is IllegalArgumentException) shouldBe true
             }
         }
     })
