@@ -29,6 +29,7 @@ import dev.kwal.engine.storage.LogLifecycle
 import dev.kwal.engine.storage.MappingCache
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.SegmentSet
+import dev.kwal.engine.storage.Topic
 import dev.kwal.engine.storage.TopicTable
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
@@ -40,6 +41,8 @@ import kotlinx.coroutines.cancel
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.dropWhile
+import kotlinx.coroutines.flow.emitAll
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.isActive
@@ -47,10 +50,12 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.suspendCancellableCoroutine
 import java.io.Closeable
 import java.nio.file.Path
+import java.time.Instant
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
+import java.util.concurrent.atomic.LongAdder
 import kotlin.coroutines.resumeWithException
 
 /**
@@ -172,6 +177,46 @@ internal class KwalEngine private constructor(
         }
     }
 
+    override fun replay(topic: String, from: Instant): Flow<Record> = flow {
+        val millis = ceilMillis(from)
+        emitAll(replay(topic, seek(topic, millis)).dropWhile { it.timestampMillis < millis })
+    }
+
+    override fun follow(topic: String, from: Instant): Flow<Record> = flow {
+        val millis = ceilMillis(from)
+        emitAll(follow(topic, seek(topic, millis)).dropWhile { it.timestampMillis < millis })
+    }
+
+    /** Block headers read by [read] and [seek] (not by replay and follow): tests count them. */
+    internal val headersRead = LongAdder()
+
+    override suspend fun read(topic: String, sequence: Long): Record? {
+        require(sequence >= 0) { "sequence must not be negative: $sequence" }
+        val t = readable(topic) ?: return null
+        return TopicReader(segments, lifecycle, headersRead).readOne(t, sequence, t.acked)
+    }
+
+    override suspend fun read(topic: String, from: Long, maxRecords: Int, maxBytes: Int): List<Record> {
+        require(from >= 0) { "from must not be negative: $from" }
+        require(maxRecords > 0) { "maxRecords must be positive: $maxRecords" }
+        require(maxBytes > 0) { "maxBytes must be positive: $maxBytes" }
+        val t = readable(topic) ?: return emptyList()
+        return TopicReader(segments, lifecycle, headersRead).readList(t, from, t.acked, maxRecords, maxBytes)
+    }
+
+    override suspend fun seek(topic: String, timestampMillis: Long): Long {
+        val t = readable(topic) ?: return 0
+        return TopicReader(segments, lifecycle, headersRead).seek(t, timestampMillis, t.acked)
+    }
+
+    /** The topic named [topic] for a read, or null if it does not exist; checks the name and that the log is open. */
+    private fun readable(topic: String): Topic? {
+        val t = table[topic]
+        if (t == null) TopicNames.validate(topic)
+        if (lifecycle.isClosed) throw WalClosedException()
+        return t
+    }
+
     override fun topics(): Set<String> = table.visibleNames()
 
     override fun nextSequence(topic: String): Long = table[topic]?.acked ?: 0
@@ -256,20 +301,33 @@ internal class KwalEngine private constructor(
     companion object {
         private const val LOCK_FILE = "kwal.lock"
 
+        /** [instant] in milliseconds since the epoch, rounded up; saturated at the ends of `Long`. */
+        fun ceilMillis(instant: Instant): Long = try {
+            val millis = instant.toEpochMilli()
+            if (instant.nano % 1_000_000 != 0 && millis != Long.MAX_VALUE) millis + 1 else millis
+        } catch (e: ArithmeticException) {
+            if (instant.isBefore(Instant.EPOCH)) Long.MIN_VALUE else Long.MAX_VALUE
+        }
+
         /**
          * Opens the log in [options]' directory through [io]; every I/O failure becomes a [WalException]. At most
-         * [idleMappings] segments stay mapped while no reader reads them (see [MappingCache]).
+         * [idleMappings] segments stay mapped while no reader reads them (see [MappingCache]). Groups are stamped
+         * with [clock] (ms since the epoch), kept non-decreasing (see [GroupEncoder]): tests make it step back.
          */
-        fun open(options: WalOptions, io: FileIo, idleMappings: Int = MappingCache.DEFAULT_IDLE_LIMIT): KwalEngine =
-            try {
-                openOrThrow(options, io, idleMappings)
-            } catch (e: WalException) {
-                throw e
-            } catch (e: java.io.IOException) {
-                throw WalException("cannot open ${options.directory}: $e", e)
-            }
+        fun open(
+            options: WalOptions,
+            io: FileIo,
+            idleMappings: Int = MappingCache.DEFAULT_IDLE_LIMIT,
+            clock: () -> Long = System::currentTimeMillis,
+        ): KwalEngine = try {
+            openOrThrow(options, io, idleMappings, clock)
+        } catch (e: WalException) {
+            throw e
+        } catch (e: java.io.IOException) {
+            throw WalException("cannot open ${options.directory}: $e", e)
+        }
 
-        private fun openOrThrow(options: WalOptions, io: FileIo, idleMappings: Int): KwalEngine {
+        private fun openOrThrow(options: WalOptions, io: FileIo, idleMappings: Int, clock: () -> Long): KwalEngine {
             val dir = options.directory
             io.createDirectories(dir, options.directoryPermissions)
             val lock = io.tryLock(dir.resolve(LOCK_FILE), options.filePermissions) ?: throw WalLockedException(dir)
@@ -299,7 +357,8 @@ internal class KwalEngine private constructor(
                 val queue = RequestQueue(options.maxQueuedBytes)
                 lifecycle.onStop { error -> queue.fail(error) }
                 val completer = Completer(lifecycle, segments, LogPosition(segments.active.id, recovered.tail))
-                val encoder = GroupEncoder(options, table, segments, lifecycle, recovered.tail)
+                val encoder =
+                    GroupEncoder(options, table, segments, lifecycle, recovered.tail, recovered.newestTimestamp, clock)
                 val writer = GroupWriter(encoder, completer, lifecycle)
                 val inline = InlineAppender(writer, completer, queue, table, lifecycle, options.blockSize)
                 val written = Channel<Group>(Channel.UNLIMITED)
