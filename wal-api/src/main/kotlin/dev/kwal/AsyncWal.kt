@@ -8,6 +8,7 @@ import kotlinx.coroutines.GlobalScope
 import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.future.future
 import kotlinx.coroutines.runBlocking
+import java.time.Instant
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.Executor
 import java.util.concurrent.Semaphore
@@ -151,6 +152,48 @@ public class AsyncWal private constructor(
         null
     }
 
+    /**
+     * Like [forEach], from the first record stamped at or after [from] (see [Wal.replay] with an [Instant]).
+     *
+     * @throws WalCorruptedException if a record or block header fails its checks.
+     */
+    @Throws(WalException::class)
+    public fun forEach(topic: String, from: Instant, action: Consumer<Record>) {
+        runBlocking { wal.replay(topic, from).collect { action.accept(it) } }
+    }
+
+    /**
+     * Like [follow], from the first record stamped at or after [from] (see [Wal.follow] with an [Instant]): [action]
+     * runs on a thread of [Dispatchers.IO], one call at a time; cancel the future to stop.
+     */
+    public fun follow(topic: String, from: Instant, action: Consumer<Record>): CompletableFuture<Void?> =
+        GlobalScope.future(Dispatchers.IO) {
+            wal.follow(topic, from).collect { action.accept(it) }
+            null
+        }
+
+    /**
+     * See [Wal.read]: record [sequence] of [topic], or null past the end or for a topic that does not exist. The read
+     * runs on the calling thread (through the log's memory maps: a page fault blocks it), so the future is usually
+     * complete when returned; it fails with what [Wal.read] throws (an [IllegalArgumentException] for a negative
+     * [sequence]).
+     */
+    public fun read(topic: String, sequence: Long): CompletableFuture<Record?> = now { wal.read(topic, sequence) }
+
+    /**
+     * See [Wal.read] with a bound: up to [maxRecords] records of [topic] from [from], whose payloads total at most
+     * [maxBytes] after the first (which is returned alone if larger). Runs on the calling thread, as [read].
+     */
+    public fun read(topic: String, from: Long, maxRecords: Int, maxBytes: Int): CompletableFuture<List<Record>> =
+        now { wal.read(topic, from, maxRecords, maxBytes) }
+
+    /**
+     * See [Wal.seek]: the first sequence of [topic] stamped at or after [timestampMillis], or its next sequence if
+     * none. Runs on the calling thread, as [read].
+     */
+    public fun seek(topic: String, timestampMillis: Long): CompletableFuture<Long> =
+        now { wal.seek(topic, timestampMillis) }
+
     /** See [Wal.topics]. */
     public fun topics(): Set<String> = wal.topics()
 
@@ -189,6 +232,13 @@ public class AsyncWal private constructor(
             }
         }
     }
+
+    /**
+     * Runs [block], a read, on the calling thread (completed on [dispatcher] should it suspend). Reads hold no payload
+     * while pending, so they are not counted against the bound: a read never waits behind appends.
+     */
+    private fun <T> now(block: suspend () -> T): CompletableFuture<T> =
+        GlobalScope.future(dispatcher, CoroutineStart.UNDISPATCHED) { block() }
 
     public companion object {
         /** The default bound on pending calls' bytes: 32 MiB. */

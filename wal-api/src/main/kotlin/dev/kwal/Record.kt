@@ -1,12 +1,13 @@
 package dev.kwal
 
 /**
- * One record of a topic, as read back by [Wal.replay] or [Wal.follow].
+ * One record of a topic, as read back by [Wal.replay], [Wal.follow] or [Wal.read].
  *
  * @property topic the topic the record belongs to.
  * @property sequence its position in the topic: dense, from 0.
  * @property timestampMillis the wall-clock time (ms since the epoch) at which the log wrote the group
- *   that holds the record. Records of one topic have non-decreasing timestamps unless the clock steps back.
+ *   that holds the record, or the previous group's time if the clock has stepped back since: timestamps never
+ *   decrease in log order, across topics and reopens (see [Wal.seek]).
  * @property payload the bytes that were appended. Each read returns a fresh copy that the caller owns.
  */
 public class Record(

@@ -2,6 +2,7 @@ package dev.kwal
 
 import kotlinx.coroutines.flow.Flow
 import java.nio.file.Path
+import java.time.Instant
 
 /**
  * A durable, multi-topic write-ahead log.
@@ -17,8 +18,13 @@ import java.nio.file.Path
  * loss; a record whose call failed or was cancelled may or may not survive, but never partially.
  *
  * ### Visibility
- * A record becomes visible to [replay] and [follow] only after it is acknowledged, and records of one
- * topic become visible in sequence order: a reader never sees sequence *n + 1* without *n*.
+ * A record becomes visible to [replay], [follow], [read] and [seek] only after it is acknowledged, and records of
+ * one topic become visible in sequence order: a reader never sees sequence *n + 1* without *n*.
+ *
+ * ### Time
+ * Every record carries the time its group was written ([Record.timestampMillis]). The log keeps these timestamps
+ * non-decreasing in log order, across reopens, even if the wall clock steps back (a group is stamped with the later
+ * of the clock and the previous group's time), so [seek] can find a time by binary search.
  *
  * ### Thread-safety
  * Every method is safe to call from any thread or coroutine concurrently. Calls that one caller (a thread or a
@@ -127,6 +133,78 @@ public interface Wal : AutoCloseable {
      *   [TopicNames]).
      */
     public fun follow(topic: String, consumer: String): Flow<Record>
+
+    /**
+     * Like [replay], from the first record whose [Record.timestampMillis] is at or after [from] (rounded up to the
+     * millisecond): the same as `replay(topic, seek(topic, ms))`, except that, should records be acknowledged
+     * between the seek and the read, none stamped before [from] is emitted either. Empty if there is none.
+     * Throws (when collected) what [replay] and [seek] throw.
+     */
+    public fun replay(topic: String, from: Instant): Flow<Record>
+
+    /**
+     * Like [follow], from the first record whose [Record.timestampMillis] is at or after [from] (rounded up to the
+     * millisecond), found by [seek] when collection starts; records acknowledged later that are stamped before [from]
+     * (possible when [from] lies in the future) are skipped, so every record emitted is stamped at or after it.
+     * Throws (when collected) what [follow] and [seek] throw.
+     */
+    public fun follow(topic: String, from: Instant): Flow<Record>
+
+    /**
+     * The acknowledged record [sequence] of [topic], checked, or null if there is none: [sequence] is at or past
+     * [nextSequence] (not acknowledged yet) or below [firstSequence] (truncated), or [topic] does not exist.
+     *
+     * Cost: one binary search of the topic's in-memory block index and the read of at most one block — the one
+     * holding the record, whose frames before it are checked but not copied — however long the topic. The record's
+     * checksum is verified; the record returned owns its payload.
+     *
+     * **Context.** Reads on the calling thread, through the segment's read-only memory map, as [replay] does: it
+     * never suspends, but a page fault blocks the thread while the block is read from disk. From a coroutine over a
+     * cold log, call it in `Dispatchers.IO`. An interrupt of the calling thread does not disturb it. Thread-safe:
+     * any number of reads may run concurrently with each other and with appends. Cancellation: it does not suspend,
+     * so it runs to its end once called.
+     *
+     * @throws IllegalArgumentException if [sequence] is negative (no record has one).
+     * @throws InvalidTopicException if [topic] is not a valid name.
+     * @throws WalCorruptedException if the block or the record fails its check.
+     * @throws WalClosedException if the log is closed.
+     * @throws WalException if the segment cannot be mapped.
+     */
+    public suspend fun read(topic: String, sequence: Long): Record?
+
+    /**
+     * A page of [topic]: its acknowledged records from [from], in sequence order, at most [maxRecords] of them and,
+     * after the first, only while their payloads total at most [maxBytes]. The first record is returned even if its
+     * payload alone exceeds [maxBytes], so that a reader paging through a topic (`from = last.sequence + 1`) always
+     * makes progress. From below [firstSequence] (truncated records), the page starts at it. Empty if [from] is at or past [nextSequence] or [topic] does not exist. A shorter page than
+     * [maxRecords] does not mean the end: that is reached when the page is empty, or when `from` meets
+     * [nextSequence].
+     *
+     * Cost: one binary search of the topic's block index, then the blocks the page spans, read in order (the first
+     * from the frame of [from] on); never the topic from its start. Every record returned is checked and owns its
+     * payload. Context, thread-safety and cancellation as [read] (the whole page is read on the calling thread).
+     *
+     * @throws IllegalArgumentException if [from] is negative, or [maxRecords] or [maxBytes] is not positive.
+     * @throws InvalidTopicException, WalCorruptedException, WalClosedException, WalException as [read].
+     */
+    public suspend fun read(topic: String, from: Long, maxRecords: Int, maxBytes: Int = Int.MAX_VALUE): List<Record>
+
+    /**
+     * The sequence of the first acknowledged record of [topic] whose [Record.timestampMillis] is at or after
+     * [timestampMillis]; [nextSequence] if there is none (every record is older, the topic is empty or does not
+     * exist). Any value is accepted: one before the first record gives its sequence ([firstSequence]: never a
+     * truncated record), one after the last gives [nextSequence]. Timestamps are non-decreasing in log order (see "Time" above), so every record from the one
+     * returned on is stamped at or after [timestampMillis], and every record before it before.
+     *
+     * Cost: a binary search over the topic's blocks, reading one block header per step (about log2 of the topic's
+     * block count), never a scan; every header read is checked.
+     *
+     * Context, thread-safety and cancellation as [read].
+     *
+     * @throws InvalidTopicException, WalCorruptedException (a block header fails its check), WalClosedException,
+     *   WalException as [read].
+     */
+    public suspend fun seek(topic: String, timestampMillis: Long): Long
 
     /** The names of all topics that have at least one acknowledged record, in no particular order. */
     public fun topics(): Set<String>

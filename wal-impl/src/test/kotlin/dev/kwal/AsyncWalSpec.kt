@@ -50,6 +50,49 @@ class AsyncWalSpec :
             }
         }
 
+        test("read, read a page, seek, forEach and follow from an Instant: futures and loops as the Wal calls") {
+            AsyncWal.of(Kwal.open(TestLogs.small(newDir()))).use { wal ->
+                wal.appendBatch("r", List(20) { "$it".encodeToByteArray() }).await()
+                val stamp = wal.read("r", 7).await()!!.let {
+                    it.sequence shouldBe 7L
+                    it.payload.decodeToString() shouldBe "7"
+                    it.timestampMillis
+                }
+                wal.read("r", 20).await() shouldBe null
+                wal.read("none", 0).await() shouldBe null
+                wal.read("r", 5, 3, Int.MAX_VALUE).await().map { it.sequence } shouldBe listOf(5L, 6L, 7L)
+                wal.read("r", 5, 100, 1).await().map { it.sequence } shouldBe listOf(5L) // the first alone
+                wal.read("r", 20, 3, 100).await() shouldBe emptyList()
+                shouldThrow<ExecutionException> { wal.read("r", -1).await() }
+                    .cause.shouldBeInstanceOf<IllegalArgumentException>()
+                shouldThrow<ExecutionException> { wal.read("r", 0, 0, 1).await() }
+                    .cause.shouldBeInstanceOf<IllegalArgumentException>()
+                shouldThrow<ExecutionException> { wal.seek("../r", 0).await() }
+                    .cause.shouldBeInstanceOf<InvalidTopicException>()
+                wal.seek("r", stamp).await() shouldBe 0L // one group: every record has its stamp
+                wal.seek("r", stamp + 1).await() shouldBe 20L
+                wal.seek("r", Long.MIN_VALUE).await() shouldBe 0L
+                val seen = ArrayList<Long>()
+                wal.forEach("r", java.time.Instant.ofEpochMilli(stamp)) { seen += it.sequence }
+                seen shouldBe (0L until 20).toList()
+                wal.forEach("r", java.time.Instant.ofEpochMilli(stamp + 1)) { error("no records expected") }
+                // A follower from a time after every record gets only the ones appended later, and ends at close.
+                val live = java.util.concurrent.CopyOnWriteArrayList<Long>()
+                val following = wal.follow("r", java.time.Instant.ofEpochMilli(stamp + 1)) { live.add(it.sequence) }
+                // Appends until one is stamped after `stamp` (the clock moved on): seek then stops meeting the end.
+                while (wal.seek("r", stamp + 1).await() == wal.nextSequence("r")) {
+                    wal.append("r", byteArrayOf(1)).await()
+                }
+                val last = wal.nextSequence("r")
+                val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
+                while (live.lastOrNull() != last - 1 && System.nanoTime() < deadline) Thread.sleep(5)
+                live.first() shouldBe wal.seek("r", stamp + 1).await()
+                live.toList() shouldBe (live.first() until last).toList()
+                wal.close()
+                following.get(30, TimeUnit.SECONDS) shouldBe null
+            }
+        }
+
         test("futures from many threads get dense sequences") {
             val dir = newDir()
             val pool = Executors.newFixedThreadPool(4)

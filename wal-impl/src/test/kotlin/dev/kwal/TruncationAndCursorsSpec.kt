@@ -83,12 +83,23 @@ class TruncationAndCursorsSpec :
             Kwal.open(TestLogs.small(newDir())).use { wal ->
                 wal.fill("t", 10)
                 withContext(Dispatchers.Default) {
+                    val reached = CompletableDeferred<Unit>()
                     val gate = CompletableDeferred<Unit>()
-                    // The follower holds on to record 9 until 10..14 are appended and 0..12 truncated.
+                    // The follower holds on to record 9, read before 10..14 exist, until 10..14 are appended and
+                    // 0..12 truncated.
                     val follower =
                         async {
-                            wal.follow("t", 0).onEach { if (it.sequence == 9L) gate.await() }.take(12).toList()
+                            wal
+                                .follow("t", 0)
+                                .onEach {
+                                    if (it.sequence == 9L) {
+                                        reached.complete(Unit)
+                                        gate.await()
+                                    }
+                                }.take(12)
+                                .toList()
                         }
+                    withTimeout(10_000) { reached.await() }
                     repeat(5) { wal.append("t", byteArrayOf(it.toByte())) } // 10..14
                     wal.truncateBefore("t", 13)
                     gate.complete(Unit)
@@ -250,6 +261,20 @@ class TruncationAndCursorsSpec :
                 wal.consumers() shouldBe emptySet()
                 val failed = runCatching { wal.truncateBefore("t", 31).get(10, TimeUnit.SECONDS) }.exceptionOrNull()
                 (failed?.cause is IllegalArgumentException || failed is IllegalArgumentException) shouldBe true
+            }
+        }
+
+        test("point reads, pages and seek never return a truncated record") {
+            Kwal.open(TestLogs.small(newDir())).use { wal ->
+                wal.fill("t", 100)
+                wal.truncateBefore("t", 40)
+                wal.read("t", 39).shouldBeNull()
+                wal.read("t", 40)!!.sequence shouldBe 40
+                wal.read("t", 0, 5).map { it.sequence } shouldBe (40L until 45).toList()
+                wal.seek("t", 0) shouldBe 40
+                wal.truncateBefore("t", 100)
+                wal.seek("t", 0) shouldBe 100
+                wal.read("t", 0, 5) shouldBe emptyList()
             }
         }
     })

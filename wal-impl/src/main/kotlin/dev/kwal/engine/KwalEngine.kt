@@ -44,6 +44,7 @@ import kotlinx.coroutines.cancel
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.dropWhile
 import kotlinx.coroutines.flow.emitAll
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.flow
@@ -53,10 +54,12 @@ import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.suspendCancellableCoroutine
 import java.io.Closeable
 import java.nio.file.Path
+import java.time.Instant
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
+import java.util.concurrent.atomic.LongAdder
 import kotlin.coroutines.resumeWithException
 
 /**
@@ -193,6 +196,48 @@ internal class KwalEngine private constructor(
         TopicNames.validate(topic)
         checkConsumer(consumer)
         emitAll(follow(topic, control.committed(consumer, topic) ?: 0))
+    }
+
+    override fun replay(topic: String, from: Instant): Flow<Record> = flow {
+        val millis = ceilMillis(from)
+        emitAll(replay(topic, seek(topic, millis)).dropWhile { it.timestampMillis < millis })
+    }
+
+    override fun follow(topic: String, from: Instant): Flow<Record> = flow {
+        val millis = ceilMillis(from)
+        emitAll(follow(topic, seek(topic, millis)).dropWhile { it.timestampMillis < millis })
+    }
+
+    /** Block headers read by [read] and [seek] (not by replay and follow): tests count them. */
+    internal val headersRead = LongAdder()
+
+    override suspend fun read(topic: String, sequence: Long): Record? {
+        require(sequence >= 0) { "sequence must not be negative: $sequence" }
+        val t = readable(topic) ?: return null
+        if (sequence < t.first) return null // truncated
+        return TopicReader(segments, lifecycle, headersRead).readOne(t, sequence, t.acked)
+    }
+
+    override suspend fun read(topic: String, from: Long, maxRecords: Int, maxBytes: Int): List<Record> {
+        require(from >= 0) { "from must not be negative: $from" }
+        require(maxRecords > 0) { "maxRecords must be positive: $maxRecords" }
+        require(maxBytes > 0) { "maxBytes must be positive: $maxBytes" }
+        val t = readable(topic) ?: return emptyList()
+        val start = maxOf(from, t.first) // records below the first sequence were truncated
+        return TopicReader(segments, lifecycle, headersRead).readList(t, start, t.acked, maxRecords, maxBytes)
+    }
+
+    override suspend fun seek(topic: String, timestampMillis: Long): Long {
+        val t = readable(topic) ?: return 0
+        val found = TopicReader(segments, lifecycle, headersRead).seek(t, timestampMillis, t.acked)
+        return maxOf(found, t.first) // never a truncated record
+    }
+
+    /** The topic named [topic] for a read, or null if it does not exist; checks the name and that the log is open. */
+    private fun readable(topic: String): Topic? {
+        val t = userTopic(topic)
+        if (lifecycle.isClosed) throw WalClosedException()
+        return t
     }
 
     override fun topics(): Set<String> = table.visibleNames()
@@ -354,20 +399,33 @@ internal class KwalEngine private constructor(
             }
         }
 
+        /** [instant] in milliseconds since the epoch, rounded up; saturated at the ends of `Long`. */
+        fun ceilMillis(instant: Instant): Long = try {
+            val millis = instant.toEpochMilli()
+            if (instant.nano % 1_000_000 != 0 && millis != Long.MAX_VALUE) millis + 1 else millis
+        } catch (e: ArithmeticException) {
+            if (instant.isBefore(Instant.EPOCH)) Long.MIN_VALUE else Long.MAX_VALUE
+        }
+
         /**
          * Opens the log in [options]' directory through [io]; every I/O failure becomes a [WalException]. At most
-         * [idleMappings] segments stay mapped while no reader reads them (see [MappingCache]).
+         * [idleMappings] segments stay mapped while no reader reads them (see [MappingCache]). Groups are stamped
+         * with [clock] (ms since the epoch), kept non-decreasing (see [GroupEncoder]): tests make it step back.
          */
-        fun open(options: WalOptions, io: FileIo, idleMappings: Int = MappingCache.DEFAULT_IDLE_LIMIT): KwalEngine =
-            try {
-                openOrThrow(options, io, idleMappings)
-            } catch (e: WalException) {
-                throw e
-            } catch (e: java.io.IOException) {
-                throw WalException("cannot open ${options.directory}: $e", e)
-            }
+        fun open(
+            options: WalOptions,
+            io: FileIo,
+            idleMappings: Int = MappingCache.DEFAULT_IDLE_LIMIT,
+            clock: () -> Long = System::currentTimeMillis,
+        ): KwalEngine = try {
+            openOrThrow(options, io, idleMappings, clock)
+        } catch (e: WalException) {
+            throw e
+        } catch (e: java.io.IOException) {
+            throw WalException("cannot open ${options.directory}: $e", e)
+        }
 
-        private fun openOrThrow(options: WalOptions, io: FileIo, idleMappings: Int): KwalEngine {
+        private fun openOrThrow(options: WalOptions, io: FileIo, idleMappings: Int, clock: () -> Long): KwalEngine {
             val dir = options.directory
             io.createDirectories(dir, options.directoryPermissions)
             val lock = io.tryLock(dir.resolve(LOCK_FILE), options.filePermissions) ?: throw WalLockedException(dir)
@@ -398,7 +456,8 @@ internal class KwalEngine private constructor(
                 val queue = RequestQueue(options.maxQueuedBytes)
                 lifecycle.onStop { error -> queue.fail(error) }
                 val completer = Completer(lifecycle, segments, LogPosition(segments.active.id, recovered.tail))
-                val encoder = GroupEncoder(options, table, segments, lifecycle, recovered.tail)
+                val encoder =
+                    GroupEncoder(options, table, segments, lifecycle, recovered.tail, recovered.newestTimestamp, clock)
                 val writer = GroupWriter(encoder, completer, lifecycle)
                 val inline = InlineAppender(writer, completer, queue, table, lifecycle, options.blockSize)
                 val written = Channel<Group>(Channel.UNLIMITED)

@@ -24,6 +24,10 @@ import java.util.zip.CRC32C
  * name) that might not fit the active one: a unit never spans segments, a group may. It records in the group the
  * [Group.Region]s to write (one per segment touched), the blocks, and the segments it sealed, and moves [tail].
  *
+ * Every block of a group carries the group's timestamp: the clock's time, or the previous group's timestamp if the
+ * clock reads earlier (it stepped back), so timestamps never decrease in log order, across reopens too (the first
+ * group after an open is seeded with the newest timestamp recovery kept).
+ *
  * [undo] reverses all of that for a group whose encoding or write failed: its bytes overwritten with durable zeros, its
  * rolls undone, its sequence numbers and topic registrations given back. The log goes on.
  *
@@ -36,6 +40,10 @@ internal class GroupEncoder(
     private val lifecycle: LogLifecycle,
     /** Offset in the active segment where the next group goes. */
     tail: Int,
+    /** The newest group timestamp in the log (recovery's [dev.kwal.engine.recovery.RecoveredLog.newestTimestamp]). */
+    newestTimestamp: Long = Long.MIN_VALUE,
+    /** The wall clock, in ms since the epoch. */
+    private val clock: () -> Long = System::currentTimeMillis,
 ) {
     private val log = LoggerFactory.getLogger(GroupEncoder::class.java)
 
@@ -76,7 +84,9 @@ internal class GroupEncoder(
     private var blockFirstSeq = 0L
     private var blockRecords = 0
     private var seq = 0L
-    private var timestamp = 0L
+
+    /** The group's timestamp: never less than the previous group's (see [encode]). */
+    private var timestamp = newestTimestamp
     private var synced = LogPosition.ZERO
     private var lastBlockStart = 0
     private var lastBlockPosition = LogPosition.ZERO
@@ -95,7 +105,8 @@ internal class GroupEncoder(
         buffer.clear()
         regionStart = 0
         regionFileOffset = tail
-        timestamp = System.currentTimeMillis()
+        // Non-decreasing in log order, whatever the clock does, so that a time can be found by binary search.
+        timestamp = maxOf(timestamp, clock())
         synced = syncedThrough
         if (g.newTopics.isNotEmpty()) {
             beginRun(table.registry)

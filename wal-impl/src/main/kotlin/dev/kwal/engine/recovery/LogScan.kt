@@ -27,6 +27,10 @@ internal class LogScan(private val table: TopicTable) {
     private val checker = BlockChecker(table, group)
     private var records = 0L
 
+    /** The newest timestamp of the groups kept so far; [Long.MIN_VALUE] if none. */
+    var newestTimestamp = Long.MIN_VALUE
+        private set
+
     /** How the scan of one segment ended. */
     private sealed interface SegmentScan {
         /** Its data ends at [end]; every byte after is zero. A group may still be pending, to go on in the next. */
@@ -109,7 +113,11 @@ internal class LogScan(private val table: TopicTable) {
                 is BlockCheck.Ok -> check.block
             }
             group.add(block)
-            if (!block.continued) records += group.commit()
+            if (!block.continued) {
+                records += group.commit()
+                // Every block of a group carries the group's timestamp.
+                newestTimestamp = maxOf(newestTimestamp, view.getLong(at + BlockHeader.OFF_TIMESTAMP))
+            }
             at = block.end
         }
         if (!BlockHeader.allZero(view, at, limit)) {

@@ -15,4 +15,6 @@ internal class RecoveredLog(
     val tail: Int,
     val table: TopicTable,
     val report: RecoveryReport,
+    /** The newest block timestamp of the groups kept; [Long.MIN_VALUE] if none. The writer never stamps earlier. */
+    val newestTimestamp: Long = Long.MIN_VALUE,
 )

@@ -48,6 +48,9 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
     private val log = LoggerFactory.getLogger(Recovery::class.java)
     private val table = TopicTable()
 
+    /** The newest timestamp of the groups the scan kept: the writer goes on from there ([RecoveredLog]). */
+    private var newestTimestamp = Long.MIN_VALUE
+
     /**
      * Recovers the log in [files]' directory. Throws [WalCorruptedException] for corruption under
      * [CorruptionPolicy.FAIL], and what the file system throws; either way, no file it opened is left open.
@@ -59,9 +62,11 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         val opened = ArrayList<LogFile>()
         try {
             val segments = ids.map { ProbedSegment.probe(files, it, options.segmentSize) } // 2. probe
-            return when (val scan = LogScan(table).scan(segments)) { // 3. scan
+            val scanner = LogScan(table)
+            val result = scanner.scan(segments) // 3. scan
+            newestTimestamp = scanner.newestTimestamp
+            return when (val scan = result) {
                 is ScanResult.Clean -> continueLog(scan, segments, opened, started)
-
                 is ScanResult.Stopped -> truncateAndContinue(scan, segments, opened, started)
             }
         } catch (e: Throwable) {
@@ -85,7 +90,8 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         val spares = handover.spares(segments.subList(active + 1, segments.size)) // 6. finish
         val tail = scan.dataEnds[active]
         val kept = handover.segments(segments.subList(0, active + 1), tail, zeroed = null, scan.logId)
-        return RecoveredLog(scan.logId, kept, spares, tail, table, report(started, kept.size, scan.records))
+        val report = report(started, kept.size, scan.records)
+        return RecoveredLog(scan.logId, kept, spares, tail, table, report, newestTimestamp)
     }
 
     /** A stop: classified, the policy applied, truncated at P; the log continues at P (or before P's segment). */
@@ -127,7 +133,7 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         val spares = handover.spares(segments.subList(active + 1, cut.kept))
         val tail = ends[active]
         val kept = handover.segments(segments.subList(0, active + 1), tail, zeroed, logId)
-        return RecoveredLog(logId, kept, spares, tail, table, reportOf(kept.size))
+        return RecoveredLog(logId, kept, spares, tail, table, reportOf(kept.size), newestTimestamp)
     }
 
     /** Corruption fails the open under [CorruptionPolicy.FAIL]; what is to be truncated is logged. */
@@ -147,7 +153,7 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
     private inline fun freshLog(logId: Long?, report: (segments: Int) -> RecoveryReport): RecoveredLog {
         val id = logId ?: SecureRandom().nextLong()
         val first = files.create(1, options.segmentSize, id)
-        return RecoveredLog(id, listOf(first), emptyList(), SegmentHeader.SIZE, table, report(1))
+        return RecoveredLog(id, listOf(first), emptyList(), SegmentHeader.SIZE, table, report(1), newestTimestamp)
     }
 
     private fun report(

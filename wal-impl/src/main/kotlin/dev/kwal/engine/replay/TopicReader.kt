@@ -12,6 +12,7 @@ import dev.kwal.engine.storage.SegmentSet
 import dev.kwal.engine.storage.Topic
 import kotlinx.coroutines.flow.FlowCollector
 import java.nio.ByteBuffer
+import java.util.concurrent.atomic.LongAdder
 import java.util.zip.CRC32C
 
 /**
@@ -33,7 +34,12 @@ import java.util.zip.CRC32C
  *
  * One reader per collection (it holds scratch state and the cursor of the read in progress); not thread-safe.
  */
-internal class TopicReader(private val segments: SegmentSet, private val lifecycle: LogLifecycle) {
+internal class TopicReader(
+    private val segments: SegmentSet,
+    private val lifecycle: LogLifecycle,
+    /** Counts the block headers this reader reads (a block opened, a [seek] probe), if given: tests count them. */
+    private val headersRead: LongAdder? = null,
+) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
 
@@ -76,6 +82,88 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
         }
     }
 
+    /**
+     * Record [seq] of [topic], checked, or null if [seq] is not below [end] (which must not exceed what was
+     * acknowledged). One index lookup and at most one block read: the frames before [seq] in its block are checked,
+     * not copied.
+     */
+    fun readOne(topic: Topic, seq: Long, end: Long): Record? {
+        if (seq >= end) return null
+        start(topic, seq, end)
+        try {
+            return nextRecord()
+        } finally {
+            giveBack()
+        }
+    }
+
+    /**
+     * Records [from, end) of [topic], in order, at most [maxRecords], and after the first only while their payloads
+     * total at most [maxBytes]. [end] must not exceed what was acknowledged.
+     */
+    fun readList(topic: Topic, from: Long, end: Long, maxRecords: Int, maxBytes: Int): List<Record> {
+        if (from >= end) return emptyList()
+        start(topic, from, end)
+        try {
+            val out = ArrayList<Record>(minOf(maxRecords.toLong(), end - from, LIST_CAPACITY).toInt())
+            var bytes = 0L
+            while (out.size < maxRecords) {
+                val r = nextRecord() ?: break
+                if (out.isNotEmpty() && bytes + r.payload.size > maxBytes) break
+                bytes += r.payload.size
+                out.add(r)
+            }
+            return out
+        } finally {
+            giveBack()
+        }
+    }
+
+    /**
+     * The first sequence below [end] of [topic] whose block's timestamp is at least [timestamp], or [end] if none:
+     * a binary search over the blocks holding records below [end], reading (and checking) one block header per
+     * step. Block timestamps are non-decreasing in log order (the encoder makes them so), and every record of a
+     * block carries its block's timestamp, so the answer is the first sequence of the first block at or after
+     * [timestamp]. [end] must not exceed what was acknowledged, and be read before this call.
+     */
+    fun seek(topic: Topic, timestamp: Long, end: Long): Long {
+        val index = topic.index
+        val size = index.size // read after [end]: it covers every block below it
+        if (end <= 0 || size == 0) return end
+        val blocks = index.find(end - 1, size) + 1
+        this.topic = topic
+        topicId = topic.id
+        topicName = topic.name
+        try {
+            var lo = 0
+            var hi = blocks
+            while (lo < hi) {
+                val mid = (lo + hi) ushr 1
+                if (blockTimestamp(mid) >= timestamp) hi = mid else lo = mid + 1
+            }
+            return if (lo == blocks) end else index.firstSeq(lo)
+        } finally {
+            giveBack()
+        }
+    }
+
+    /** The timestamp of block [i] of the topic being read, its header checked. */
+    private fun blockTimestamp(i: Int): Long {
+        val index = topic!!.index
+        val firstSeq = index.firstSeq(i)
+        val position = index.position(i)
+        val segment =
+            segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
+        val view = blockView(segment, position)
+        val at = position.offset
+        if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId ||
+            view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq
+        ) {
+            throw corrupt("block does not belong to $topicName at sequence $firstSeq", position)
+        }
+        return view.getLong(at + BlockHeader.OFF_TIMESTAMP)
+    }
+
     /** Gives back the mapping this reader borrows, if any, and forgets every view of it. */
     private fun giveBack() {
         val segment = borrowed ?: return
@@ -107,6 +195,14 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
             if (seq == blockEndSeq && !openBlock()) return null
             val s = seq
             val at = framePos
+            if (s < next) {
+                // Before the first record asked for: checked, not copied.
+                val length = codec.check(view, at, bodyEnd, topicId, s)
+                if (length < 0) throw corrupt("record $s of topic $topicName fails its checksum", position)
+                framePos = at + RecordFrame.HEADER_SIZE + length
+                seq = s + 1
+                continue
+            }
             val payload = codec.decode(view, at, bodyEnd, topicId, s)
                 ?: throw corrupt("record $s of topic $topicName fails its checksum", position)
             framePos = at + RecordFrame.HEADER_SIZE + payload.size
@@ -165,6 +261,7 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
     }
 
     private fun blockViewOrThrow(segment: Segment, position: LogPosition): ByteBuffer {
+        headersRead?.increment()
         if (borrowed !== segment) {
             giveBack()
             borrowedView = segment.borrowMapping()
@@ -191,5 +288,8 @@ internal class TopicReader(private val segments: SegmentSet, private val lifecyc
 
     private companion object {
         val EMPTY: ByteBuffer = ByteBuffer.allocate(0)
+
+        /** The most entries [readList] reserves up front. */
+        const val LIST_CAPACITY = 1024L
     }
 }
