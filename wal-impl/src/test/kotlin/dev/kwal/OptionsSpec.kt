@@ -43,6 +43,8 @@ class OptionsSpec :
                 Durability.Sync,
                 CorruptionPolicy.FAIL,
                 PosixFilePermissions.fromString("rw-------"),
+                Compression.None,
+                1024,
             )
             o.directoryPermissions shouldBe PosixFilePermissions.fromString("rwx------")
             o.toString() shouldContain "filePermissions=rw-------"
