@@ -42,6 +42,13 @@ import java.util.EnumSet
  *   creates get [directoryPermissions], derived from this. Files and directories that already exist are never
  *   changed. The process's umask can still remove bits (never add them). Ignored on file systems without POSIX
  *   permissions. May change between opens (it applies to files created from then on).
+ * @property compression how blocks are compressed: [Compression.None] (the default), [Compression.Lz4] or
+ *   [Compression.Zstd]. A block is compressed when it is closed, if its records take at least [compressionThreshold]
+ *   bytes, and kept compressed only if that makes it smaller; the topic registry's blocks are never compressed. May
+ *   change between opens: every block records its codec and reads back whatever this option is later.
+ * @property compressionThreshold the smallest block body (the bytes of its record frames: payloads plus 12 bytes
+ *   each) that is compressed; smaller blocks are stored plain. At least 0; default 1 KiB. Ignored under
+ *   [Compression.None].
  * @throws IllegalArgumentException if a value is out of range.
  */
 public class WalOptions(
@@ -54,6 +61,8 @@ public class WalOptions(
     public val corruptionPolicy: CorruptionPolicy = CorruptionPolicy.FAIL,
     public val maxQueuedBytes: Long = DEFAULT_MAX_QUEUED_BYTES,
     filePermissions: Set<PosixFilePermission> = DEFAULT_FILE_PERMISSIONS,
+    public val compression: Compression = Compression.None,
+    public val compressionThreshold: Int = DEFAULT_COMPRESSION_THRESHOLD,
 ) {
     /** See the class description. */
     public val blockSize: Int = minOf(blockSize, segmentSize - SEGMENT_RESERVE)
@@ -98,6 +107,7 @@ public class WalOptions(
             "maxGroupBytes ($maxGroupBytes) must be at least maxRecordSize ($maxRecordSize)"
         }
         require(maxQueuedBytes >= 1) { "maxQueuedBytes must be positive, was $maxQueuedBytes" }
+        require(compressionThreshold >= 0) { "compressionThreshold must not be negative, was $compressionThreshold" }
         require(OWNER_READ in this.filePermissions && OWNER_WRITE in this.filePermissions) {
             "filePermissions must include owner read and write, was ${PosixFilePermissions.toString(
                 this.filePermissions,
@@ -114,12 +124,14 @@ public class WalOptions(
         .maxGroupBytes(maxGroupBytes).durability(durability).corruptionPolicy(corruptionPolicy)
         .maxQueuedBytes(maxQueuedBytes)
         .filePermissions(filePermissions)
+        .compression(compression).compressionThreshold(compressionThreshold)
 
     override fun toString(): String =
         "WalOptions(directory=$directory, segmentSize=$segmentSize, blockSize=$blockSize, " +
             "maxRecordSize=$maxRecordSize, maxGroupBytes=$maxGroupBytes, durability=$durability, " +
             "corruptionPolicy=$corruptionPolicy, maxQueuedBytes=$maxQueuedBytes, " +
-            "filePermissions=${PosixFilePermissions.toString(filePermissions)})"
+            "filePermissions=${PosixFilePermissions.toString(filePermissions)}, compression=$compression, " +
+            "compressionThreshold=$compressionThreshold)"
 
     /** A fluent builder for Java callers. Not thread-safe. */
     public class Builder(private val directory: Path) {
@@ -131,6 +143,8 @@ public class WalOptions(
         private var corruptionPolicy = CorruptionPolicy.FAIL
         private var maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES
         private var filePermissions = DEFAULT_FILE_PERMISSIONS
+        private var compression: Compression = Compression.None
+        private var compressionThreshold = DEFAULT_COMPRESSION_THRESHOLD
 
         /** See [WalOptions.segmentSize]. */
         public fun segmentSize(bytes: Int): Builder = apply { segmentSize = bytes }
@@ -156,10 +170,16 @@ public class WalOptions(
         /** See [WalOptions.filePermissions]. */
         public fun filePermissions(value: Set<PosixFilePermission>): Builder = apply { filePermissions = value }
 
+        /** See [WalOptions.compression]. */
+        public fun compression(value: Compression): Builder = apply { compression = value }
+
+        /** See [WalOptions.compressionThreshold]. */
+        public fun compressionThreshold(bytes: Int): Builder = apply { compressionThreshold = bytes }
+
         /** @throws IllegalArgumentException if a value is out of range. */
         public fun build(): WalOptions = WalOptions(
             directory, segmentSize, blockSize, maxRecordSize, maxGroupBytes, durability, corruptionPolicy,
-            maxQueuedBytes, filePermissions,
+            maxQueuedBytes, filePermissions, compression, compressionThreshold,
         )
     }
 
@@ -169,6 +189,7 @@ public class WalOptions(
         public const val DEFAULT_MAX_RECORD_SIZE: Int = 1 shl 20
         public const val DEFAULT_MAX_GROUP_BYTES: Int = 4 shl 20
         public const val DEFAULT_MAX_QUEUED_BYTES: Long = 64L shl 20
+        public const val DEFAULT_COMPRESSION_THRESHOLD: Int = 1 shl 10
         public const val MIN_SEGMENT_SIZE: Int = 64 shl 10
         public const val MAX_SEGMENT_SIZE: Int = 1 shl 30
         public const val MIN_BLOCK_SIZE: Int = 4 shl 10

@@ -37,6 +37,7 @@ internal object LogFiles {
         val end: Int get() = at + BlockHeader.SIZE + body
         val size: Int get() = BlockHeader.SIZE + body
         val continued: Boolean get() = flags and BlockHeader.FLAG_CONTINUED != 0
+        val compressed: Boolean get() = flags and BlockHeader.FLAG_COMPRESSED != 0
         val lastSeq: Long get() = firstSeq + count - 1
     }
 

@@ -28,6 +28,8 @@ class OptionsSpec :
             o.durability,
             o.corruptionPolicy,
             o.filePermissions,
+            o.compression,
+            o.compressionThreshold,
         )
 
         test("defaults") {
@@ -41,6 +43,8 @@ class OptionsSpec :
                 Durability.Sync,
                 CorruptionPolicy.FAIL,
                 PosixFilePermissions.fromString("rw-------"),
+                Compression.None,
+                1024,
             )
             o.directoryPermissions shouldBe PosixFilePermissions.fromString("rwx------")
             o.toString() shouldContain "filePermissions=rw-------"
@@ -175,7 +179,8 @@ class OptionsSpec :
         test("the builder builds what the constructor builds; toBuilder round-trips") {
             val viaBuilder = WalOptions.builder(dir).segmentSize(128 * kib).blockSize(16 * kib).maxRecordSize(8 * kib)
                 .maxGroupBytes(32 * kib).durability(Durability.Interval(25)).corruptionPolicy(CorruptionPolicy.TRUNCATE)
-                .filePermissions(PosixFilePermissions.fromString("rw-r-----")).build()
+                .filePermissions(PosixFilePermissions.fromString("rw-r-----"))
+                .compression(Compression.zstd(5)).compressionThreshold(300).build()
             val viaConstructor = WalOptions(
                 dir,
                 segmentSize = 128 * kib,
@@ -185,6 +190,8 @@ class OptionsSpec :
                 durability = Durability.Interval(25),
                 corruptionPolicy = CorruptionPolicy.TRUNCATE,
                 filePermissions = PosixFilePermissions.fromString("rw-r-----"),
+                compression = Compression.Zstd(5),
+                compressionThreshold = 300,
             )
             fields(viaBuilder) shouldBe fields(viaConstructor)
             viaBuilder.toString() shouldBe viaConstructor.toString()

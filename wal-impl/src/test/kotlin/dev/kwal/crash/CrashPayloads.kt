@@ -9,6 +9,9 @@ import kotlin.random.Random
  *
  * `[topic length: 1][topic: UTF-8][seed: 8][writer: 4][n: 8][filler: Random(seed, writer, n)][CRC32 of all before: 4]`
  *
+ * The filler is random bytes for even n and, for odd n, words of a small vocabulary drawn from the same Random: text
+ * that compresses, so that a log written with compression on holds both compressed and plain blocks.
+ *
  * The trailing CRC lets the parent check every record it finds, acknowledged or not; the embedded topic
  * catches a record that was replayed under the wrong topic, and the filler is regenerated and compared.
  */
@@ -24,7 +27,7 @@ object CrashPayloads {
         val buf = ByteBuffer.allocate(total)
         buf.put(t.size.toByte()).put(t).putLong(seed).putInt(writer).putLong(n)
         val filler = ByteArray(total - buf.position() - 4)
-        fillerRandom(seed, writer, n).nextBytes(filler)
+        fill(filler, seed, writer, n)
         buf.put(filler)
         buf.putInt(crc(buf.array(), 0, total - 4).toInt())
         return buf.array()
@@ -45,7 +48,7 @@ object CrashPayloads {
         val writer = buf.int
         val n = buf.long
         val filler = ByteArray(payload.size - buf.position() - 4).also { buf.get(it) }
-        val expected = ByteArray(filler.size).also { fillerRandom(seed, writer, n).nextBytes(it) }
+        val expected = ByteArray(filler.size).also { fill(it, seed, writer, n) }
         if (!filler.contentEquals(expected)) return "filler differs from Random(seed=$seed, writer=$writer, n=$n)"
         return null
     }
@@ -86,4 +89,24 @@ object CrashPayloads {
 
     private fun fillerRandom(seed: Long, writer: Int, n: Long) =
         Random(seed * 1_000_003L xor (writer.toLong() shl 40) xor n)
+
+    private val words = listOf(
+        "{\"order\":", "\"status\":\"paid\"", ",", "\"amount\":", "12.50", "\"EUR\"", "}", " ", "customer", "42",
+    ).map { it.encodeToByteArray() }
+
+    /** Fills [out] with the filler of (seed, writer, n): random bytes for even n, compressible text for odd n. */
+    private fun fill(out: ByteArray, seed: Long, writer: Int, n: Long) {
+        val r = fillerRandom(seed, writer, n)
+        if (n % 2 == 0L) {
+            r.nextBytes(out)
+            return
+        }
+        var i = 0
+        while (i < out.size) {
+            val w = words[r.nextInt(words.size)]
+            val k = minOf(w.size, out.size - i)
+            w.copyInto(out, i, 0, k)
+            i += k
+        }
+    }
 }

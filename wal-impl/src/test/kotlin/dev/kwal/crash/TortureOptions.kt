@@ -1,5 +1,6 @@
 package dev.kwal.crash
 
+import dev.kwal.Compression
 import dev.kwal.CorruptionPolicy
 import dev.kwal.Durability
 import dev.kwal.WalOptions
@@ -11,7 +12,7 @@ import kotlin.random.Random
  * [WalOptions]) by [random], so that the torture does not test one shape of log only. A run's options are derived
  * from its seed, so `-Dtorture.seed` replays them. [encode] and [decode] pass them to a child JVM as one argument;
  * [toString] is the short form printed with every failure, e.g.
- * `seg=64K block=4K rec=3968 group=64K queue=1K dur=Sync policy=FAIL`.
+ * `seg=64K block=4K rec=3968 group=64K queue=1K dur=Sync policy=FAIL` (and ` comp=Lz4/1K` when compression is on).
  *
  * Record sizes are chosen relative to the block ([recordSize]): tiny, about half a block (just below, at, and just
  * over the size at which two frames fill a block), a third of a block, near [maxRecordSize]; batches are checked
@@ -25,6 +26,8 @@ data class TortureOptions(
     val maxQueuedBytes: Long,
     val durability: Durability,
     val policy: CorruptionPolicy,
+    val compression: Compression = Compression.None,
+    val compressionThreshold: Int = WalOptions.DEFAULT_COMPRESSION_THRESHOLD,
 ) {
     init {
         // Fails fast, in the parent, on a draw that the options would refuse.
@@ -41,6 +44,8 @@ data class TortureOptions(
         durability = durability,
         corruptionPolicy = policy,
         maxQueuedBytes = maxQueuedBytes,
+        compression = compression,
+        compressionThreshold = compressionThreshold,
     )
 
     /** The payload size of two frames that fill a block exactly: a record one byte larger is alone in its block. */
@@ -195,13 +200,26 @@ data class TortureOptions(
             is Durability.Interval -> "interval${durability.millis}"
         },
         policy.name,
+        when (compression) {
+            Compression.None -> "none"
+            Compression.Lz4 -> "lz4"
+            is Compression.Zstd -> "zstd${compression.level}"
+        },
+        compressionThreshold,
     ).joinToString(",")
 
     override fun toString(): String =
         "seg=${size(segmentSize.toLong())} block=${size(blockSize.toLong())} rec=${size(maxRecordSize.toLong())} " +
             "group=${size(
                 maxGroupBytes.toLong(),
-            )} queue=${size(maxQueuedBytes)} dur=${durabilityName(durability)} policy=$policy"
+            )} queue=${size(maxQueuedBytes)} dur=${durabilityName(durability)} policy=$policy" +
+            if (compression == Compression.None) {
+                ""
+            } else {
+                " comp=${compressionName(compression)}/${size(
+                    compressionThreshold.toLong(),
+                )}"
+            }
 
     companion object {
         const val BLOCK_HEADER = 48
@@ -222,7 +240,7 @@ data class TortureOptions(
 
         fun decode(s: String): TortureOptions {
             val p = s.split(',')
-            require(p.size == 7) { "bad options '$s'" }
+            require(p.size == 7 || p.size == 9) { "bad options '$s'" }
             val durability = when {
                 p[5] == "sync" -> Durability.Sync
                 p[5] == "none" -> Durability.None
@@ -237,7 +255,20 @@ data class TortureOptions(
                 p[4].toLong(),
                 durability,
                 CorruptionPolicy.valueOf(p[6]),
+                when {
+                    p.size == 7 || p[7] == "none" -> Compression.None
+                    p[7] == "lz4" -> Compression.Lz4
+                    p[7].startsWith("zstd") -> Compression.Zstd(p[7].removePrefix("zstd").toInt())
+                    else -> error("bad compression '${p[7]}'")
+                },
+                if (p.size == 7) WalOptions.DEFAULT_COMPRESSION_THRESHOLD else p[8].toInt(),
             )
+        }
+
+        fun compressionName(c: Compression): String = when (c) {
+            Compression.None -> "None"
+            Compression.Lz4 -> "Lz4"
+            is Compression.Zstd -> "Zstd(${c.level})"
         }
 
         fun durabilityName(d: Durability?): String = when (d) {
@@ -259,7 +290,9 @@ data class TortureOptions(
          * and with [hugeChance] the default 64 MiB; blocks of 4 KiB (the minimum), 8 or 12 KiB, odd sizes, up to the
          * largest the segment allows; the largest record a block holds (often), or less, at most [maxRecord]; groups
          * from one record (the minimum) to several segments; a queue bound from 1 byte to the default; Sync mostly,
-         * None and Interval too; FAIL or TRUNCATE.
+         * None and Interval too; FAIL or TRUNCATE; compression off half the time, else LZ4 or zstd (levels 1 to 6)
+         * from a threshold of 0, 64 bytes, 1 KiB or anywhere up to the block (drawn last, so that the sizes drawn from
+         * a seed are those drawn before compression was an option).
          */
         fun random(
             r: Random,
@@ -324,7 +357,18 @@ data class TortureOptions(
                 else -> Durability.Interval(r.nextLong(1, 51))
             }
             val policy = if (r.nextInt(5) < 2) CorruptionPolicy.TRUNCATE else CorruptionPolicy.FAIL
-            return TortureOptions(segment, block, record, group, queue, durability, policy)
+            val compression = when (r.nextInt(4)) {
+                0, 1 -> Compression.None
+                2 -> Compression.Lz4
+                else -> Compression.Zstd(r.nextInt(1, 7))
+            }
+            val threshold = when (r.nextInt(4)) {
+                0 -> 0
+                1 -> 64
+                2 -> WalOptions.DEFAULT_COMPRESSION_THRESHOLD
+                else -> r.nextInt(0, block + 1)
+            }
+            return TortureOptions(segment, block, record, group, queue, durability, policy, compression, threshold)
         }
 
         /** Options whose sizes differ from [prev]'s, or (sometimes) the same sizes again: reopens change the shape. */
@@ -340,7 +384,12 @@ data class TortureOptions(
             return if (prev != null &&
                 r.nextInt(4) == 0
             ) {
-                prev.copy(durability = fresh.durability, policy = fresh.policy)
+                prev.copy(
+                    durability = fresh.durability,
+                    policy = fresh.policy,
+                    compression = fresh.compression,
+                    compressionThreshold = fresh.compressionThreshold,
+                )
             } else {
                 fresh
             }

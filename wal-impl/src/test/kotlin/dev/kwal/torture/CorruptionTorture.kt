@@ -9,6 +9,7 @@ import dev.kwal.WalOptions
 import dev.kwal.crash.TortureOptions
 import dev.kwal.engine.Kwal
 import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.CompressedBody
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
 import dev.kwal.engine.format.SegmentHeader
@@ -70,6 +71,9 @@ object CorruptionTorture {
     private const val TIMEOUT_MS = 60_000L
     private val TOPICS = listOf("t0", "t1", "t2", "t3")
 
+    /** Text that compresses: the filler of half the payloads. */
+    private val TEXT = "{\"order\":17,\"status\":\"paid\",\"amount\":12.50,\"currency\":\"EUR\"} ".encodeToByteArray()
+
     private class Base(
         val index: Int,
         val dir: Path,
@@ -125,7 +129,12 @@ object CorruptionTorture {
     private fun payload(log: Int, topic: String, seq: Long, size: Int, r: Random): ByteArray {
         val head = "L$log:$topic:$seq:".encodeToByteArray()
         return ByteArray(maxOf(size, head.size)).also {
-            r.nextBytes(it)
+            if (r.nextBoolean()) {
+                r.nextBytes(it)
+            } else {
+                // text that compresses, so that logs written with compression hold compressed blocks
+                for (i in it.indices) it[i] = TEXT[(i + seq.toInt()) % TEXT.size]
+            }
             head.copyInto(it)
         }
     }
@@ -568,7 +577,7 @@ object CorruptionTorture {
         crc.update(bytes, at + 8, BlockHeader.SIZE - 8)
         crc.update(ByteBuffer.allocate(8).putInt(p.segmentId).putInt(at).array())
         if (b.getInt(at + 4) != crc.value.toInt() || bytes[at + 8].toInt() != 1 ||
-            bytes[at + 9].toInt() and 1.inv() != 0
+            bytes[at + 9].toInt() and 3.inv() != 0
         ) {
             return false
         }
@@ -576,9 +585,43 @@ object CorruptionTorture {
         val first = b.getLong(at + 16)
         val count = b.getInt(at + 24)
         val body = b.getInt(at + 28)
-        if (count < 1 || body < 12L * count || at.toLong() + BlockHeader.SIZE + body > limit) return false
-        val end = at + BlockHeader.SIZE + body
-        var f = at + BlockHeader.SIZE
+        val compressed = bytes[at + 9].toInt() and 2 != 0
+        val codec = bytes[at + 10].toInt()
+        if (count < 1 || at.toLong() + BlockHeader.SIZE + body > limit) return false
+        if (!compressed) {
+            if (codec != 0 || body < 12L * count) return false
+            return framesPass(bytes, at + BlockHeader.SIZE, at + BlockHeader.SIZE + body, topic, first, count)
+        }
+        // A compressed body (FORMAT.md): CRC over the place, the length and the compressed bytes; a bounded length.
+        if ((codec != 1 && codec != 2) || body <= 8) return false
+        val length = b.getInt(at + BlockHeader.SIZE + 4)
+        if (length < 12L * count || length > declared.toLong() - at - BlockHeader.SIZE) return false
+        crc.reset()
+        crc.update(ByteBuffer.allocate(12).putInt(p.segmentId).putInt(at).putInt(length).array())
+        crc.update(bytes, at + BlockHeader.SIZE + 8, body - 8)
+        if (b.getInt(at + BlockHeader.SIZE) != crc.value.toInt()) return false
+        val packed = bytes.copyOfRange(at + BlockHeader.SIZE + 8, at + BlockHeader.SIZE + body)
+        val plain = ByteArray(length)
+        val got = try {
+            if (codec == 1) {
+                net.jpountz.lz4.LZ4Factory.safeInstance().safeDecompressor()
+                    .decompress(packed, 0, packed.size, plain, 0, length)
+            } else {
+                com.github.luben.zstd.Zstd.decompressByteArray(plain, 0, length, packed, 0, packed.size).let {
+                    if (com.github.luben.zstd.Zstd.isError(it)) -1 else it.toInt()
+                }
+            }
+        } catch (e: RuntimeException) {
+            -1
+        }
+        return got == length && framesPass(plain, 0, length, topic, first, count)
+    }
+
+    /** Whether [count] frames of records [first].. of [topic] fill [bytes]`[from, end)` exactly, each sound. */
+    private fun framesPass(bytes: ByteArray, from: Int, end: Int, topic: Int, first: Long, count: Int): Boolean {
+        val b = ByteBuffer.wrap(bytes)
+        val crc = CRC32C()
+        var f = from
         for (k in 0 until count) {
             if (end - f < RecordFrame.HEADER_SIZE) return false
             val len = b.getInt(f + 4)
@@ -859,6 +902,30 @@ object CorruptionTorture {
         val desc: String
         when (rnd.nextInt(3)) {
             0 -> {
+                if (blk.compressed && rnd.nextBoolean()) {
+                    // the uncompressed length of a compressed body, its body CRC recomputed (or not)
+                    val lengthAt = at + BlockHeader.SIZE + CompressedBody.OFF_LENGTH
+                    val orig = b.getInt(lengthAt)
+                    val v = forgedValue(orig, rnd)
+                    b.putInt(lengthAt, v)
+                    if (fixCrc) {
+                        val n = blk.body - CompressedBody.PREFIX
+                        b.putInt(
+                            at + BlockHeader.SIZE,
+                            CompressedBody.crc(
+                                CRC32C(),
+                                LogPosition(blk.segment, at),
+                                v,
+                                bytes,
+                                at + BlockHeader.SIZE + 8,
+                                n,
+                            ),
+                        )
+                    }
+                    LogFiles.write(p, at.toLong(), bytes.copyOfRange(at, blk.end))
+                    return "${p.name} compressed block at $at (topic ${blk.topicId}): uncompressed length $orig -> $v" +
+                        if (fixCrc) " (body CRC recomputed)" else ""
+                }
                 val v = forgedValue(blk.body, rnd)
                 b.putInt(at + BlockHeader.OFF_BODY_LENGTH, v)
                 desc = "body length ${blk.body} -> $v"

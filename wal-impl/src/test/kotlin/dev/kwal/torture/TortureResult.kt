@@ -73,12 +73,14 @@ data class TortureResult(
         val groupsSpanSegments = options.count { it.maxGroupBytes > it.segmentSize }
         val tinyQueue = options.count { it.maxQueuedBytes < it.maxRecordSize }
         val minBlock = options.count { it.blockSize == 4096 }
+        val compression = options.groupingBy { TortureOptions.compressionName(it.compression) }.eachCount()
         return "${options.size} distinct: segmentSize ${range { it.segmentSize.toLong() }}, " +
             "blockSize ${range { it.blockSize.toLong() }} ($minBlock at 4K), " +
             "maxRecordSize ${range { it.maxRecordSize.toLong() }}, " +
             "maxGroupBytes ${range { it.maxGroupBytes.toLong() }} ($groupsSpanSegments over a segment), " +
             "maxQueuedBytes ${range { it.maxQueuedBytes }} ($tinyQueue under a record); " +
             "durability $dur; policy FAIL=${policy[CorruptionPolicy.FAIL] ?: 0} " +
-            "TRUNCATE=${policy[CorruptionPolicy.TRUNCATE] ?: 0}"
+            "TRUNCATE=${policy[CorruptionPolicy.TRUNCATE] ?: 0}; " +
+            "compression ${compression.toSortedMap()}"
     }
 }

@@ -1,8 +1,10 @@
 package dev.kwal.engine.commit
 
+import dev.kwal.Compression
 import dev.kwal.WalException
 import dev.kwal.WalOptions
 import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.CompressedBody
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
 import dev.kwal.engine.format.SegmentHeader
@@ -58,6 +60,11 @@ internal class GroupEncoder(
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
     private val blockSize = options.blockSize
+
+    /** Compresses a user topic's block body of at least [compressionThreshold] bytes when it closes, if on. */
+    private val compressor: CompressedBody.Compressor? =
+        if (options.compression == Compression.None) null else CompressedBody.Compressor(options.compression)
+    private val compressionThreshold = options.compressionThreshold
 
     /** Where the log ends now: the active segment, at [tail]. */
     fun end(): LogPosition = LogPosition(segments.active.id, tail)
@@ -130,7 +137,8 @@ internal class GroupEncoder(
         }
         g.releaseTopics()
         // The group's last block says so: recovery keeps the group only if this block is there and sound.
-        BlockHeader.rewriteFlags(buffer, lastBlockStart, lastBlockPosition, 0, crc)
+        val lastFlags = buffer.get(lastBlockStart + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED.inv()
+        BlockHeader.rewriteFlags(buffer, lastBlockStart, lastBlockPosition, lastFlags, crc)
         closeRegion()
         tail = regionFileOffset + (buffer.position() - regionStart)
         group = NO_GROUP // the group holds its callers' payloads: keep no reference once it is encoded
@@ -151,6 +159,10 @@ internal class GroupEncoder(
 
     /**
      * Rolls to a new segment first if a unit that may take [needed] bytes ([unitBytesBound]) might not fit this one.
+     *
+     * [needed] counts the unit's blocks plain; compression happens only when a block closes ([closeBlock]) and keeps a
+     * body only if it is smaller, so every block ends no later than it would plain, and the check still holds. (A
+     * block is also cut at [blockSize] by its plain size, since it is open, and plain, while frames are added.)
      */
     private fun fitUnit(needed: Long) {
         val at = filePosition(buffer.position())
@@ -191,13 +203,28 @@ internal class GroupEncoder(
         blockRecords++
     }
 
-    /** Closes the open block as CONTINUED; [encode] clears the flag on the group's last block. */
+    /**
+     * Closes the open block as CONTINUED; [encode] clears the flag on the group's last block. A user topic's block of
+     * at least [compressionThreshold] bytes of frames is compressed, if compression is on and that makes it smaller.
+     */
     private fun closeBlock() {
         val topic = runTopic!!
         val position = LogPosition(segments.active.id, filePosition(blockStart))
+        var flags = BlockHeader.FLAG_CONTINUED
+        var body = buffer.position() - blockStart - BlockHeader.SIZE
+        var codec = CompressedBody.CODEC_NONE
+        if (compressor != null && topic.id != 0 && body >= compressionThreshold) {
+            val packed = compressor.compress(buffer, blockStart + BlockHeader.SIZE, body, position)
+            if (packed >= 0) {
+                body = packed
+                flags = flags or BlockHeader.FLAG_COMPRESSED
+                codec = compressor.codec
+                buffer.position(blockStart + BlockHeader.SIZE + body)
+            }
+        }
         BlockHeader.write(
-            buffer, blockStart, position, BlockHeader.FLAG_CONTINUED, topic.id, blockFirstSeq, blockRecords,
-            buffer.position() - blockStart - BlockHeader.SIZE, synced, timestamp, crc,
+            buffer, blockStart, position, flags, topic.id, blockFirstSeq, blockRecords,
+            body, synced, timestamp, crc, codec,
         )
         group.addBlock(topic, blockFirstSeq, blockRecords, position)
         lastBlockStart = blockStart

@@ -21,12 +21,15 @@ import java.util.zip.CRC32C
  *               and offset (4 bytes). A block copied to another place therefore fails its check.
  *   8      1    format version (1)
  *   9      1    flags: bit 0 CONTINUED = this is not the last block of its group; the group goes on in the
- *               next block (in this segment, or at the start of the next segment after a roll)
- *   10     2    reserved, zero
+ *               next block (in this segment, or at the start of the next segment after a roll); bit 1 COMPRESSED =
+ *               the body is compressed (see CompressedBody.kt); other bits zero
+ *   10     1    codec id: 0 in a plain block; in a COMPRESSED one 1 = LZ4, 2 = zstd
+ *   11     1    reserved, zero
  *   12     4    topic id (0 = the topic registry, whose records are topic names)
  *   16     8    sequence of the block's first record in the topic
  *   24     4    record count, at least 1
- *   28     4    body length: bytes of record frames after this header
+ *   28     4    body length: bytes after this header: the record frames, or in a COMPRESSED block the
+ *               compressed body
  *   32     8    synced-through position (segment id << 32 | offset): every byte of the log before it had
  *               been made durable when this block was written. Tells recovery a torn tail from corruption.
  *   40     8    timestamp, ms since the epoch: when the group was written
@@ -36,10 +39,12 @@ internal object BlockHeader {
     const val MAGIC = 0x4B57424B
     const val VERSION = 1
     const val FLAG_CONTINUED = 1
+    const val FLAG_COMPRESSED = 2
 
     const val OFF_CRC = 4
     const val OFF_VERSION = 8
     const val OFF_FLAGS = 9
+    const val OFF_CODEC = 10
     const val OFF_TOPIC = 12
     const val OFF_FIRST_SEQ = 16
     const val OFF_COUNT = 24
@@ -63,11 +68,13 @@ internal object BlockHeader {
         syncedThrough: LogPosition,
         timestamp: Long,
         crc: CRC32C,
+        codec: Int = CompressedBody.CODEC_NONE,
     ) {
         b.putInt(at, MAGIC)
         b.put(at + OFF_VERSION, VERSION.toByte())
         b.put(at + OFF_FLAGS, flags.toByte())
-        b.putShort(at + 10, 0)
+        b.put(at + OFF_CODEC, codec.toByte())
+        b.put(at + 11, 0)
         b.putInt(at + OFF_TOPIC, topicId)
         b.putLong(at + OFF_FIRST_SEQ, firstSeq)
         b.putInt(at + OFF_COUNT, count)
@@ -102,19 +109,32 @@ internal object BlockHeader {
         crc.update(v)
     }
 
+    /** Whether the header at absolute index [at] of [b] has the COMPRESSED flag. */
+    fun isCompressed(b: ByteBuffer, at: Int): Boolean = b.get(at + OFF_FLAGS).toInt() and FLAG_COMPRESSED != 0
+
     /**
-     * Checks the header at absolute index [at] of [b] as found at [position]: magic, CRC, version, flags and
-     * bounds. Returns `null` if it is sound, otherwise the reason it is not. Field values are not range-checked
-     * against the log's state here; callers do that.
+     * Checks the header at absolute index [at] of [b] as found at [position]: magic, CRC, version, flags, codec and
+     * bounds (a compressed body's own checks are [CompressedBody.Decompressor]'s). Returns `null` if it is sound,
+     * otherwise the reason it is not. Field values are not range-checked against the log's state here; callers do
+     * that.
      */
     fun check(b: ByteBuffer, at: Int, position: LogPosition, crc: CRC32C): String? {
         if (b.limit() - at < SIZE) return "block header cut short"
         if (b.getInt(at) != MAGIC) return "bad block magic"
         if (b.getInt(at + OFF_CRC) != computeCrc(b, at, position, crc)) return "block header checksum mismatch"
         if (b.get(at + OFF_VERSION).toInt() != VERSION) return "unsupported block version ${b.get(at + OFF_VERSION)}"
-        if (b.get(at + OFF_FLAGS).toInt() and FLAG_CONTINUED.inv() != 0) return "unknown block flags"
+        if (b.get(at + OFF_FLAGS).toInt() and (FLAG_CONTINUED or FLAG_COMPRESSED).inv() != 0) {
+            return "unknown block flags"
+        }
         if (b.getInt(at + OFF_COUNT) < 1) return "block with no records"
         val body = b.getInt(at + OFF_BODY_LENGTH)
+        val codec = b.get(at + OFF_CODEC).toInt()
+        if (isCompressed(b, at)) {
+            if (codec != CompressedBody.CODEC_LZ4 && codec != CompressedBody.CODEC_ZSTD) return "unknown codec $codec"
+            if (body <= CompressedBody.PREFIX) return "compressed block body too short"
+            return null
+        }
+        if (codec != CompressedBody.CODEC_NONE) return "codec $codec on a plain block"
         if (body <
             RecordFrame.HEADER_SIZE * b.getInt(at + OFF_COUNT).toLong()
         ) {

@@ -2,6 +2,7 @@ package dev.kwal.engine.recovery
 
 import dev.kwal.TopicNames
 import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.CompressedBody
 import dev.kwal.engine.format.ControlRecord
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
@@ -38,20 +39,24 @@ internal sealed interface BlockCheck {
  * Checks blocks completely, against the log as the scan has it: the committed groups in [table] and the [group]
  * being read. Checks, in order: the header (magic, position-bound CRC, version, flags, count, body length), that
  * the body lies within the segment, the topic (the registry, a registered topic, or one named by a registry block
- * of the same group), that its sequences continue the topic densely, every frame's CRC, that the frames fill the
- * body exactly, and for a registry block that every name is valid UTF-8, a valid topic name, and new.
+ * of the same group), that its sequences continue the topic densely, for a compressed block its body (uncompressed
+ * length in bounds, body CRC, decompression to exactly that length: see [CompressedBody]), every frame's CRC, that the
+ * frames fill the (decompressed) body exactly, and for a registry block that every name is valid UTF-8, a valid topic
+ * name, and new.
  */
 internal class BlockChecker(private val table: TopicTable, private val group: PendingGroup) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
+    private val decompressor = CompressedBody.Decompressor()
     private val utf8 = Charsets.UTF_8.newDecoder()
         .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
 
     /**
      * Checks the block at index [at] of [view] (a duplicate of a segment's mapping, which this moves the limit of),
-     * found at [position] of a segment readable up to [limit].
+     * found at [position] of a segment readable up to [limit], of [segmentSize] bytes (its header's). A compressed
+     * block is checked as [CompressedBody.Decompressor] does, then its frames as a plain block's.
      */
-    fun check(view: ByteBuffer, at: Int, limit: Int, position: LogPosition): BlockCheck {
+    fun check(view: ByteBuffer, at: Int, limit: Int, position: LogPosition, segmentSize: Int = limit): BlockCheck {
         view.limit(view.capacity())
         BlockHeader.check(view, at, position, crc)?.let { return BlockCheck.Bad(it) }
         val topicId = view.getInt(at + BlockHeader.OFF_TOPIC)
@@ -68,9 +73,18 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
         if (firstSeq != expected) {
             return BlockCheck.Bad("topic $topicId continues at sequence $firstSeq, expected $expected")
         }
-        recordsProblem(view, at, end.toInt(), topicId, firstSeq, count)?.let { return BlockCheck.Bad(it) }
+        var frames = view
+        var from = at + BlockHeader.SIZE
+        var until = end.toInt()
+        if (BlockHeader.isCompressed(view, at)) {
+            decompressor.decompress(view, at, position, segmentSize)?.let { return BlockCheck.Bad(it) }
+            frames = decompressor.plain
+            from = 0
+            until = decompressor.plainLength
+        }
+        recordsProblem(frames, from, until, topicId, firstSeq, count)?.let { return BlockCheck.Bad(it) }
         val names = if (topicId == 0) {
-            val names = names(view, at, count)
+            val names = names(frames, from, count)
             val problem = nameProblem(names)
             if (problem != null) {
                 return BlockCheck.Bad("topic registry holds an invalid name ($problem)", corrupt = true)
@@ -84,11 +98,18 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
     }
 
     /**
-     * What is wrong with the [count] frames of the block at [at], whose body ends at [end]; null if they are records
-     * [firstSeq].. of [topicId], each passing its checksum, and fill the body exactly.
+     * What is wrong with the [count] frames at [from] of [view] (a block's body, plain or decompressed), which ends at
+     * [end]; null if they are records [firstSeq].. of [topicId], each passing its checksum, and fill the body exactly.
      */
-    private fun recordsProblem(view: ByteBuffer, at: Int, end: Int, topicId: Int, firstSeq: Long, count: Int): String? {
-        var p = at + BlockHeader.SIZE
+    private fun recordsProblem(
+        view: ByteBuffer,
+        from: Int,
+        end: Int,
+        topicId: Int,
+        firstSeq: Long,
+        count: Int,
+    ): String? {
+        var p = from
         for (i in 0 until count) {
             val len = codec.check(view, p, end, topicId, firstSeq + i)
             if (len < 0) return "record ${firstSeq + i} of topic $topicId fails its checksum"
@@ -97,10 +118,10 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
         return if (p != end) "block body length does not match its records" else null
     }
 
-    /** The names of the registry block at [at] of [b], each null if it is not valid UTF-8. */
-    private fun names(b: ByteBuffer, at: Int, count: Int): List<String?> {
+    /** The names in the [count] frames at [from] of [b] (a registry block's body), each null if it is not UTF-8. */
+    private fun names(b: ByteBuffer, from: Int, count: Int): List<String?> {
         val out = ArrayList<String?>(count)
-        var p = at + BlockHeader.SIZE
+        var p = from
         for (i in 0 until count) {
             val len = b.getInt(p + 4)
             val bytes = ByteArray(len) // bounded: the frame passed its check inside the block

@@ -98,17 +98,17 @@ internal class LogScan(private val table: TopicTable) {
             val reason = "segment $firstEmpty is empty but a later one has data"
             SegmentScan.Stopped(stopAt(LogPosition(firstEmpty, SegmentHeader.SIZE), reason, corrupt = false))
         } else {
-            scanBlocks(id, map.duplicate(), segment.limit)
+            scanBlocks(id, map.duplicate(), segment.limit, segment.size)
         }
     }
 
     /** Checks the blocks of segment [id] in [view] up to [limit] into the group, committed whenever it is complete. */
-    private fun scanBlocks(id: Int, view: ByteBuffer, limit: Int): SegmentScan {
+    private fun scanBlocks(id: Int, view: ByteBuffer, limit: Int, size: Int): SegmentScan {
         var at = SegmentHeader.SIZE
         // The data ends at a block header's worth of zeros, or where no block header fits.
         while (at + BlockHeader.SIZE <= limit && !BlockHeader.isZero(view, at)) {
             val position = LogPosition(id, at)
-            val block = when (val check = checker.check(view, at, limit, position)) {
+            val block = when (val check = checker.check(view, at, limit, position, size)) {
                 is BlockCheck.Bad -> return SegmentScan.Stopped(stopAt(position, check.reason, check.corrupt))
                 is BlockCheck.Ok -> check.block
             }

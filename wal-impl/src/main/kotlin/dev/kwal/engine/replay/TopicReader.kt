@@ -4,6 +4,7 @@ import dev.kwal.Record
 import dev.kwal.WalClosedException
 import dev.kwal.WalCorruptedException
 import dev.kwal.engine.format.BlockHeader
+import dev.kwal.engine.format.CompressedBody
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
 import dev.kwal.engine.storage.LogLifecycle
@@ -42,6 +43,9 @@ internal class TopicReader(
 ) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
+
+    /** Decompresses this reader's compressed blocks, made on the first one. */
+    private var decompressor: CompressedBody.Decompressor? = null
 
     /** The segment whose mapping this reader borrows, if any, and its duplicate of that mapping. */
     private var borrowed: Segment? = null
@@ -235,11 +239,24 @@ internal class TopicReader(
         this.position = position
         framePos = at + BlockHeader.SIZE
         bodyEnd = framePos + view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
+        if (BlockHeader.isCompressed(view, at)) openCompressed(view, at, position, segment)
         timestamp = view.getLong(at + BlockHeader.OFF_TIMESTAMP)
         seq = firstSeq
         blockEndSeq = firstSeq + view.getInt(at + BlockHeader.OFF_COUNT)
         blockIndex++
         return true
+    }
+
+    /**
+     * Checks and decompresses the compressed block at [at] of [view], at [position] of [segment], and points the
+     * cursor at its frames, in this reader's buffer; throws [WalCorruptedException] if the block is not sound.
+     */
+    private fun openCompressed(view: ByteBuffer, at: Int, position: LogPosition, segment: Segment) {
+        val d = decompressor ?: CompressedBody.Decompressor().also { decompressor = it }
+        d.decompress(view, at, position, segment.size)?.let { throw corrupt(it, position) }
+        this.view = d.plain
+        framePos = 0
+        bodyEnd = d.plainLength
     }
 
     /**
