@@ -105,12 +105,12 @@ public class AsyncWal private constructor(
 
     /**
      * Calls [action] with every acknowledged record of [topic] from [from], in order, then with each new one as
-     * it is acknowledged (see [Wal.follow]), on a thread of [Dispatchers.IO], one call at a time. Cancel the
-     * returned future to stop; it completes normally when the log closes, and exceptionally if [action] throws,
-     * a record fails its checks or the log fails.
+     * it is acknowledged (see [Wal.follow]), on the callback executor (see "Where callbacks run"), one call at a
+     * time. Cancel the returned future to stop; it completes normally when the log closes, and exceptionally if
+     * [action] throws, a record fails its checks or the log fails.
      */
     public fun follow(topic: String, from: Long, action: Consumer<Record>): CompletableFuture<Void?> =
-        GlobalScope.future(Dispatchers.IO) {
+        GlobalScope.future(dispatcher) {
             wal.follow(topic, from).collect { action.accept(it) }
             null
         }
@@ -120,7 +120,7 @@ public class AsyncWal private constructor(
      * at-least-once processing, call [commit] after each record or batch.
      */
     public fun follow(topic: String, consumer: String, action: Consumer<Record>): CompletableFuture<Void?> =
-        GlobalScope.future(Dispatchers.IO) {
+        GlobalScope.future(dispatcher) {
             wal.follow(topic, consumer).collect { action.accept(it) }
             null
         }
@@ -164,10 +164,10 @@ public class AsyncWal private constructor(
 
     /**
      * Like [follow], from the first record stamped at or after [from] (see [Wal.follow] with an [Instant]): [action]
-     * runs on a thread of [Dispatchers.IO], one call at a time; cancel the future to stop.
+     * runs on the callback executor, one call at a time; cancel the future to stop.
      */
     public fun follow(topic: String, from: Instant, action: Consumer<Record>): CompletableFuture<Void?> =
-        GlobalScope.future(Dispatchers.IO) {
+        GlobalScope.future(dispatcher) {
             wal.follow(topic, from).collect { action.accept(it) }
             null
         }

@@ -28,4 +28,31 @@ class AsyncWalFollowSpec :
             wal.close()
             following.get(10, TimeUnit.SECONDS) shouldBe null
         }
+
+        test("AsyncWal.follow calls its action on the callback executor given to AsyncWal.of") {
+            val pool =
+                java.util.concurrent.Executors.newFixedThreadPool(2) { r ->
+                    Thread(r, "app-callbacks").apply { isDaemon = true }
+                }
+            try {
+                AsyncWal.of(Kwal.open(TestLogs.small(TestLogs.tempDir())), callbackExecutor = pool).use { wal ->
+                    wal.append("t", byteArrayOf(1)).join()
+                    val threads = java.util.concurrent.LinkedBlockingQueue<String>()
+                    val byPosition = wal.follow("t", 0) {
+                        threads.add(Thread.currentThread().name.substringBefore(" @"))
+                    }
+                    val byTime = wal.follow("t", java.time.Instant.EPOCH) {
+                        threads.add(Thread.currentThread().name.substringBefore(" @"))
+                    }
+                    wal.commit("c", "t", 0).join()
+                    val byConsumer = wal.follow("t", "c") {
+                        threads.add(Thread.currentThread().name.substringBefore(" @"))
+                    }
+                    List(3) { threads.poll(10, TimeUnit.SECONDS) } shouldBe List(3) { "app-callbacks" }
+                    listOf(byPosition, byTime, byConsumer).forEach { it.cancel(true) }
+                }
+            } finally {
+                pool.shutdownNow()
+            }
+        }
     })
