@@ -6,6 +6,7 @@ import kotlinx.coroutines.DelicateCoroutinesApi
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.GlobalScope
 import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.future.future
 import kotlinx.coroutines.runBlocking
 import java.time.Instant
@@ -110,20 +111,14 @@ public class AsyncWal private constructor(
      * [action] throws, a record fails its checks or the log fails.
      */
     public fun follow(topic: String, from: Long, action: Consumer<Record>): CompletableFuture<Void?> =
-        GlobalScope.future(dispatcher) {
-            wal.follow(topic, from).collect { action.accept(it) }
-            null
-        }
+        collectOnCallbacks(wal.follow(topic, from), action)
 
     /**
      * Like [follow] from [consumer]'s committed position in [topic] (see [Wal.follow] with a consumer): for
      * at-least-once processing, call [commit] after each record or batch.
      */
     public fun follow(topic: String, consumer: String, action: Consumer<Record>): CompletableFuture<Void?> =
-        GlobalScope.future(dispatcher) {
-            wal.follow(topic, consumer).collect { action.accept(it) }
-            null
-        }
+        collectOnCallbacks(wal.follow(topic, consumer), action)
 
     /** See [Wal.truncateBefore]. */
     public fun truncateBefore(topic: String, sequence: Long): CompletableFuture<Void?> = launch(0) {
@@ -167,10 +162,7 @@ public class AsyncWal private constructor(
      * runs on the callback executor, one call at a time; cancel the future to stop.
      */
     public fun follow(topic: String, from: Instant, action: Consumer<Record>): CompletableFuture<Void?> =
-        GlobalScope.future(dispatcher) {
-            wal.follow(topic, from).collect { action.accept(it) }
-            null
-        }
+        collectOnCallbacks(wal.follow(topic, from), action)
 
     /**
      * See [Wal.read]: record [sequence] of [topic], or null past the end or for a topic that does not exist. The read
@@ -193,6 +185,13 @@ public class AsyncWal private constructor(
      */
     public fun seek(topic: String, timestampMillis: Long): CompletableFuture<Long> =
         now { wal.seek(topic, timestampMillis) }
+
+    /** Collects [records] on the callback executor, calling [action] with each; the future ends with the flow. */
+    private fun collectOnCallbacks(records: Flow<Record>, action: Consumer<Record>): CompletableFuture<Void?> =
+        GlobalScope.future(dispatcher) {
+            records.collect { action.accept(it) }
+            null
+        }
 
     /** See [Wal.topics]. */
     public fun topics(): Set<String> = wal.topics()

@@ -153,9 +153,16 @@ internal class TopicReader(
 
     /** The timestamp of block [i] of the topic being read, its header checked. */
     private fun blockTimestamp(i: Int): Long {
-        val index = topic!!.index
-        val firstSeq = index.firstSeq(i)
-        val position = index.position(i)
+        val position = topic!!.index.position(i)
+        return indexedBlock(i, position).getLong(position.offset + BlockHeader.OFF_TIMESTAMP)
+    }
+
+    /**
+     * The mapping holding block [i] of the topic being read, at [position] (its index entry): its header checked,
+     * and checked to be the block the index says — this topic's, from the index's first sequence.
+     */
+    private fun indexedBlock(i: Int, position: LogPosition): ByteBuffer {
+        val firstSeq = topic!!.index.firstSeq(i)
         val segment =
             segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
         val view = blockView(segment, position)
@@ -165,7 +172,7 @@ internal class TopicReader(
         ) {
             throw corrupt("block does not belong to $topicName at sequence $firstSeq", position)
         }
-        return view.getLong(at + BlockHeader.OFF_TIMESTAMP)
+        return view
     }
 
     /** Gives back the mapping this reader borrows, if any, and forgets every view of it. */
@@ -211,10 +218,8 @@ internal class TopicReader(
                 ?: throw corrupt("record $s of topic $topicName fails its checksum", position)
             framePos = at + RecordFrame.HEADER_SIZE + payload.size
             seq = s + 1
-            if (s >= next) {
-                next = s + 1
-                return Record(topicName, s, timestamp, payload)
-            }
+            next = s + 1
+            return Record(topicName, s, timestamp, payload)
         }
     }
 
@@ -226,20 +231,14 @@ internal class TopicReader(
         val firstSeq = index.firstSeq(blockIndex)
         if (firstSeq >= end) return false
         val position = index.position(blockIndex)
-        val segment =
-            segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
-        val view = blockView(segment, position)
+        val view = indexedBlock(blockIndex, position)
         val at = position.offset
-        if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId ||
-            view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq
-        ) {
-            throw corrupt("block does not belong to ${topic.name} at sequence $firstSeq", position)
-        }
         this.view = view
         this.position = position
         framePos = at + BlockHeader.SIZE
         bodyEnd = framePos + view.getInt(at + BlockHeader.OFF_BODY_LENGTH)
-        if (BlockHeader.isCompressed(view, at)) openCompressed(view, at, position, segment)
+        // The segment indexedBlock just borrowed the mapping of.
+        if (BlockHeader.isCompressed(view, at)) openCompressed(view, at, position, borrowed!!)
         timestamp = view.getLong(at + BlockHeader.OFF_TIMESTAMP)
         seq = firstSeq
         blockEndSeq = firstSeq + view.getInt(at + BlockHeader.OFF_COUNT)
