@@ -177,6 +177,9 @@ public class AsyncWal private constructor(
     /** See [Wal.firstSequence]. */
     public fun firstSequence(topic: String): Long = wal.firstSequence(topic)
 
+    /** See [Wal.applyRetention]. The future completes with what retention did. */
+    public fun applyRetention(): CompletableFuture<RetentionReport> = launch(0) { wal.applyRetention() }
+
     /** See [Wal.commit]. */
     public fun commit(consumer: String, topic: String, position: Long): CompletableFuture<Void?> = launch(0) {
         wal.commit(consumer, topic, position)

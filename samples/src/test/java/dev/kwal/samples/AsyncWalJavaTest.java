@@ -16,6 +16,8 @@ import dev.kwal.BatchPositions;
 import dev.kwal.Durability;
 import dev.kwal.Record;
 import dev.kwal.RecoveryReport;
+import dev.kwal.Retention;
+import dev.kwal.RetentionReport;
 import dev.kwal.Wal;
 import dev.kwal.WalClosedException;
 import dev.kwal.WalOptions;
@@ -25,6 +27,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -144,6 +147,14 @@ class AsyncWalJavaTest {
             assertNull(await(wal.truncateBefore("t", 2)));
             assertEquals(2L, wal.firstSequence("t"));
             assertNull(await(wal.read("t", 1)));
+            // Nothing of the log is reclaimable yet (one segment, the active one): retention reports no work.
+            RetentionReport retention = await(wal.applyRetention());
+            assertEquals(0, retention.getSegmentsDeleted());
+            assertEquals(Map.of(), retention.getTruncated());
+            WalOptions kept = WalOptions.builder(dir).topicRetention("t", Retention.records(5))
+                .retention(Retention.age(java.time.Duration.ofDays(7))).compactionThreshold(0.25).build();
+            assertEquals(Retention.records(5), kept.retentionOf("t"));
+            assertEquals(Retention.age(java.time.Duration.ofDays(7)), kept.retentionOf("u"));
 
             assertNull(wal.committed("c1", "t"));
             assertEquals(Set.of(), wal.consumers());
