@@ -326,8 +326,8 @@ class Compare(private val opt: Opts) {
             "each system's clock starts before its open (kwal's first segment, created and synced, and the peers' " +
                 "first files are inside the window); then ${mode.seconds} s of load. Median open, ms: " +
                 open.entries.joinToString { "${it.key} %.1f".format(it.value) },
-            "kwal segment files at the end of each round (active + sealed + one pre-created spare; more than 2 " +
-                "means a roll happened in the window): " + segs.entries.joinToString { "${it.key} ${it.value}" },
+            "kwal segment files at the end of each round (1 = no roll in the window; after k rolls, k + 1, or k + 2 " +
+                "when the next one has been built ahead): " + segs.entries.joinToString { "${it.key} ${it.value}" },
             "CPU ns/record = process CPU time (every thread, the peers' native threads included) over the window " +
                 "/ records acknowledged, median over rounds",
         )
@@ -615,11 +615,13 @@ class Compare(private val opt: Opts) {
                         "kwal: Wal.replay(topic).collect; rocksdb: iterator over the topic's key prefix; " +
                             "chronicle: one tailer, readBytes; tape: n/a (filling it costs one sync per record)",
                         "ceiling = FileChannel reading the same bytes in 64 KiB chunks with CRC32C over them",
+                        "CPU ns/record = process CPU over all rounds / records replayed in all rounds (the clock " +
+                            "ticks at 10 ms, so short replays are coarse)",
                         "heap per stored record (heap used after GC with the $count records stored, minus before " +
                             "the fill, / $count; the peers keep their data off-heap): " +
                             heap.entries.joinToString { "${it.key} %.2f B".format(it.value) },
                     ),
-                    cpu.mapValues { median(it.value) },
+                    cpu.mapValues { it.value.average() },
                     extra = mapOf(
                         "MB/s" to med.entries.joinToString { "${it.key}=%.0f".format(it.value * size / 1e6) },
                     ),

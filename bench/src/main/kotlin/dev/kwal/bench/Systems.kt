@@ -199,7 +199,7 @@ class KwalSubject(durable: Boolean, private val segmentSize: Int? = null, name: 
         )
     }
 
-    /** Segment files in the log's directory now (the active one, sealed ones and a pre-created spare). */
+    /** Segment files in the log's directory now (the active one, sealed ones, and any spare built ahead). */
     fun segmentFiles(): Int = dir.toFile().list()?.count { it.startsWith("seg-") && it.endsWith(".kwal") } ?: -1
 
     override fun append(topic: String, payload: ByteArray) {
