@@ -31,20 +31,20 @@ internal class IndexAssembly(private val table: TopicTable, private val start: S
         }
     }
 
-    private class Entry(val firstSeq: Long, val end: Long, val position: Long, val length: Int)
+    private class Entry(val firstSeq: Long, val end: Long, val position: Long, val length: Int, val copy: Boolean)
 
     private fun assemble(topic: Topic, copies: List<Block>, manifestNext: Long?, repair: Boolean) {
         val index = topic.index
         val n = index.size
         val inPlace = List(n) { i ->
             val end = if (i + 1 < n) index.firstSeq(i + 1) else topic.reserved
-            Entry(index.firstSeq(i), end, index.position(i).packed, index.length(i))
+            Entry(index.firstSeq(i), end, index.position(i).packed, index.length(i), copy = false)
         }
         val placeStart = if (n > 0) index.firstSeq(0) else Long.MAX_VALUE
         val newest = LinkedHashMap<Long, Block>()
         for (c in copies) if (c.firstSeq < placeStart) newest[c.firstSeq] = c // later copies replace earlier ones
         val moved = newest.values.sortedBy { it.firstSeq }.map {
-            Entry(it.firstSeq, it.firstSeq + it.count, it.position.packed, it.length)
+            Entry(it.firstSeq, it.firstSeq + it.count, it.position.packed, it.length, copy = true)
         }
         var entries = (moved + inPlace).filter { it.end > topic.first }
         var next = if (n > 0) topic.reserved else maxOf(topic.reserved, moved.lastOrNull()?.end ?: 0L)
@@ -63,6 +63,7 @@ internal class IndexAssembly(private val table: TopicTable, private val start: S
             LongArray(entries.size) { entries[it].firstSeq },
             LongArray(entries.size) { entries[it].position },
             IntArray(entries.size) { entries[it].length },
+            entries.count { it.copy },
         )
         topic.reserved = next
         topic.acked = next

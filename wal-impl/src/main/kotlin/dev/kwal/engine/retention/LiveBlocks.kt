@@ -8,6 +8,9 @@ import dev.kwal.engine.storage.TopicTable
  * The live blocks of a log — each block of a topic holding a record at or after the topic's first sequence, the
  * control topic's from [controlFirst] on — counted per segment, for segments [first, until).
  *
+ * Cost: each topic's copies, then its blocks in place up to the first at or past [until] — so a window of old
+ * segments costs what its blocks do, not what the whole log's do.
+ *
  * The registry's blocks are never live (the manifest holds the names), nor are the blocks of the control topic below
  * [controlFirst] (the manifest holds what they said). Reads acknowledged state only; the index may move under it (a
  * copy acknowledged meanwhile), which at worst counts a block where it was.
@@ -56,7 +59,11 @@ internal class LiveBlocks(
             var i = index.find(from, n)
             while (i < n && index.firstSeq(i) < end) {
                 val segment = index.position(i).segmentId
-                if (segment in first until below) action(t, i, segment - first, index.length(i))
+                if (segment in first until below) {
+                    action(t, i, segment - first, index.length(i))
+                } else if (segment >= below && !index.isCopy(i)) {
+                    break // blocks in place lie in log order: the rest are later still
+                }
                 i++
             }
         }

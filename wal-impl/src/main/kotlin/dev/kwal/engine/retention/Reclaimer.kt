@@ -68,7 +68,7 @@ internal class Reclaimer(
         val controlTopic = table[ControlRecord.TOPIC]
         if (threshold > 0) {
             val first = segments.first
-            val active = segments.activeId
+            val active = minOf(segments.activeId, first + WINDOW)
             val live = LiveBlocks(table, first, active, control.appliedThrough)
             val upTo = compactable(live, first, active, threshold)
             if (upTo > first) {
@@ -88,7 +88,8 @@ internal class Reclaimer(
             Manifest.TopicState(t.name, first, t.acked)
         }
         val from = segments.first
-        val start = LiveBlocks(table, from, segments.activeId, controlFirst).firstLive()
+        // The first segment with a live block, looked for in a window: a later application goes on from there.
+        val start = LiveBlocks(table, from, minOf(segments.activeId, from + WINDOW), controlFirst).firstLive()
         // 4. durable
         log.sync()
         // 5. a later start, then deletion
@@ -147,6 +148,9 @@ internal class Reclaimer(
     private companion object {
         /** The most bytes one application copies forward. */
         const val MAX_COPY = 256L shl 20
+
+        /** The oldest segments one application looks at: what it costs grows with their blocks, not the log's. */
+        const val WINDOW = 64
 
         /** The most bytes of copies one request asks the writer for: a group's worth. */
         const val CHUNK = 4L shl 20

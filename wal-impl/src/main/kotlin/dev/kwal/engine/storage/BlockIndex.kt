@@ -18,7 +18,10 @@ import java.lang.invoke.MethodHandles
  * after the move), and a reader that reads [size] first sees every entry below it.
  */
 internal class BlockIndex {
-    /** Entries [base] onwards: firstSeq, pos, bytesBefore for each, 3 longs apart. Replaced whole when it changes size. */
+    /**
+     * Entries [base] onwards: firstSeq, pos, bytesBefore for each, 3 longs apart, bytesBefore's sign bit set if the
+     * position is a copy ([move]). Replaced whole when it changes size.
+     */
     private class Entries(val base: Int, val data: LongArray)
 
     @Volatile private var entries = Entries(0, LongArray(3 * 4))
@@ -61,6 +64,7 @@ internal class BlockIndex {
         if (n <= e.base) return false
         val i = find(firstSeq, n) - e.base
         if (e.data[3 * i] != firstSeq) return false
+        e.data[3 * i + 2] = e.data[3 * i + 2] or COPY
         POSITIONS.setRelease(e.data, 3 * i + 1, position.packed)
         return true
     }
@@ -78,14 +82,17 @@ internal class BlockIndex {
         entries = Entries(to, data)
     }
 
-    /** Replaces every entry (recovery only, before readers exist): [firstSeqs], [positions] and [lengths] in order. */
-    fun replaceAll(firstSeqs: LongArray, positions: LongArray, lengths: IntArray) {
+    /**
+     * Replaces every entry (recovery only, before readers exist): [firstSeqs], [positions] and [lengths] in order, the
+     * first [copies] of them relocated copies.
+     */
+    fun replaceAll(firstSeqs: LongArray, positions: LongArray, lengths: IntArray, copies: Int) {
         val e = LongArray(maxOf(12, 3 * firstSeqs.size))
         var b = 0L
         for (i in firstSeqs.indices) {
             e[3 * i] = firstSeqs[i]
             e[3 * i + 1] = positions[i]
-            e[3 * i + 2] = b
+            e[3 * i + 2] = if (i < copies) b or COPY else b
             b += lengths[i]
         }
         entries = Entries(0, e)
@@ -99,7 +106,14 @@ internal class BlockIndex {
         entries.let { LogPosition(POSITIONS.getAcquire(it.data, 3 * at(it, i) + 1) as Long) }
 
     /** The bytes of the blocks before block [i]; [i] may be [size] (all of them). */
-    fun bytesBefore(i: Int): Long = entries.let { if (i >= size) bytes else it.data[3 * at(it, i) + 2] }
+    fun bytesBefore(i: Int): Long = entries.let { if (i >= size) bytes else it.data[3 * at(it, i) + 2] and COPY.inv() }
+
+    /**
+     * Whether block [i]'s position is a copy retention made ([move]) rather than where the block was written. A topic's
+     * copies hold its oldest live records: once an entry is not a copy, no later one is, and the later ones lie in
+     * log order.
+     */
+    fun isCopy(i: Int): Boolean = entries.let { it.data[3 * at(it, i) + 2] < 0 }
 
     /** The bytes of block [i]. */
     fun length(i: Int): Int = (bytesBefore(i + 1) - bytesBefore(i)).toInt()
@@ -136,7 +150,7 @@ internal class BlockIndex {
         var hi = n
         while (lo < hi) {
             val mid = (lo + hi) ushr 1
-            if (e.data[3 * (mid - e.base) + 2] >= bytes) hi = mid else lo = mid + 1
+            if (e.data[3 * (mid - e.base) + 2] and COPY.inv() >= bytes) hi = mid else lo = mid + 1
         }
         return lo
     }
@@ -148,6 +162,7 @@ internal class BlockIndex {
     }
 
     private companion object {
+        const val COPY = Long.MIN_VALUE
         val POSITIONS = MethodHandles.arrayElementVarHandle(LongArray::class.java)
     }
 }
