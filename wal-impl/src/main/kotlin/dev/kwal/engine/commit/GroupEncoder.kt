@@ -53,6 +53,10 @@ internal class GroupEncoder(
     var tail: Int = tail
         private set
 
+    init {
+        segments.activeTail = tail
+    }
+
     /** The encode buffer for ordinary groups; [buffer] grows past it for a large batch, and comes back to it after. */
     private val baseBuffer: ByteBuffer =
         ByteBuffer.allocateDirect(minOf(options.maxGroupBytes.toLong() * 2, 64L shl 20).toInt())
@@ -145,6 +149,7 @@ internal class GroupEncoder(
         }
         closeRegion()
         tail = regionFileOffset + (buffer.position() - regionStart)
+        segments.activeTail = tail
         group = NO_GROUP // the group holds its callers' payloads: keep no reference once it is encoded
     }
 
@@ -327,6 +332,7 @@ internal class GroupEncoder(
         }
         segments.rollBackTo(startSegment)
         tail = startTail
+        segments.activeTail = tail
         // Each topic's first request in this group got the topic's sequence at the group's start.
         val firstSeqOf = HashMap<Topic, Long>()
         for (r in g.appends) firstSeqOf.putIfAbsent(r.topic!!, r.firstSeq)

@@ -27,7 +27,12 @@ internal class SegmentFiles(
 ) {
     fun pathOf(id: Int): Path = directory.resolve(nameOf(id))
 
-    fun create(id: Int, size: Int, logId: Long): Segment {
+    /**
+     * Builds segment [id] of [size] bytes for log [logId] (see the class comment) and opens it. Before each slice of
+     * zeros it calls [pace] with the fraction built so far, which may wait: a spare built in the background is paced
+     * by how full the active segment is (see [SegmentSet]), so that its writes and syncs do not crowd the log's.
+     */
+    fun create(id: Int, size: Int, logId: Long, pace: (Double) -> Unit = {}): Segment {
         val tmp = directory.resolve(nameOf(id) + TMP_SUFFIX)
         io.delete(tmp)
         try {
@@ -38,6 +43,7 @@ internal class SegmentFiles(
                 // writeback (ext4's ordered mode does) then waits for one slice, not for the whole segment.
                 var at = SegmentHeader.SIZE.toLong()
                 while (at < size) {
+                    pace(at.toDouble() / size)
                     val until = minOf(size.toLong(), at + CREATE_SLICE)
                     writeZeros(file, at, until)
                     file.force()
@@ -76,7 +82,7 @@ internal class SegmentFiles(
         const val TMP_SUFFIX = ".tmp"
         private val NAME = Regex("""seg-(\d{10})\.kwal""")
         private const val ZERO_CHUNK = 1 shl 20
-        private const val CREATE_SLICE = 4L shl 20
+        private const val CREATE_SLICE = 1L shl 20
         private val zeros: ByteBuffer = ByteBuffer.allocateDirect(ZERO_CHUNK).asReadOnlyBuffer()
 
         fun nameOf(id: Int): String = PREFIX + "%010d".format(id.toLong() and 0xFFFF_FFFFL) + SUFFIX

@@ -37,12 +37,41 @@ internal class SegmentSet(
     /** The active segment's id, from any thread (retention's): it only grows but for an undone roll. */
     val activeId: Int get() = active.id
 
+    /**
+     * Where the writer's data ends in the active segment, as of its last group: set by the writer, read by the spare
+     * being built to pace itself ([pace]).
+     */
+    @Volatile var activeTail: Int = 0
+
     init {
         for (s in recovered) {
             check(s === active || s.state == SegmentState.RELEASED) { "recovered $s is ${s.state}" }
             byId[s.id] = s
         }
         active.state = SegmentState.ACTIVE
+    }
+
+    /** Builds segment [id] in the background, as the next spare. */
+    private fun prepare(id: Int) {
+        hurry = false
+        preparing = CompletableFuture.supplyAsync({ files.create(id, segmentSize, logId, ::pace) }, background)
+    }
+
+    /**
+     * Waits, before the spare's next slice of zeros, while the spare is ahead of the active segment: it may be built
+     * to at most twice the active segment's fill plus a tenth, so it is done by the time the active one is about half
+     * full, and its writes and syncs are spread over that time instead of crowding the log's own syncs in a burst
+     * right after the roll. A log filling fast builds it at full speed, and so does a roll that has to wait for it.
+     */
+    private fun pace(built: Double) {
+        while (true) {
+            // Closing: give up the spare (its temporary file is deleted) rather than hold close up.
+            if (closed) throw java.io.InterruptedIOException("the log is closing")
+            if (hurry) return
+            val fill = activeTail.toDouble() / active.size
+            if (built <= minOf(1.0, 2 * fill + 0.1)) return
+            Thread.sleep(PACE_MILLIS)
+        }
     }
 
     /** The segment [id] of the log (sealed, released or active), or null if the log has none such (any more). */
@@ -89,10 +118,7 @@ internal class SegmentSet(
         next.state = SegmentState.ACTIVE
         byId[next.id] = next
         active = next
-        if (spares.isEmpty() && preparing == null) {
-            val id = next.id + 1
-            preparing = CompletableFuture.supplyAsync({ files.create(id, segmentSize, logId) }, background)
-        }
+        if (spares.isEmpty() && preparing == null) prepare(next.id + 1)
         return sealed
     }
 
@@ -120,6 +146,8 @@ internal class SegmentSet(
         }
         preparing?.let { p ->
             preparing = null
+            hurry = true // the roll waits for it: no more pacing
+
             val s = runCatching { p.get() }.getOrNull()
             if (s != null && s.id == id) return s
             s?.file?.close()
@@ -142,8 +170,11 @@ internal class SegmentSet(
         return sync
     }
 
-    /** Set by [close]: nothing is deleted after. */
-    private var closed = false
+    /** Set when a roll waits for the spare being built: it is then built at full speed. */
+    @Volatile private var hurry = false
+
+    /** Set by [close]: nothing is deleted after, and a spare being built stops waiting. */
+    @Volatile private var closed = false
 
     /** Background syncs under way, which [close] waits for: it must not close a file under one. */
     private val releasing: MutableSet<CompletableFuture<Void?>> = ConcurrentHashMap.newKeySet()
@@ -153,13 +184,22 @@ internal class SegmentSet(
      * (see [MappingCache.retire]): readers still inside the log keep what they borrow and map by path what they reach
      * next. Once, after the writer has stopped (closing a file also unmaps the mapping inline appends store through).
      */
-    @Synchronized
     fun close() {
         closed = true
+        closeFiles()
+    }
+
+    @Synchronized
+    private fun closeFiles() {
         for (sync in releasing.toList()) runCatching { sync.join() }
         for (s in byId.values) runCatching { s.closeFile() }
         for (s in spares) runCatching { s.file.close() }
         preparing?.let { p -> runCatching { p.get().file.close() } }
         files.mappings.retire(byId.values)
+    }
+
+    private companion object {
+        /** How long a paced spare waits before it looks at the active segment again. */
+        const val PACE_MILLIS = 20L
     }
 }
