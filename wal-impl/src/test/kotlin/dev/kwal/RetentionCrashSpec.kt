@@ -101,14 +101,7 @@ class RetentionCrashSpec :
             for (cycle in 1..4) {
                 val child = ChildJvm.start(ControlProcess::class, dir.toString(), cycle.toString(), "retention")
                 try {
-                    withClue(child.describe()) { child.awaitReady(30_000) shouldBe true }
-                    child.awaitAcks(2_000 + Random(cycle).nextInt(3_000), 60_000, stallMillis = 10_000)
-                    child.kill() shouldBe true
-                    withClue(child.describe()) {
-                        child.error.shouldBeNull()
-                        child.malformed.shouldBeNull()
-                    }
-                    for (a in child.acks) {
+                    for (a in child.killAfter(2_000 + Random(cycle).nextInt(3_000), 60_000)) {
                         when (a.topic) {
                             "TRUNC" -> truncatedTo = maxOf(truncatedTo, a.seq)
 

@@ -213,14 +213,7 @@ class TruncationAndCursorsSpec :
             for (cycle in 1..4) {
                 val child = ChildJvm.start(ControlProcess::class, dir.toString(), cycle.toString())
                 try {
-                    withClue(child.describe()) { child.awaitReady(30_000) shouldBe true }
-                    child.awaitAcks(300 + Random(cycle).nextInt(2_000), 30_000, stallMillis = 10_000)
-                    child.kill() shouldBe true
-                    withClue(child.describe()) {
-                        child.error.shouldBeNull()
-                        child.malformed.shouldBeNull()
-                    }
-                    for (a in child.acks) {
+                    for (a in child.killAfter(300 + Random(cycle).nextInt(2_000), 30_000)) {
                         when (a.topic) {
                             "TRUNC" -> truncatedTo = maxOf(truncatedTo, a.seq)
                             "COMMIT" -> committedTo = maxOf(committedTo, a.seq)

@@ -124,6 +124,20 @@ class ChildJvm private constructor(val process: Process, private val stderr: Pat
         return exited
     }
 
+    /**
+     * The usual crash cycle: waits for READY, then for [acks] acknowledgements (failing on a stall of [stallMillis]),
+     * SIGKILLs the child and checks it printed no error and no malformed line; returns what it acknowledged.
+     */
+    fun killAfter(acks: Int, millis: Long, stallMillis: Long = 10_000): List<Ack> {
+        check(awaitReady(30_000)) { "not ready: ${describe()}" }
+        awaitAcks(acks, millis, stallMillis)
+        check(kill()) { "did not exit: ${describe()}" }
+        check(error == null && malformed == null) { describe() }
+        return acks()
+    }
+
+    private fun acks(): List<Ack> = acks.toList()
+
     /** Pid, exit status, counts and the tail of stderr, for failure messages. */
     fun describe(): String {
         val exit = if (process.isAlive) "alive" else "exit=${process.exitValue()}"
