@@ -102,4 +102,34 @@ class CancellationSpec :
                 wal.nextSequence("c") shouldBe 2L
             }
         }
+
+        test("a commit or truncation cancelled after it was written is in effect at once, as it is after reopen") {
+            // Control records used to be applied by their caller after it resumed: a caller cancelled while the
+            // record waited for its sync never applied it, and the log said otherwise until the next open.
+            val io = dev.kwal.engine.io.FaultyFileIo()
+            val dir = newDir()
+            dev.kwal.engine.KwalEngine.open(TestLogs.small(dir), io).use { wal ->
+                repeat(10) { wal.append("c", byteArrayOf(it.toByte())) }
+                val gate = java.util.concurrent.CountDownLatch(1)
+                io.forceGate = gate
+                try {
+                    val calls = kotlinx.coroutines.CoroutineScope(Dispatchers.Default).let { scope ->
+                        listOf(scope.async { wal.commit("reader", "c", 7) }, scope.async { wal.truncateBefore("c", 4) })
+                    }
+                    kotlinx.coroutines.delay(100) // written; waiting for their sync, which cannot finish
+                    calls.forEach { it.cancel() }
+                    calls.forEach { it.join() }
+                } finally {
+                    io.forceGate = null
+                    gate.countDown()
+                }
+                wal.sync()
+                wal.committed("reader", "c") shouldBe 7
+                wal.firstSequence("c") shouldBe 4
+            }
+            dev.kwal.engine.KwalEngine.open(TestLogs.small(dir), io).use { wal ->
+                wal.committed("reader", "c") shouldBe 7
+                wal.firstSequence("c") shouldBe 4
+            }
+        }
     })

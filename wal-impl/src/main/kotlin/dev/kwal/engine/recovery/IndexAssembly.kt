@@ -7,9 +7,9 @@ import dev.kwal.engine.storage.TopicTable
  * The last step of the scan: each topic's block index from the blocks the scan kept — those in place and the
  * relocated copies, wherever in the log they lie — and the check that the topic's records are all there.
  *
- * A relocated copy stands for its block only below the topic's first block in place: above it, the block is still
- * where it was written (retention copied it, then stopped before deleting the original) and the copy is ignored. Of
- * several copies of one block, the newest in log order is used. Then a topic's blocks must run densely from at or
+ * A relocated copy stands for its block unless that block is still where it was written (retention copied it, then
+ * stopped before deleting the original): then the copy is ignored. Of several copies of one block, the newest in log
+ * order is used. Then a topic's blocks must run densely from at or
  * below its first sequence to its next, which the manifest's next sequence must not exceed (it was durable when the
  * manifest was written). Blocks that lie wholly below the first sequence are left out: those records were truncated.
  *
@@ -40,13 +40,16 @@ internal class IndexAssembly(private val table: TopicTable, private val start: S
             val end = if (i + 1 < n) index.firstSeq(i + 1) else topic.reserved
             Entry(index.firstSeq(i), end, index.position(i).packed, index.length(i), copy = false)
         }
-        val placeStart = if (n > 0) index.firstSeq(0) else Long.MAX_VALUE
+        // A copy stands for its block unless the block is still in place (retention copied it, then stopped before
+        // deleting the original). Not "below the first block in place": that one may be a truncated block kept in a
+        // segment that also holds live ones, older than blocks whose originals are gone.
+        val placed = HashSet<Long>(n * 2).apply { for (e in inPlace) add(e.firstSeq) }
         val newest = LinkedHashMap<Long, Block>()
-        for (c in copies) if (c.firstSeq < placeStart) newest[c.firstSeq] = c // later copies replace earlier ones
-        val moved = newest.values.sortedBy { it.firstSeq }.map {
+        for (c in copies) if (c.firstSeq !in placed) newest[c.firstSeq] = c // later copies replace earlier ones
+        val moved = newest.values.map {
             Entry(it.firstSeq, it.firstSeq + it.count, it.position.packed, it.length, copy = true)
         }
-        var entries = (moved + inPlace).filter { it.end > topic.first }
+        var entries = (moved + inPlace).sortedBy { it.firstSeq }.filter { it.end > topic.first }
         var next = if (n > 0) topic.reserved else maxOf(topic.reserved, moved.lastOrNull()?.end ?: 0L)
         val problem = problem(topic, entries, next, manifestNext)
         if (problem != null) {
@@ -63,7 +66,7 @@ internal class IndexAssembly(private val table: TopicTable, private val start: S
             LongArray(entries.size) { entries[it].firstSeq },
             LongArray(entries.size) { entries[it].position },
             IntArray(entries.size) { entries[it].length },
-            entries.count { it.copy },
+            entries.indexOfFirst { !it.copy }.let { if (it < 0) entries.size else it },
         )
         topic.reserved = next
         topic.acked = next
