@@ -439,7 +439,9 @@ data class TortureOptions(
                         "${compressionName(compression)},$threshold"
                     ).hashCode().toLong() * -7046029254386353131L + 0x632BE59BD9B4E019L,
             )
-            val compaction = listOf(0.0, 0.25, 0.5, 0.9)[rr.nextInt(4)]
+            val compaction = listOf(0.0, 0.25, 0.5, 0.9)[rr.nextInt(4)].let { drawn ->
+                System.getProperty("torture.compaction")?.takeIf { it.isNotBlank() }?.toDouble() ?: drawn
+            }
             val topicRetention = LinkedHashMap<String, Retention>()
             for (t in RETENTION_TOPICS) {
                 when (rr.nextInt(8)) {
