@@ -56,7 +56,7 @@ object CrashOptions {
 
 /**
  * Child-process main for [dev.kwal.KillSpec] and [dev.kwal.torture.KillTorture]:
- * `AppenderProcess <dir> <seed> [writers] [sync|none|mixed] [options] [facade]`.
+ * `AppenderProcess <dir> <seed> [writers] [sync|none|mixed] [options] [facade|plain] [retention]`.
  *
  * Opens the log in `dir`, prints `READY`, then runs `writers` coroutines that append forever, mixing
  * [dev.kwal.Wal.append] and [dev.kwal.Wal.appendBatch] over [CrashOptions.TOPICS] with mixed sizes.
@@ -85,6 +85,7 @@ object AppenderProcess {
         val mode = args.getOrNull(3) ?: "sync"
         val torture = args.getOrNull(4)?.takeIf { it != "-" }?.let { TortureOptions.decode(it) }
         val facade = args.getOrNull(5) == "facade"
+        val retention = torture != null && args.getOrNull(6) == "retention"
         val out = CrashOptions.out()
         CrashOptions.exitWhenParentGoes()
         try {
@@ -95,6 +96,7 @@ object AppenderProcess {
             out.println("READY ${wal.recovery}")
             if (facade) FacadeLoad(wal, seed, torture ?: TortureOptions.CLASSIC, out).start()
             runBlocking(Dispatchers.Default) {
+                if (retention) launch { retentionLoop(wal, Random(seed * 17 + 5), out) }
                 repeat(writers) { w ->
                     launch {
                         val r = Random(seed * 31 + w)
@@ -166,6 +168,49 @@ object AppenderProcess {
             e.printStackTrace()
             System.err.flush()
             exitProcess(2)
+        }
+    }
+
+    /**
+     * With a seventh argument `retention`: every few milliseconds, a truncation of a topic (up to half of what it
+     * holds), a commit of consumer `k` (its positions only grow), or an application of retention, under the drawn
+     * options' [TortureOptions.topicRetention]. Each is announced before the call (`ACK TRUNC?:<topic> <seq> 0`,
+     * `ACK COMMIT?:k:<topic> <position> 0`, `ACK RET? 0 0`) and acknowledged after it (`ACK TRUNC:<topic> <seq> 0`,
+     * `ACK COMMIT:k:<topic> <position> 0`, `ACK RET <segments deleted> <blocks copied, hex>` and a `TRUNC` line per
+     * topic it truncated), so the parent knows what may have been done and what was.
+     */
+    private suspend fun retentionLoop(wal: Wal, r: Random, out: PrintStream) {
+        val committed = HashMap<String, Long>()
+        while (true) {
+            kotlinx.coroutines.delay(r.nextLong(1, 30))
+            val topic = CrashOptions.TOPICS[r.nextInt(CrashOptions.TOPICS.size)]
+            when (r.nextInt(3)) {
+                0 -> {
+                    val first = wal.firstSequence(topic)
+                    val to = first + r.nextLong(0, (wal.nextSequence(topic) - first) / 2 + 1)
+                    out.println("ACK TRUNC?:$topic $to 0")
+                    wal.truncateBefore(topic, to)
+                    out.println("ACK TRUNC:$topic $to 0")
+                }
+
+                1 -> {
+                    val from = committed[topic] ?: wal.committed("k", topic) ?: 0
+                    val next = wal.nextSequence(topic)
+                    if (from > next) continue
+                    val position = from + r.nextLong(0, next - from + 1)
+                    committed[topic] = position
+                    out.println("ACK COMMIT?:k:$topic $position 0")
+                    wal.commit("k", topic, position)
+                    out.println("ACK COMMIT:k:$topic $position 0")
+                }
+
+                else -> {
+                    out.println("ACK RET? 0 0")
+                    val report = wal.applyRetention()
+                    for ((t, first) in report.truncated) out.println("ACK TRUNC:$t $first 0")
+                    out.println("ACK RET ${report.segmentsDeleted} %x".format(report.blocksCopied))
+                }
+            }
         }
     }
 

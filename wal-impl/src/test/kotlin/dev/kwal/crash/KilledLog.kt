@@ -26,6 +26,28 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
     var cycles = 0
         private set
 
+    /** Per topic: its first sequence must be at least this (truncations acknowledged, or found by a check). */
+    private val minFirst = HashMap<String, Long>()
+
+    /** Per topic: the highest first sequence a truncation issued (acknowledged or not) may have given it. */
+    private val maxFirst = HashMap<String, Long>()
+
+    /** Per `consumer:topic`: the last commit acknowledged (or found), and the highest one issued. */
+    private val minCommitted = HashMap<String, Long>()
+    private val maxCommitted = HashMap<String, Long>()
+
+    /** What the children's retention did, from their `TRUNC`, `COMMIT` and `RET` lines (see [AppenderProcess]). */
+    var truncations = 0L
+        private set
+    var retentions = 0L
+        private set
+    var segmentsDeleted = 0L
+        private set
+    var blocksCopied = 0L
+        private set
+    var retentionKills = 0L
+        private set
+
     /** The payload bytes the last [check] replayed: what the log holds. */
     var dataBytes = 0L
         private set
@@ -98,19 +120,53 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
      * sequence; sequences dense; every record intact, from a writer of this directory, and batches whole;
      * `nextSequence` and `topics()` agree. Then appends a single and a batch to each topic and reads them back.
      * Counts problems rather than throwing.
+     *
+     * A topic is checked from its first sequence: at least every truncation acknowledged (a kill loses none, whatever
+     * the durability), at most what the truncations issued and the retention of [childOptions] allow
+     * ([TortureOptions.retentionBound]); consumer positions at least their last acknowledged commit, at most the last
+     * issued. [options] should not run retention in the background: the check reads what the child left.
      */
     suspend fun check(
         cycle: Int,
         acks: List<Ack>,
         quiet: Boolean = true,
         options: WalOptions = CrashOptions.of(dir),
+        childOptions: TortureOptions? = null,
     ): Check = withContext(Dispatchers.IO) {
         val c = Check()
         fun problem(msg: String) {
             if (c.problems.size < 20) c.problems.add("${where(cycle)}: $msg")
         }
-        c.acked = acks.size.toLong()
+        var retentionUnderWay = false
         for (a in acks) {
+            val topic = a.topic.substringAfter(':')
+            when (a.topic.substringBefore(':')) {
+                "TRUNC?" -> maxFirst.merge(topic, a.seq, ::maxOf)
+
+                "TRUNC" -> {
+                    minFirst.merge(topic, a.seq, ::maxOf)
+                    maxFirst.merge(topic, a.seq, ::maxOf)
+                    truncations++
+                }
+
+                "COMMIT?" -> maxCommitted.merge(topic, a.seq, ::maxOf)
+
+                "COMMIT" -> minCommitted.merge(topic, a.seq, ::maxOf)
+
+                "RET?" -> retentionUnderWay = true
+
+                "RET" -> {
+                    retentionUnderWay = false
+                    retentions++
+                    segmentsDeleted += a.seq
+                    blocksCopied += a.crc
+                }
+            }
+        }
+        if (retentionUnderWay) retentionKills++
+        val records = acks.filter { ':' !in it.topic && !it.topic.startsWith("RET") }
+        c.acked = records.size.toLong()
+        for (a in records) {
             val prev = known.getOrPut(a.topic) { HashMap() }.put(a.seq, a.crc)
             if (prev != null && prev != a.crc) {
                 c.lost++
@@ -136,7 +192,19 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
                 problem("recovery after a SIGKILL found corruption, but a kill damages nothing: ${wal.recovery}")
             }
             dataBytes = 0
-            for (topic in wal.topics() + known.keys) checkTopic(wal, topic, c, ::problem)
+            for (topic in wal.topics() + known.keys) checkTopic(wal, topic, c, childOptions, ::problem)
+            for (key in maxCommitted.keys + minCommitted.keys) {
+                val got = wal.committed(key.substringBefore(':'), key.substringAfter(':')) // key: consumer:topic
+                val min = minCommitted[key]
+                if (min != null && (got == null || got < min)) {
+                    c.lost++
+                    problem("position $key is $got after the kill, below its acknowledged commit of $min")
+                } else if (got != null && got > (maxCommitted[key] ?: -1)) {
+                    c.corruptServed++
+                    problem("position $key is $got, above any commit issued (${maxCommitted[key]})")
+                }
+                if (got != null) minCommitted.merge(key, got, ::maxOf)
+            }
             if (!wal.topics().containsAll(known.keys)) {
                 c.lost += (known.keys - wal.topics()).sumOf { known[it]!!.size }.toLong()
                 problem("topics() ${wal.topics()} lacks some of ${known.keys}")
@@ -154,7 +222,28 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
         c
     }
 
-    private suspend fun checkTopic(wal: Wal, topic: String, c: Check, problem: (String) -> Unit) {
+    private suspend fun checkTopic(
+        wal: Wal,
+        topic: String,
+        c: Check,
+        childOptions: TortureOptions?,
+        problem: (String) -> Unit,
+    ) {
+        val first = wal.firstSequence(topic)
+        if (first < (minFirst[topic] ?: 0)) {
+            c.lost++
+            problem("'$topic' starts at $first after the kill, below its acknowledged truncation to ${minFirst[topic]}")
+        }
+        val allowed = maxOf(
+            maxFirst[topic] ?: 0,
+            childOptions?.retentionBound(topic, wal.nextSequence(topic), pin = null) ?: 0,
+        )
+        if (first > allowed) {
+            c.lost++
+            problem("'$topic' starts at $first, above every truncation issued and what retention allows ($allowed)")
+        }
+        minFirst.merge(topic, first, ::maxOf)
+        maxFirst.merge(topic, first, ::maxOf)
         val records = try {
             withTimeout(60_000) { wal.replay(topic).toList() }
         } catch (e: Throwable) {
@@ -165,7 +254,7 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
         val origins = arrayOfNulls<CrashPayloads.Origin>(records.size)
         records.forEachIndexed { i, r ->
             var bad: String? = null
-            if (r.sequence != i.toLong()) {
+            if (r.sequence != first + i) {
                 bad = "record #$i has sequence ${r.sequence} (sequences not dense)"
             } else if (r.topic != topic) {
                 bad = "record ${r.sequence} reports topic '${r.topic}'"
@@ -190,30 +279,33 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
         val wholeAt = HashSet<Int>() // first positions of batches found whole, so a long batch is checked once
         origins.forEachIndexed { i, o ->
             if (o == null || o.batchSize == 0) return@forEachIndexed
-            val first = i - o.batchIndex
-            if (first in wholeAt) return@forEachIndexed
-            val whole = first >= 0 && first + o.batchSize <= records.size && (0 until o.batchSize).all { j ->
-                val m = origins[first + j]
+            val start = i - o.batchIndex
+            if (start in wholeAt) return@forEachIndexed
+            // A batch may begin below the first sequence: its members there are truncated.
+            val whole = start + o.batchSize <= records.size && (maxOf(0, -start) until o.batchSize).all { j ->
+                val m = origins[start + j]
                 m != null && m.seed == o.seed && m.base == o.base && m.batchSize == o.batchSize && m.batchIndex == j &&
                     m.n == o.n - o.batchIndex + j
             }
-            if (whole) wholeAt.add(first)
+            if (whole) wholeAt.add(start)
             if (!whole) {
                 c.corruptServed++
                 problem(
                     "'$topic' seq $i: member ${o.batchIndex} of a batch of ${o.batchSize} " +
                         "(writer ${o.base}, seed ${o.seed}) " +
-                        "is not with its whole batch at $first..${first + o.batchSize - 1} " +
+                        "is not with its whole batch at $start..${start + o.batchSize - 1} " +
                         "(replay has ${records.size})",
                 )
             }
         }
-        if (wal.nextSequence(topic) != records.size.toLong()) {
+        if (wal.nextSequence(topic) != first + records.size) {
             c.corruptServed++
-            problem("'$topic': nextSequence ${wal.nextSequence(topic)} but replay gave ${records.size} records")
+            problem(
+                "'$topic': nextSequence ${wal.nextSequence(topic)} but replay from $first gave ${records.size} records",
+            )
         }
         val expected = known[topic].orEmpty()
-        val missing = expected.keys.filter { it >= records.size }.sorted()
+        val missing = expected.keys.filter { it >= first + records.size }.sorted()
         if (missing.isNotEmpty()) {
             c.lost += missing.size
             problem(
@@ -223,8 +315,8 @@ class KilledLog(val dir: Path, val seed: Long, val label: String = "seed=$seed")
             )
         }
         for ((seq, crc) in expected) {
-            if (seq >= records.size) continue
-            val actual = CrashPayloads.crc(records[seq.toInt()].payload)
+            if (seq < first || seq >= first + records.size) continue // truncated, or missing (above)
+            val actual = CrashPayloads.crc(records[(seq - first).toInt()].payload)
             if (actual != crc) {
                 c.lost++
                 problem("'$topic' seq $seq: payload crc %08x, acknowledged %08x".format(actual, crc))

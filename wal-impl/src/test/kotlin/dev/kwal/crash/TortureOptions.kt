@@ -3,6 +3,7 @@ package dev.kwal.crash
 import dev.kwal.Compression
 import dev.kwal.CorruptionPolicy
 import dev.kwal.Durability
+import dev.kwal.Retention
 import dev.kwal.WalOptions
 import java.nio.file.Path
 import kotlin.random.Random
@@ -12,7 +13,9 @@ import kotlin.random.Random
  * [WalOptions]) by [random], so that the torture does not test one shape of log only. A run's options are derived
  * from its seed, so `-Dtorture.seed` replays them. [encode] and [decode] pass them to a child JVM as one argument;
  * [toString] is the short form printed with every failure, e.g.
- * `seg=64K block=4K rec=3968 group=64K queue=1K dur=Sync policy=FAIL` (and ` comp=Lz4/1K` when compression is on).
+ * `seg=64K block=4K rec=3968 group=64K queue=1K dur=Sync policy=FAIL` (and ` comp=Lz4/1K` when compression is on,
+ * ` ret=alpha:r100,beta:b8192 every=5ms compact=0.25 overrides` when retention is: count and bytes limits per topic,
+ * the background job's interval, the compaction threshold, whether retention overrides consumers).
  *
  * Record sizes are chosen relative to the block ([recordSize]): tiny, about half a block (just below, at, and just
  * over the size at which two frames fill a block), a third of a block, near [maxRecordSize]; batches are checked
@@ -28,6 +31,10 @@ data class TortureOptions(
     val policy: CorruptionPolicy,
     val compression: Compression = Compression.None,
     val compressionThreshold: Int = WalOptions.DEFAULT_COMPRESSION_THRESHOLD,
+    val compactionThreshold: Double = WalOptions.DEFAULT_COMPACTION_THRESHOLD,
+    val topicRetention: Map<String, Retention> = emptyMap(),
+    val retentionIntervalMillis: Long = 0,
+    val retentionOverridesConsumers: Boolean = false,
 ) {
     init {
         // Fails fast, in the parent, on a draw that the options would refuse.
@@ -46,7 +53,24 @@ data class TortureOptions(
         maxQueuedBytes = maxQueuedBytes,
         compression = compression,
         compressionThreshold = compressionThreshold,
+        topicRetention = topicRetention,
+        retentionIntervalMillis = retentionIntervalMillis,
+        retentionOverridesConsumers = retentionOverridesConsumers,
+        compactionThreshold = compactionThreshold,
     )
+
+    /**
+     * The highest first sequence retention may give [topic] under these options when it held [next] records: what
+     * its count limit allows (a bytes limit keeps whole blocks the torture does not model: up to [next]; no limit:
+     * 0), held back to [pin] (a consumer's position) unless [retentionOverridesConsumers].
+     */
+    fun retentionBound(topic: String, next: Long, pin: Long?): Long {
+        val r = topicRetention[topic] ?: return 0
+        var bound = next
+        r.maxRecords?.let { bound = maxOf(0, next - it) }
+        if (pin != null && !retentionOverridesConsumers) bound = minOf(bound, pin)
+        return bound
+    }
 
     /** The payload size of two frames that fill a block exactly: a record one byte larger is alone in its block. */
     val halfBlock: Int get() = (blockSize - BLOCK_HEADER) / 2 - FRAME_HEADER
@@ -206,20 +230,31 @@ data class TortureOptions(
             is Compression.Zstd -> "zstd${compression.level}"
         },
         compressionThreshold,
+        compactionThreshold,
+        retentionIntervalMillis,
+        retentionOverridesConsumers,
+        topicRetention.entries.joinToString(";") { (t, r) -> "$t=${retentionName(r)}" }.ifEmpty { "-" },
     ).joinToString(",")
 
-    override fun toString(): String =
-        "seg=${size(segmentSize.toLong())} block=${size(blockSize.toLong())} rec=${size(maxRecordSize.toLong())} " +
-            "group=${size(
-                maxGroupBytes.toLong(),
-            )} queue=${size(maxQueuedBytes)} dur=${durabilityName(durability)} policy=$policy" +
-            if (compression == Compression.None) {
-                ""
-            } else {
-                " comp=${compressionName(compression)}/${size(
-                    compressionThreshold.toLong(),
-                )}"
-            }
+    override fun toString(): String {
+        val sizes = "seg=${size(segmentSize.toLong())} block=${size(blockSize.toLong())} " +
+            "rec=${size(maxRecordSize.toLong())} group=${size(maxGroupBytes.toLong())} queue=${size(maxQueuedBytes)}"
+        val comp = if (compression == Compression.None) {
+            ""
+        } else {
+            " comp=${compressionName(compression)}/${size(compressionThreshold.toLong())}"
+        }
+        val ret = if (topicRetention.isEmpty() && retentionIntervalMillis == 0L && !retentionOverridesConsumers &&
+            compactionThreshold == WalOptions.DEFAULT_COMPACTION_THRESHOLD
+        ) {
+            ""
+        } else {
+            " ret=${topicRetention.entries.joinToString(",") { (t, r) -> "$t:${retentionName(r)}" }} " +
+                "every=${retentionIntervalMillis}ms compact=$compactionThreshold" +
+                if (retentionOverridesConsumers) " overrides" else ""
+        }
+        return "$sizes dur=${durabilityName(durability)} policy=$policy$comp$ret"
+    }
 
     companion object {
         const val BLOCK_HEADER = 48
@@ -240,7 +275,7 @@ data class TortureOptions(
 
         fun decode(s: String): TortureOptions {
             val p = s.split(',')
-            require(p.size == 7 || p.size == 9) { "bad options '$s'" }
+            require(p.size == 7 || p.size == 9 || p.size == 13) { "bad options '$s'" }
             val durability = when {
                 p[5] == "sync" -> Durability.Sync
                 p[5] == "none" -> Durability.None
@@ -262,8 +297,32 @@ data class TortureOptions(
                     else -> error("bad compression '${p[7]}'")
                 },
                 if (p.size == 7) WalOptions.DEFAULT_COMPRESSION_THRESHOLD else p[8].toInt(),
+                if (p.size < 13) WalOptions.DEFAULT_COMPACTION_THRESHOLD else p[9].toDouble(),
+                if (p.size < 13 || p[12] == "-") {
+                    emptyMap()
+                } else {
+                    p[12].split(';').associate { e -> e.substringBefore('=') to parseRetention(e.substringAfter('=')) }
+                },
+                if (p.size < 13) 0 else p[10].toLong(),
+                p.size == 13 && p[11].toBooleanStrict(),
             )
         }
+
+        /** `r100` (records), `b4096` (bytes): the retentions the torture draws. */
+        fun retentionName(r: Retention): String = when {
+            r.maxRecords != null && r.maxAge == null && r.maxBytes == null -> "r${r.maxRecords}"
+            r.maxBytes != null && r.maxAge == null && r.maxRecords == null -> "b${r.maxBytes}"
+            else -> error("the torture draws no retention like $r")
+        }
+
+        fun parseRetention(s: String): Retention = when (s[0]) {
+            'r' -> Retention.records(s.substring(1).toLong())
+            'b' -> Retention.bytes(s.substring(1).toLong())
+            else -> error("bad retention '$s'")
+        }
+
+        /** The topics the torture workloads write (PowerCutTorture uses the first four), some with retention. */
+        val RETENTION_TOPICS = listOf("alpha", "beta", "gamma", "delta", "epsilon")
 
         fun compressionName(c: Compression): String = when (c) {
             Compression.None -> "None"
@@ -292,7 +351,11 @@ data class TortureOptions(
          * from one record (the minimum) to several segments; a queue bound from 1 byte to the default; Sync mostly,
          * None and Interval too; FAIL or TRUNCATE; compression off half the time, else LZ4 or zstd (levels 1 to 6)
          * from a threshold of 0, 64 bytes, 1 KiB or anywhere up to the block (drawn last, so that the sizes drawn from
-         * a seed are those drawn before compression was an option).
+         * a seed are those drawn before compression was an option). Then retention, from a generator seeded by the
+         * draws above (so [r] gives every later draw as before retention was an option): a compaction threshold of
+         * 0, ¼, ½ or 0.9; for each of [RETENTION_TOPICS], a quarter of the time a count limit (0 to 999 records),
+         * an eighth of the time a bytes limit (up to a dozen blocks); the background job off (mostly: the workload
+         * applies retention) or every 5 to 50 ms; consumers overridden a quarter of the time.
          */
         fun random(
             r: Random,
@@ -368,7 +431,31 @@ data class TortureOptions(
                 2 -> WalOptions.DEFAULT_COMPRESSION_THRESHOLD
                 else -> r.nextInt(0, block + 1)
             }
-            return TortureOptions(segment, block, record, group, queue, durability, policy, compression, threshold)
+            // Retention, drawn from a generator seeded by the draws above, so that r is not drawn from at all: the
+            // draws of a seed (here and by the callers after) are those made before retention was an option.
+            val rr = Random(
+                (
+                    "$segment,$block,$record,$group,$queue,${durabilityName(durability)},${policy.name}," +
+                        "${compressionName(compression)},$threshold"
+                    ).hashCode().toLong() * -7046029254386353131L + 0x632BE59BD9B4E019L,
+            )
+            val compaction = listOf(0.0, 0.25, 0.5, 0.9)[rr.nextInt(4)].let { drawn ->
+                System.getProperty("torture.compaction")?.takeIf { it.isNotBlank() }?.toDouble() ?: drawn
+            }
+            val topicRetention = LinkedHashMap<String, Retention>()
+            for (t in RETENTION_TOPICS) {
+                when (rr.nextInt(8)) {
+                    0, 1 -> topicRetention[t] = Retention.records(if (rr.nextInt(8) == 0) 0 else rr.nextLong(1, 1000))
+                    2 -> topicRetention[t] = Retention.bytes(block.toLong() * rr.nextInt(0, 12) + rr.nextInt(block))
+                    else -> {}
+                }
+            }
+            val interval = if (rr.nextInt(10) < 7) 0L else rr.nextLong(5, 51)
+            val overrides = rr.nextInt(4) == 0
+            return TortureOptions(
+                segment, block, record, group, queue, durability, policy, compression, threshold,
+                compaction, topicRetention, interval, overrides,
+            )
         }
 
         /** Options whose sizes differ from [prev]'s, or (sometimes) the same sizes again: reopens change the shape. */
@@ -389,6 +476,10 @@ data class TortureOptions(
                     policy = fresh.policy,
                     compression = fresh.compression,
                     compressionThreshold = fresh.compressionThreshold,
+                    compactionThreshold = fresh.compactionThreshold,
+                    topicRetention = fresh.topicRetention,
+                    retentionIntervalMillis = fresh.retentionIntervalMillis,
+                    retentionOverridesConsumers = fresh.retentionOverridesConsumers,
                 )
             } else {
                 fresh

@@ -87,6 +87,7 @@ object CorruptionTorture {
     /** Options drawn from [r] for a pool log or an open: small segments, so copies stay cheap. */
     private fun options(r: Random, previous: TortureOptions? = null) =
         TortureOptions.next(r, previous, maxSegment = 256 shl 10, maxRecord = 32 shl 10)
+            .copy(topicRetention = emptyMap(), retentionIntervalMillis = 0) // retention is not what this damages
 
     /** Outcome counters, printed at the end. */
     private val stats = java.util.TreeMap<String, Int>()

@@ -20,9 +20,14 @@ import kotlin.random.Random
  * bigger or smaller, or the same), and checks it with [KilledLog.check]: recovery found no corruption (under
  * TRUNCATE it would have dropped it silently); every acknowledged (or earlier recovered) record present with its
  * payload at its sequence; sequences dense; every record intact and written by this directory's writers; batches
- * whole; the log takes appends. The next cycle runs on the same directory under other options again, so recovery
- * runs on a log written under many shapes and recovered many times before; every [cyclesPerDirectory] cycles, once
- * the log holds [maxDataBytes], or after a failure, a fresh directory starts.
+ * whole; the log takes appends. In most cycles the child also truncates topics, commits a consumer's positions and
+ * applies retention under the drawn options (see [dev.kwal.crash.AppenderProcess]), announcing each before the call
+ * and acknowledging it after: each topic is then checked from its first sequence, which must be at least every
+ * truncation acknowledged (a kill loses none, whatever the durability) and at most what was issued or what the
+ * child's retention allows; consumer positions at least their last acknowledged commit. The next cycle runs on the
+ * same directory under other options again, so recovery runs on a log written under many shapes and recovered
+ * many times before; every [cyclesPerDirectory] cycles, once the log holds [maxDataBytes], or after a failure, a
+ * fresh directory starts.
  *
  * Seeded: cycle c of `run(n, seed)` takes its kill plan and payloads from `Random(seed + c)`, its options from
  * [optionsSeed]; the kill instant itself depends on timing. A failing cycle names the run seed, the cycle and
@@ -65,11 +70,20 @@ object KillTorture {
             previous = reopenOptions
             val writers = WRITERS[optRandom.nextInt(WRITERS.size)]
             val facade = optRandom.nextInt(10) < 7
-            val setup = "child options: $childOptions, writers=$writers${if (facade) " + Java facade" else ""}; " +
+            // Drawn apart from the options' generator, so that a seed's other draws stay as they were.
+            val retention = Random(optionsSeed(seed, cycle) xor 0x3C6EF372FE94F82BL).nextInt(10) < 8
+            val setup = "child options: $childOptions, writers=$writers${if (facade) " + Java facade" else ""}" +
+                "${if (retention) " + retention" else ""}; " +
                 "reopened with: $reopenOptions"
             result += TortureResult(options = setOf(childOptions, reopenOptions))
             val childArgs =
-                listOf(writers.toString(), "mixed", childOptions.encode(), if (facade) "facade" else "plain")
+                listOf(
+                    writers.toString(),
+                    "mixed",
+                    childOptions.encode(),
+                    if (facade) "facade" else "plain",
+                    if (retention) "retention" else "-",
+                )
             val outcome = runCatching {
                 val acks = log.runChild(
                     cycle,
@@ -101,7 +115,25 @@ object KillTorture {
                 }
                 if (facade) facadeCycles++
                 pipelined += acks.count { it.topic == FacadeLoad.PIPE }
-                runBlocking { log.check(cycle, acks, options = reopenOptions.of(log.dir)) }
+                val before =
+                    listOf(log.truncations, log.retentions, log.segmentsDeleted, log.blocksCopied, log.retentionKills)
+                val check = runBlocking {
+                    // No retention in the background while the check reads what the child left.
+                    log.check(
+                        cycle,
+                        acks,
+                        options = reopenOptions.copy(retentionIntervalMillis = 0).of(log.dir),
+                        childOptions = childOptions,
+                    )
+                }
+                result += TortureResult(
+                    truncations = log.truncations - before[0],
+                    retentions = log.retentions - before[1],
+                    segmentsDeleted = log.segmentsDeleted - before[2],
+                    blocksCopied = log.blocksCopied - before[3],
+                    retentionCuts = log.retentionKills - before[4],
+                )
+                check
             }
             val c = outcome.getOrElse { e ->
                 // The child misbehaved: it could not open the log (its recovery failed), printed a bad line, hung.

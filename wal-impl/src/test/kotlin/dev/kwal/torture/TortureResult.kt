@@ -7,7 +7,8 @@ import dev.kwal.crash.TortureOptions
 /**
  * What one torture run observed. Runs add up with [plus]; the torture profile prints the sum as
  * `TORTURE kills=<n> cuts=<n> corruptions=<n> acked=<n> lost=0 corrupt_served=0 failed_reopens=0 wrong_verdicts=0
- * changed_by_refusal=0 late_syncs=0 options=<n>`.
+ * changed_by_refusal=0 late_syncs=0 truncations=<n> retentions=<n> segments_deleted=<n> blocks_copied=<n>
+ * retention_cuts=<n> options=<n>`.
  *
  * @property kills processes killed with SIGKILL.
  * @property cuts simulated power cuts.
@@ -24,6 +25,11 @@ import dev.kwal.crash.TortureOptions
  * @property changedByRefusal refused opens that changed a file of the log directory (must be 0).
  * @property lateSyncs logs under [Durability.Interval] left idle with unsynced writes that their background sync did
  *   not make durable within the bound ([PowerCutTorture.intervalBound]) (must be 0).
+ * @property truncations truncations acknowledged ([dev.kwal.Wal.truncateBefore], and retention's own).
+ * @property retentions applications of retention that returned ([dev.kwal.Wal.applyRetention]).
+ * @property segmentsDeleted segment files those applications deleted.
+ * @property blocksCopied blocks those applications copied forward.
+ * @property retentionCuts power cuts (or kills) while an application of retention was under way.
  * @property failures a description of each failure, with the seed that replays it and the options in force.
  * @property options the distinct options the run opened logs with.
  */
@@ -38,13 +44,20 @@ data class TortureResult(
     val wrongVerdicts: Long = 0,
     val changedByRefusal: Long = 0,
     val lateSyncs: Long = 0,
+    val truncations: Long = 0,
+    val retentions: Long = 0,
+    val segmentsDeleted: Long = 0,
+    val blocksCopied: Long = 0,
+    val retentionCuts: Long = 0,
     val failures: List<String> = emptyList(),
     val options: Set<TortureOptions> = emptySet(),
 ) {
     operator fun plus(o: TortureResult) = TortureResult(
         kills + o.kills, cuts + o.cuts, corruptions + o.corruptions, acked + o.acked, lost + o.lost,
         corruptServed + o.corruptServed, failedReopens + o.failedReopens, wrongVerdicts + o.wrongVerdicts,
-        changedByRefusal + o.changedByRefusal, lateSyncs + o.lateSyncs, failures + o.failures, options + o.options,
+        changedByRefusal + o.changedByRefusal, lateSyncs + o.lateSyncs, truncations + o.truncations,
+        retentions + o.retentions, segmentsDeleted + o.segmentsDeleted, blocksCopied + o.blocksCopied,
+        retentionCuts + o.retentionCuts, failures + o.failures, options + o.options,
     )
 
     val clean: Boolean
@@ -53,7 +66,9 @@ data class TortureResult(
 
     fun summary(): String = "TORTURE kills=$kills cuts=$cuts corruptions=$corruptions acked=$acked lost=$lost " +
         "corrupt_served=$corruptServed failed_reopens=$failedReopens wrong_verdicts=$wrongVerdicts " +
-        "changed_by_refusal=$changedByRefusal late_syncs=$lateSyncs options=${options.size}"
+        "changed_by_refusal=$changedByRefusal late_syncs=$lateSyncs " +
+        "truncations=$truncations retentions=$retentions segments_deleted=$segmentsDeleted " +
+        "blocks_copied=$blocksCopied retention_cuts=$retentionCuts options=${options.size}"
 
     /** The range of the options used: sizes from smallest to largest, how often each durability and policy. */
     fun optionsSummary(): String {
@@ -81,6 +96,10 @@ data class TortureResult(
             "maxQueuedBytes ${range { it.maxQueuedBytes }} ($tinyQueue under a record); " +
             "durability $dur; policy FAIL=${policy[CorruptionPolicy.FAIL] ?: 0} " +
             "TRUNCATE=${policy[CorruptionPolicy.TRUNCATE] ?: 0}; " +
-            "compression ${compression.toSortedMap()}"
+            "compression ${compression.toSortedMap()}; " +
+            "retention on ${options.count { it.topicRetention.isNotEmpty() }}, " +
+            "background ${options.count { it.retentionIntervalMillis > 0 }}, " +
+            "overriding consumers ${options.count { it.retentionOverridesConsumers }}, " +
+            "compaction ${options.groupingBy { it.compactionThreshold }.eachCount().toSortedMap()}"
     }
 }
