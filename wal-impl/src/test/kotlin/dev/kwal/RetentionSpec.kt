@@ -233,6 +233,37 @@ class RetentionSpec :
             }
         }
 
+        test("a block too large for today's smaller segments is not copied forward; its segment stays") {
+            // segmentSize shrank between opens, and the active segment (of the old size) has too little room left for
+            // a live block to copy: the copy goes to the next segment, of today's size. It used to be checked against
+            // the active segment's size only, and ran past the end of the new one: corruption at the next open.
+            val dir = TestLogs.tempDir()
+            val big = WalOptions(dir, segmentSize = 256 shl 10, blockSize = 128 shl 10, maxRecordSize = 100 shl 10)
+            Kwal.open(big).use { wal ->
+                wal.append("cold", TestLogs.payload("cold", 0, 100 shl 10)) // a block of 102,460 bytes
+                // One block of 360 bytes each: 443 fill segment 1, 727 each segments 2 and 3, and 500 leave 82 KB
+                // free in segment 4, the active one.
+                wal.fill("hot", 0, 2397)
+            }
+            val small = options(dir, "hot" to Retention.records(10))
+            Kwal.open(small).use { wal ->
+                val report = wal.applyRetention()
+                withClue(report) {
+                    report.blocksCopied shouldBe 0
+                    report.segmentsDeleted shouldBe 0 // the cold block keeps segment 1
+                }
+                wal.shouldHold("cold", 0, 1, 100 shl 10)
+                wal.shouldHold("hot", 2387, 2397)
+            }
+            Kwal.open(small).use { wal ->
+                withClue(wal.recovery) {
+                    wal.recovery.corruption shouldBe null
+                    wal.shouldHold("cold", 0, 1, 100 shl 10)
+                    wal.shouldHold("hot", 2387, 2397)
+                }
+            }
+        }
+
         test("a bad manifest fails the open, naming it; a missing first segment too") {
             val dir = TestLogs.tempDir()
             val opts = options(dir, "t" to Retention.records(10))

@@ -67,6 +67,7 @@ import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 import java.util.concurrent.atomic.LongAdder
+import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
 
 /**
@@ -321,8 +322,22 @@ internal class KwalEngine private constructor(
     private inner class RetentionLog : Reclaimer.Log {
         override suspend fun truncate(topic: String, sequence: Long) = truncateBefore(topic, sequence)
 
-        override suspend fun relocate(blocks: List<RelocatedBlock>) = suspendCancellableCoroutine { cont ->
-            if (!queue.offer(RelocateRequest(blocks, cont))) cont.resumeWithException(lifecycle.unavailable())
+        override suspend fun relocate(blocks: List<RelocatedBlock>): Pair<Int, Long> {
+            val request = suspendCancellableCoroutine<RelocateRequest> { cont ->
+                lateinit var r: RelocateRequest
+                r =
+                    RelocateRequest(blocks) { error ->
+                        if (error ==
+                            null
+                        ) {
+                            cont.resume(r)
+                        } else {
+                            cont.resumeWithException(error)
+                        }
+                    }
+                if (!queue.offer(r)) cont.resumeWithException(lifecycle.unavailable())
+            }
+            return request.copied to request.copiedBytes
         }
 
         override suspend fun sync() = this@KwalEngine.sync()

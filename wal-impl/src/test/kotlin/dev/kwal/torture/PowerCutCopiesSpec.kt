@@ -4,15 +4,15 @@ import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 
 /**
- * KNOWN ENGINE BUG, out of the default build (runs only with `-Dtorture.copies=true`): the power-cut torture with
- * retention copying live blocks forward (drawn compaction thresholds 0.25..0.9). Now and then (seeds 2 and 4 of
- * 600 cuts each, on this branch) a reopen after a cut fails with `WalCorruptedException: the log lacks records it must
- * hold: topic 1 'delta': records 0..51 are missing; ... (seg-0000000006.kwal at offset 0)`: a manifest names a first
- * segment past blocks of every topic whose copies are not on disk. With copies off (compaction 0) 600 cuts of the
- * same seed are clean, so the default build runs the torture with copies off (see [PowerCutTorture.copies]).
- *
+ * The power-cut torture with retention copying live blocks forward, 600 cuts of the seeds (2 and 4) that found two
+ * engine bugs — each a reopen that failed with "the log lacks records it must hold" or a corruption at a copied block:
+ * a copy laid into the next segment, of today's smaller size, ran past its end (GroupEncoder.relocate checked the
+ * active segment's size); and recovery ignored every copy at or above a truncated block still in place
+ * (IndexAssembly). Both failed before their fixes (the cut instant depends on timing, so a seed does not replay
+ * exactly; both seeds failed on each of two runs before, and passed after). Longer than the default slice: run it
+ * with `-Dtorture.copies=true` —
  * `mvn -B -ntp -pl wal-impl -am verify -Dtest=PowerCutCopiesSpec -Dsurefire.failIfNoSpecifiedTests=false
- * -Dtorture.copies=true -Dtorture.seed=4` (the cut instant depends on timing: a seed does not always replay it).
+ * -Dtorture.copies=true -Dtorture.seed=4`. The default suite's power-cut slice copies too.
  */
 class PowerCutCopiesSpec :
     FunSpec({

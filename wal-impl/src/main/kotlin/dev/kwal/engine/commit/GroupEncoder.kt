@@ -140,7 +140,16 @@ internal class GroupEncoder(
             endRun()
         }
         g.releaseTopics()
-        for (r in g.relocations) for (b in r.blocks) relocate(b)
+        for (r in g.relocations) {
+            r.copied = 0
+            r.copiedBytes = 0
+            for (b in r.blocks) {
+                if (relocate(b)) {
+                    r.copied++
+                    r.copiedBytes += b.length
+                }
+            }
+        }
         if (g.blockCount() > 0) {
             // The group's last block says so: recovery keeps the group only if this block is there and sound.
             val lastFlags =
@@ -244,27 +253,28 @@ internal class GroupEncoder(
     /**
      * Copies block [b] to the end of the group as a relocated copy ([Relocator]), rolling first if it might not fit.
      * A block that is not sound where it is, or cannot fit an empty segment of today's size, is left where it is
-     * (logged): its segment then stays.
+     * (logged): its segment then stays. Returns whether it was copied.
      */
-    private fun relocate(b: RelocatedBlock) {
-        val source = segments[b.position.segmentId] ?: return
+    private fun relocate(b: RelocatedBlock): Boolean {
+        val source = segments[b.position.segmentId] ?: return false
         val view = source.borrowMapping()
         try {
             val problem = relocator.problem(view, b, source.size)
             if (problem != null) {
                 log.error("kwal: not copying {}'s block at {} forward: {}", b.topic, b.position, problem)
-                return
+                return false
             }
             val room = relocator.room(view, b.position.offset)
-            if (room > segments.active.size - SegmentHeader.SIZE) {
-                log.warn(
-                    "kwal: {}'s block at {} is too large to copy into a segment of today's size",
-                    b.topic,
-                    b.position,
-                )
-                return
-            }
             if (filePosition(buffer.position()) + room > segments.active.size) {
+                // It goes into the next segment, of today's size, which may be smaller than the active one.
+                if (room > segments.segmentSize - SegmentHeader.SIZE) {
+                    log.warn(
+                        "kwal: {}'s block at {} is too large to copy into a segment of today's size",
+                        b.topic,
+                        b.position,
+                    )
+                    return false
+                }
                 check(filePosition(buffer.position()) > SegmentHeader.SIZE) { "relocation past an empty segment" }
                 closeRegion()
                 group.sealed.add(segments.roll())
@@ -279,6 +289,7 @@ internal class GroupEncoder(
             group.addRelocated(b.topic, b.firstSeq, buffer.getInt(start + BlockHeader.OFF_COUNT), position, b.length)
             lastBlockStart = start
             lastBlockPosition = position
+            return true
         } finally {
             source.returnMapping()
         }

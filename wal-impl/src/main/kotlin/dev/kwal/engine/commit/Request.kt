@@ -110,24 +110,28 @@ internal class AppendRequest(
 
 /**
  * Retention's request to copy [blocks] forward (see [Relocator]): written as relocated copies at the end of the log,
- * after the appends of its group; once acknowledged, each topic's index points at the copies. [cont] resumes then.
+ * after the appends of its group; once acknowledged, each topic's index points at the copies, and [done] is told.
  * It counts nothing against the queue's bound: retention sends one at a time.
  */
-internal class RelocateRequest(val blocks: List<RelocatedBlock>, val cont: CancellableContinuation<Unit>) : Request() {
+internal class RelocateRequest(
+    val blocks: List<RelocatedBlock>,
+    /** Told the outcome: null once the copies are acknowledged, else the error. */
+    private val done: (Throwable?) -> Unit,
+) : Request() {
     /** The bytes the copies take. */
     val bytes: Long = blocks.sumOf { it.length.toLong() }
+
+    /** How many of [blocks] were copied, and their bytes (the encoder leaves one where it is if it cannot). */
+    var copied = 0
+    var copiedBytes = 0L
 
     override val queuedBytes: Long get() = 0
 
     override val abandoned: Boolean get() = false
 
-    override fun complete() {
-        cont.resume(Unit)
-    }
+    override fun complete() = done(null)
 
-    override fun fail(e: Throwable) {
-        cont.resumeWithException(e)
-    }
+    override fun fail(e: Throwable) = done(e)
 }
 
 /** A barrier: everything written before it is synced before [cont] (if any) resumes. */

@@ -43,7 +43,8 @@ internal class Reclaimer(
     interface Log {
         suspend fun truncate(topic: String, sequence: Long)
 
-        suspend fun relocate(blocks: List<RelocatedBlock>)
+        /** Copies [blocks] forward; returns how many were copied and their bytes. */
+        suspend fun relocate(blocks: List<RelocatedBlock>): Pair<Int, Long>
 
         suspend fun sync()
     }
@@ -73,9 +74,9 @@ internal class Reclaimer(
             val upTo = compactable(live, first, active, threshold)
             if (upTo > first) {
                 for (chunk in chunks(live.blocksBelow(upTo))) {
-                    log.relocate(chunk)
-                    blocksCopied += chunk.size
-                    bytesCopied += chunk.sumOf { it.length.toLong() }
+                    val (n, bytes) = log.relocate(chunk)
+                    blocksCopied += n
+                    bytesCopied += bytes
                 }
             }
         }

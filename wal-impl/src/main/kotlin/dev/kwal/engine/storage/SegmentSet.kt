@@ -18,7 +18,8 @@ import java.util.concurrent.Executor
  */
 internal class SegmentSet(
     private val files: SegmentFiles,
-    private val segmentSize: Int,
+    /** The size of the segments it makes: today's [dev.kwal.WalOptions.segmentSize], every spare's too. */
+    val segmentSize: Int,
     private val logId: Long,
     /** The segments recovery kept, in order: all but the last sealed and released, the last the active one. */
     recovered: List<Segment>,
