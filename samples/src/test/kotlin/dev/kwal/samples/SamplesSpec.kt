@@ -65,6 +65,29 @@ class SamplesSpec :
             out shouldMatch Regex("""(?s).*10,000 topics x \d+ records of 100 B: [\d.]+ s, [\d,]+ records/s.*""")
             out shouldMatch Regex("""(?s).*log data: [\d,]+ bytes \(\d+ bytes per record, payload 100\); files: .*""")
         }
+
+        test("event-sourced key-value store: the second run loads the snapshot and replays only the 3 later commands") {
+            val kv = Class.forName("dev.kwal.samples.KeyValueStoreKt").getMethod("main", Array<String>::class.java)
+            val out = runMain("kwal-sample-kv") { kv.invoke(null, arrayOf(it.toString())) }
+            out shouldContain "Run 1: opened an empty store (snapshot: null, replayed 0)\n"
+            out shouldContain "Run 1: 51 commands, snapshot at position 51 (9 keys)\n"
+            out shouldContain "Run 2: loaded snapshot at position 51, replayed 3 commands, position 54\n"
+            out shouldContain "Run 2: user:1=changed after the snapshot user:2=null user:42=new\n"
+            out shouldContain "Run 2: 9 keys: user:1 user:3 user:4 user:42 user:5 user:6 user:7 user:8 user:9\n"
+            out shouldContain "Snapshots: snapshot-51.json\n"
+        }
+
+        test("durable job queue: a second worker resumes at the first one's cursor; every job runs once") {
+            val jobs = Class.forName("dev.kwal.samples.JobQueueKt").getMethod("main", Array<String>::class.java)
+            val out = runMain("kwal-sample-jobs") { jobs.invoke(null, arrayOf(it.toString())) }
+            out shouldContain "Producer: submitted 10 jobs, sequences 0..9\n"
+            out shouldContain "Worker 1: ran #3 job-3 (resize image-3.png)\nWorker 1: stopped; committed position 4\n"
+            out shouldContain "Worker 2: ran #4 job-4\n"
+            out shouldContain "Worker 2: ran #14 job-14\n"
+            out.lines().count { it.startsWith("Worker ") && it.contains(" ran #") } shouldBe 15
+            out shouldContain "committed position now 15\n"
+            out shouldContain "Effects: 15 lines for jobs 0..14, run twice: []\n"
+        }
     })
 
 /** Runs [body] on a fresh directory with System.out captured (and still echoed); returns the output. */
