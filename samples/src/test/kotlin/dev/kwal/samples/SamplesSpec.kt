@@ -66,6 +66,15 @@ class SamplesSpec :
             out shouldMatch Regex("""(?s).*log data: [\d,]+ bytes \(\d+ bytes per record, payload 100\); files: .*""")
         }
 
+        test("Java typed topics: a codec pair, a serializer in JSON, and a typed error at a bad record") {
+            val out = runMain("kwal-sample-java-typed") { JavaTypedTopics.main(arrayOf(it.toString())) }
+            out shouldContain "Appended reading #0, then a batch from #1\n"
+            out shouldContain "  #0 boiler 71.5\n  #1 attic 18.25\n  #2 cellar 12.0\n"
+            out shouldContain "Job #0 stored as {\"id\":\"job-1\",\"work\":\"send invoice 17\"}\n"
+            out shouldContain "Job #0 read back: Job(id=job-1, work=send invoice 17)\n"
+            out shouldContain "  job job-1\nStopped at record 1 of \"jobs\": "
+        }
+
         test("event-sourced key-value store: the second run loads the snapshot and replays only the 3 later commands") {
             val kv = Class.forName("dev.kwal.samples.KeyValueStoreKt").getMethod("main", Array<String>::class.java)
             val out = runMain("kwal-sample-kv") { kv.invoke(null, arrayOf(it.toString())) }
