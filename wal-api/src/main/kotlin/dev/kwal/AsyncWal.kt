@@ -8,32 +8,59 @@ import kotlinx.coroutines.GlobalScope
 import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.future.future
+import kotlinx.coroutines.jdk9.asPublisher
 import kotlinx.coroutines.runBlocking
+import java.nio.file.Path
 import java.time.Instant
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.Executor
+import java.util.concurrent.Flow.Publisher
 import java.util.concurrent.Semaphore
 import java.util.function.Consumer
 
 /**
- * A [Wal] for Java: every suspending call becomes a [CompletableFuture], replay a blocking loop.
+ * A [Wal] for Java: every suspending call becomes a [CompletableFuture], replay and follow a
+ * [java.util.concurrent.Flow.Publisher] (or a blocking loop, or a callback), and no signature uses a Kotlin type.
  *
  * ```java
  * try (AsyncWal wal = AsyncWal.of(Kwal.open(WalOptions.builder(dir).build()))) {
  *     long seq = wal.append("orders", bytes).join();
+ *     BatchPositions batch = wal.appendBatch("orders", List.of(a, b)).join(); // batch.first(), batch.last()
  *     wal.forEach("orders", 0, record -> System.out.println(record.getSequence()));
+ *     wal.follow("orders", seq).subscribe(subscriber); // a Flow.Publisher: demand-driven, cancellable
  * }
  * ```
  *
  * The futures complete exactly when the suspending calls of [Wal] would return, with the same
  * exceptions (wrapped in [java.util.concurrent.CompletionException] by `join`). Cancelling a future
- * cancels the call as [Wal.append] describes. Thread-safe. Closing it closes the underlying log.
+ * cancels the call as [Wal.append] describes. Closing it closes the underlying log.
+ *
+ * ### Thread-safety
+ * Every method may be called from any thread, concurrently, including from inside a callback, a dependent action of
+ * a future or a subscriber's `onNext` (which may append and wait, or close the log).
  *
  * ### Where callbacks run
- * A future completes on a thread of the callback executor given to [of] (by default [Dispatchers.IO]), never on one
- * of the log's own threads: a dependent action (`thenRun`, `thenApply`, ...) may block, append and wait, or close the
- * log without stalling it. A call that completes at once (an append written by the calling thread itself, see
- * [Durability]) returns a completed future, whose dependents run on the thread that adds them, as usual.
+ * Everything this facade calls back runs on the *callback executor* given to [of] (by default [Dispatchers.IO]),
+ * never on one of the log's own threads (its writer and sync threads):
+ * - a future completes there, so its dependent actions (`thenRun`, `thenApply`, ...) added before it completes run
+ *   there: they may block, append and wait, or close the log without stalling it. A call that completes at once (an
+ *   append written by the calling thread itself, see [Durability], a [read], a call that fails its checks) returns a
+ *   completed future, whose dependents run on the thread that adds them, as with any `CompletableFuture`;
+ * - the action given to [follow] runs there, one call at a time;
+ * - a [Publisher] from [replay] or [follow] reads the log and calls `onNext`, `onError` and `onComplete` there, one
+ *   signal at a time (`onSubscribe` runs on the thread that calls `subscribe`, as the Reactive Streams rules allow).
+ *
+ * [forEach] is the exception by design: it runs on, and blocks, the calling thread.
+ *
+ * ### Back-pressure
+ * A [Publisher] from [replay] or [follow] is cold and demand-driven: each `subscribe` starts its own reading of the
+ * topic, which starts only at the subscriber's first `request`. A subscriber that requests nothing gets nothing;
+ * after `request(n)` it gets at most `n` more records. Nothing is buffered between the log and the subscriber: the
+ * publisher (`kotlinx.coroutines.jdk9.asPublisher`, no buffer, capacity 0) reads the next record only once the
+ * previous one was handed to `onNext` and demand remains, and otherwise waits, holding no thread and no record — so
+ * a slow subscriber makes the reading wait, never the log buffer. `Subscription.cancel()` stops the reading (and a
+ * follow's wait for new records) and releases what it holds, from the callback executor, soon after; a log closed
+ * meanwhile is not held up.
  *
  * ### Order
  * Calls one thread makes one after another keep their order, waited for or not: an append gets a later sequence
@@ -44,10 +71,24 @@ import java.util.function.Consumer
  * (given to [of]; payloads plus about 512 bytes per call) may be pending at once. A call that would go past the bound
  * waits for room, blocking its thread, by default ([WhenFull.WAIT]), or returns a future failed with
  * [WalOverloadedException] ([WhenFull.FAIL]). A call larger than the bound on its own waits until nothing is pending.
+ * Reads and publishers hold at most the record being handed over, and are not counted.
+ *
+ * ### What it does not do
+ * It does not retry a failed call, time out a call, or make [read] and [seek] asynchronous (they run on the calling
+ * thread, as [Wal.read] does). It does not serialize your calls across threads beyond the order above. A [Publisher]
+ * ignores `request(n)` with `n <= 0` rather than failing the subscription (what `asPublisher` does), and a subscriber
+ * that stops requesting keeps its subscription, and the part of the log it reads, until it requests or cancels.
+ * [close] does not wait for followers or subscribers: a follow ends after the last acknowledged record, a replay
+ * runs to its end (see [Wal.close]).
+ *
+ * @sample dev.kwal.samples.docs.javaStyleAppends
  */
 @OptIn(DelicateCoroutinesApi::class)
 public class AsyncWal private constructor(
-    /** The log this wraps. */
+    /**
+     * The log this wraps, for Kotlin code (its calls suspend; from Java use this facade's counterparts, which
+     * cover all of them).
+     */
     public val wal: Wal,
     maxPendingBytes: Long,
     private val whenFull: WhenFull,
@@ -74,17 +115,24 @@ public class AsyncWal private constructor(
     public fun append(topic: String, payload: ByteArray, durability: Durability?): CompletableFuture<Long> =
         launch(payload.size.toLong()) { wal.append(topic, payload, durability) }
 
-    /** See [Wal.appendBatch]; the log's default durability. */
-    public fun appendBatch(topic: String, payloads: List<ByteArray>): CompletableFuture<LongRange> =
+    /** See [Wal.appendBatch]: the batch's positions, with the log's default durability. */
+    public fun appendBatch(topic: String, payloads: List<ByteArray>): CompletableFuture<BatchPositions> =
         appendBatch(topic, payloads, null)
 
-    /** See [Wal.appendBatch]. */
+    /**
+     * See [Wal.appendBatch]: appends [payloads] to [topic] all-or-nothing, and completes with their consecutive
+     * positions (for an empty batch: none, from the topic's next sequence).
+     *
+     * @sample dev.kwal.samples.docs.batchPositions
+     */
     public fun appendBatch(
         topic: String,
         payloads: List<ByteArray>,
         durability: Durability?,
-    ): CompletableFuture<LongRange> =
-        launch(payloads.sumOf { it.size.toLong() }) { wal.appendBatch(topic, payloads, durability) }
+    ): CompletableFuture<BatchPositions> = launch(payloads.sumOf { it.size.toLong() }) {
+        val range = wal.appendBatch(topic, payloads, durability)
+        BatchPositions(range.first, if (range.isEmpty()) 0 else Math.toIntExact(range.last - range.first + 1))
+    }
 
     /** See [Wal.sync]. */
     public fun sync(): CompletableFuture<Void?> = launch(0) {
@@ -128,6 +176,9 @@ public class AsyncWal private constructor(
 
     /** See [Wal.firstSequence]. */
     public fun firstSequence(topic: String): Long = wal.firstSequence(topic)
+
+    /** See [Wal.applyRetention]. The future completes with what retention did. */
+    public fun applyRetention(): CompletableFuture<RetentionReport> = launch(0) { wal.applyRetention() }
 
     /** See [Wal.commit]. */
     public fun commit(consumer: String, topic: String, position: Long): CompletableFuture<Void?> = launch(0) {
@@ -193,6 +244,61 @@ public class AsyncWal private constructor(
             null
         }
 
+    /**
+     * See [Wal.read] with no bound on bytes: up to [maxRecords] records of [topic] from [from]. Runs on the calling
+     * thread, as [read].
+     */
+    public fun read(topic: String, from: Long, maxRecords: Int): CompletableFuture<List<Record>> =
+        read(topic, from, maxRecords, Int.MAX_VALUE)
+
+    /**
+     * The acknowledged records of [topic] from [from] as a [Publisher] (see [Wal.replay]): it completes after the last
+     * record acknowledged when the subscriber first requested. Demand-driven and unbuffered, signalled on the
+     * callback executor (see "Back-pressure" and "Where callbacks run"). Each subscriber reads the log afresh.
+     * Errors [Wal.replay] throws when collected ([WalCorruptedException], [WalClosedException], ...) reach `onError`.
+     *
+     * @sample dev.kwal.samples.docs.replayOneAtATime
+     */
+    public fun replay(topic: String, from: Long): Publisher<Record> = publisher(wal.replay(topic, from))
+
+    /**
+     * Like [replay], from the first record stamped at or after [from] (see [Wal.replay] with an [Instant]).
+     */
+    public fun replay(topic: String, from: Instant): Publisher<Record> = publisher(wal.replay(topic, from))
+
+    /**
+     * The records of [topic] from [from], then each new one as it is acknowledged, as a [Publisher] (see
+     * [Wal.follow]): it never completes on its own; it completes when the log closes (after the last acknowledged
+     * record the subscriber requested), and signals `onError` with [WalFailedException] if the log fails. Cancel the
+     * subscription to stop following. Demand-driven and unbuffered, signalled on the callback executor (see
+     * "Back-pressure" and "Where callbacks run").
+     *
+     * @sample dev.kwal.samples.docs.followUntilCancelled
+     */
+    public fun follow(topic: String, from: Long): Publisher<Record> = publisher(wal.follow(topic, from))
+
+    /**
+     * Like [follow] as a [Publisher], from [consumer]'s committed position in [topic] (see [Wal.follow] with a
+     * consumer; the position is read when the subscriber first requests). For at-least-once processing, [commit]
+     * after each record or batch.
+     */
+    public fun follow(topic: String, consumer: String): Publisher<Record> = publisher(wal.follow(topic, consumer))
+
+    /**
+     * Like [follow] as a [Publisher], from the first record stamped at or after [from] (see [Wal.follow] with an
+     * [Instant]).
+     */
+    public fun follow(topic: String, from: Instant): Publisher<Record> = publisher(wal.follow(topic, from))
+
+    /** [records] as a demand-driven [Publisher] collected, and signalling its subscriber, on [dispatcher]. */
+    private fun publisher(records: Flow<Record>): Publisher<Record> = records.asPublisher(dispatcher)
+
+    /** See [Wal.directory]. */
+    public fun directory(): Path = wal.directory
+
+    /** See [Wal.recovery]: what recovery found and did when the log was opened. */
+    public fun recovery(): RecoveryReport = wal.recovery
+
     /** See [Wal.topics]. */
     public fun topics(): Set<String> = wal.topics()
 
@@ -248,7 +354,8 @@ public class AsyncWal private constructor(
 
         /**
          * Wraps [wal]. At most [maxPendingBytes] of calls may be pending at once, and a call past that bound waits
-         * or fails as [whenFull] says; futures complete on [callbackExecutor] (null: [Dispatchers.IO]).
+         * or fails as [whenFull] says; futures complete, [follow] actions run and publishers read and signal on
+         * [callbackExecutor] (null: [Dispatchers.IO]); see "Where callbacks run".
          */
         @JvmStatic
         @JvmOverloads

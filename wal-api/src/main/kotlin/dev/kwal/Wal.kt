@@ -47,8 +47,9 @@ import java.time.Instant
  * record is never half-written.
  *
  * ### What it deliberately does not do
- * It does not delete or compact records, index payloads, or deduplicate retries: an append retried
- * after an error or cancellation may store the payload twice under two sequence numbers.
+ * It deletes records only as [truncateBefore] and retention ([WalOptions.retention], [applyRetention]) say. It
+ * does not index payloads or deduplicate retries: an append retried after an error or cancellation may store the
+ * payload twice under two sequence numbers.
  *
  * Obtain an instance from the engine (`dev.kwal.engine.Kwal.open` in `wal-impl`). Java callers wrap it in
  * [AsyncWal] for a [java.util.concurrent.CompletableFuture]-based API.
@@ -231,9 +232,7 @@ public interface Wal : AutoCloseable {
      * durability promises. A [sequence] at or below the first sequence already in force changes nothing and writes
      * nothing. Truncating never makes [sequence] higher than [nextSequence].
      *
-     * What this version does not do: it does not yet give disk space back. Segment files are shared by topics, and
-     * are reclaimed only once no live record is in them — a later version deletes them; until then a truncated log
-     * takes as much space as before.
+     * Space comes back later, in whole segment files, when retention next runs ([applyRetention]).
      *
      * @throws IllegalArgumentException if [sequence] is negative or above [nextSequence].
      * @throws InvalidTopicException if [topic] is not a valid name.
@@ -241,6 +240,30 @@ public interface Wal : AutoCloseable {
      * @throws WalFailedException if the log has stopped after a failure.
      */
     public suspend fun truncateBefore(topic: String, sequence: Long)
+
+    /**
+     * Applies retention now, and returns what it did; it also runs in the background every
+     * [WalOptions.retentionIntervalMillis]. One application at a time: a call waits for one under way.
+     *
+     * 1. Each topic is truncated ([truncateBefore]) as its [Retention] says ([WalOptions.retentionOf]) — but never
+     *    past a registered consumer's committed position in it, unless [WalOptions.retentionOverridesConsumers].
+     * 2. If the oldest segments hold little that is live (see [WalOptions.compactionThreshold]), the blocks of live
+     *    records in them are copied forward, to the end of the log, with their sequences, timestamps and checksums.
+     * 3. Everything so far is synced; the log's new start is written durably (a manifest file naming the first
+     *    segment kept, the topic names, and the consumer positions so far); then every segment file before the
+     *    first that holds a live record is deleted, oldest first, and the directory synced. The active segment is
+     *    never deleted.
+     *
+     * Crash-safe at every step: a crash leaves the log as before the step or after it, and the next open finishes a
+     * deletion under way. Reads under way go on: a replay or follow that reaches a deleted segment's records skips
+     * to the topic's first sequence (those records were truncated) or reads their copies.
+     *
+     * @throws WalClosedException if the log is closed.
+     * @throws WalFailedException if the log has stopped after a failure.
+     * @throws WalException if a file could not be written or deleted; nothing acknowledged is lost, and the next
+     *   application tries again.
+     */
+    public suspend fun applyRetention(): RetentionReport
 
     /**
      * Records [consumer]'s [position] in [topic]: the first sequence it has not processed yet (so, after processing

@@ -49,6 +49,19 @@ import java.util.EnumSet
  * @property compressionThreshold the smallest block body (the bytes of its record frames: payloads plus 12 bytes
  *   each) that is compressed; smaller blocks are stored plain. At least 0; default 1 KiB. Ignored under
  *   [Compression.None].
+ * @property retention how long every topic keeps its records, unless [topicRetention] names it: [Retention.FOREVER]
+ *   (the default) keeps them all. See [Wal.applyRetention].
+ * @property topicRetention the retention of particular topics, by name, instead of [retention]. Default none.
+ * @property retentionIntervalMillis how often retention is applied in the background, in milliseconds; 0 for never
+ *   (then only [Wal.applyRetention] applies it). Default one minute.
+ * @property retentionOverridesConsumers whether retention may truncate records a consumer has not committed past
+ *   ([Wal.commit]). Default false: a consumer with a position in a topic keeps every record from that position on.
+ * @property compactionThreshold segments hold many topics, so one topic's live records can keep an old segment from
+ *   being deleted. When the oldest segments, taken together, hold live records in at most this fraction of their
+ *   bytes, those records' blocks are copied forward to the end of the log and the segments deleted: the disk then
+ *   holds at most about 1 / [compactionThreshold] times the live data, for extra writing of at most
+ *   [compactionThreshold] / (1 - [compactionThreshold]) bytes per byte reclaimed. 0 never copies; below 1. Default
+ *   0.5.
  * @throws IllegalArgumentException if a value is out of range.
  */
 public class WalOptions(
@@ -63,7 +76,18 @@ public class WalOptions(
     filePermissions: Set<PosixFilePermission> = DEFAULT_FILE_PERMISSIONS,
     public val compression: Compression = Compression.None,
     public val compressionThreshold: Int = DEFAULT_COMPRESSION_THRESHOLD,
+    public val retention: Retention = Retention.FOREVER,
+    topicRetention: Map<String, Retention> = emptyMap(),
+    public val retentionIntervalMillis: Long = DEFAULT_RETENTION_INTERVAL_MILLIS,
+    public val retentionOverridesConsumers: Boolean = false,
+    public val compactionThreshold: Double = DEFAULT_COMPACTION_THRESHOLD,
 ) {
+    /** See the class description. An unmodifiable copy of the map given. */
+    public val topicRetention: Map<String, Retention> = Collections.unmodifiableMap(LinkedHashMap(topicRetention))
+
+    /** The retention of [topic]: its own ([topicRetention]) or the log's ([retention]). */
+    public fun retentionOf(topic: String): Retention = topicRetention[topic] ?: retention
+
     /** See the class description. */
     public val blockSize: Int = minOf(blockSize, segmentSize - SEGMENT_RESERVE)
 
@@ -108,6 +132,15 @@ public class WalOptions(
         }
         require(maxQueuedBytes >= 1) { "maxQueuedBytes must be positive, was $maxQueuedBytes" }
         require(compressionThreshold >= 0) { "compressionThreshold must not be negative, was $compressionThreshold" }
+        require(retentionIntervalMillis >= 0) {
+            "retentionIntervalMillis must not be negative, was $retentionIntervalMillis"
+        }
+        require(compactionThreshold >= 0.0 && compactionThreshold < 1.0) {
+            "compactionThreshold must be in [0, 1), was $compactionThreshold"
+        }
+        for (name in this.topicRetention.keys) {
+            TopicNames.problem(name)?.let { throw IllegalArgumentException("topicRetention names no topic: $it") }
+        }
         require(OWNER_READ in this.filePermissions && OWNER_WRITE in this.filePermissions) {
             "filePermissions must include owner read and write, was ${PosixFilePermissions.toString(
                 this.filePermissions,
@@ -125,13 +158,17 @@ public class WalOptions(
         .maxQueuedBytes(maxQueuedBytes)
         .filePermissions(filePermissions)
         .compression(compression).compressionThreshold(compressionThreshold)
+        .retention(retention).topicRetention(topicRetention).retentionIntervalMillis(retentionIntervalMillis)
+        .retentionOverridesConsumers(retentionOverridesConsumers).compactionThreshold(compactionThreshold)
 
     override fun toString(): String =
         "WalOptions(directory=$directory, segmentSize=$segmentSize, blockSize=$blockSize, " +
             "maxRecordSize=$maxRecordSize, maxGroupBytes=$maxGroupBytes, durability=$durability, " +
             "corruptionPolicy=$corruptionPolicy, maxQueuedBytes=$maxQueuedBytes, " +
             "filePermissions=${PosixFilePermissions.toString(filePermissions)}, compression=$compression, " +
-            "compressionThreshold=$compressionThreshold)"
+            "compressionThreshold=$compressionThreshold, retention=$retention, topicRetention=$topicRetention, " +
+            "retentionIntervalMillis=$retentionIntervalMillis, " +
+            "retentionOverridesConsumers=$retentionOverridesConsumers, compactionThreshold=$compactionThreshold)"
 
     /** A fluent builder for Java callers. Not thread-safe. */
     public class Builder(private val directory: Path) {
@@ -145,6 +182,11 @@ public class WalOptions(
         private var filePermissions = DEFAULT_FILE_PERMISSIONS
         private var compression: Compression = Compression.None
         private var compressionThreshold = DEFAULT_COMPRESSION_THRESHOLD
+        private var retention = Retention.FOREVER
+        private var topicRetention: Map<String, Retention> = emptyMap()
+        private var retentionIntervalMillis = DEFAULT_RETENTION_INTERVAL_MILLIS
+        private var retentionOverridesConsumers = false
+        private var compactionThreshold = DEFAULT_COMPACTION_THRESHOLD
 
         /** See [WalOptions.segmentSize]. */
         public fun segmentSize(bytes: Int): Builder = apply { segmentSize = bytes }
@@ -176,10 +218,30 @@ public class WalOptions(
         /** See [WalOptions.compressionThreshold]. */
         public fun compressionThreshold(bytes: Int): Builder = apply { compressionThreshold = bytes }
 
+        /** See [WalOptions.retention]. */
+        public fun retention(value: Retention): Builder = apply { retention = value }
+
+        /** See [WalOptions.topicRetention]. */
+        public fun topicRetention(value: Map<String, Retention>): Builder = apply { topicRetention = value }
+
+        /** Sets [topic]'s retention, as in [WalOptions.topicRetention]. */
+        public fun topicRetention(topic: String, value: Retention): Builder =
+            apply { topicRetention = topicRetention + (topic to value) }
+
+        /** See [WalOptions.retentionIntervalMillis]. */
+        public fun retentionIntervalMillis(millis: Long): Builder = apply { retentionIntervalMillis = millis }
+
+        /** See [WalOptions.retentionOverridesConsumers]. */
+        public fun retentionOverridesConsumers(value: Boolean): Builder = apply { retentionOverridesConsumers = value }
+
+        /** See [WalOptions.compactionThreshold]. */
+        public fun compactionThreshold(fraction: Double): Builder = apply { compactionThreshold = fraction }
+
         /** @throws IllegalArgumentException if a value is out of range. */
         public fun build(): WalOptions = WalOptions(
             directory, segmentSize, blockSize, maxRecordSize, maxGroupBytes, durability, corruptionPolicy,
-            maxQueuedBytes, filePermissions, compression, compressionThreshold,
+            maxQueuedBytes, filePermissions, compression, compressionThreshold, retention, topicRetention,
+            retentionIntervalMillis, retentionOverridesConsumers, compactionThreshold,
         )
     }
 
@@ -190,6 +252,8 @@ public class WalOptions(
         public const val DEFAULT_MAX_GROUP_BYTES: Int = 4 shl 20
         public const val DEFAULT_MAX_QUEUED_BYTES: Long = 64L shl 20
         public const val DEFAULT_COMPRESSION_THRESHOLD: Int = 1 shl 10
+        public const val DEFAULT_RETENTION_INTERVAL_MILLIS: Long = 60_000
+        public const val DEFAULT_COMPACTION_THRESHOLD: Double = 0.5
         public const val MIN_SEGMENT_SIZE: Int = 64 shl 10
         public const val MAX_SEGMENT_SIZE: Int = 1 shl 30
         public const val MIN_BLOCK_SIZE: Int = 4 shl 10

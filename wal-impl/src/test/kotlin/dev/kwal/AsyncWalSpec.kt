@@ -24,10 +24,12 @@ class AsyncWalSpec :
             AsyncWal.of(Kwal.open(TestLogs.small(dir))).use { wal ->
                 wal.append("j", "a".encodeToByteArray()).await() shouldBe 0L
                 wal.append("j", "b".encodeToByteArray(), Durability.None).await() shouldBe 1L
-                wal.appendBatch("j", listOf("c".encodeToByteArray(), "d".encodeToByteArray())).await() shouldBe (2L..3L)
-                wal.appendBatch("j", listOf("e".encodeToByteArray()), Durability.interval(10)).await() shouldBe (4L..4L)
+                wal.appendBatch("j", listOf("c".encodeToByteArray(), "d".encodeToByteArray())).await() shouldBe
+                    BatchPositions(2, 2)
+                wal.appendBatch("j", listOf("e".encodeToByteArray()), Durability.interval(10)).await() shouldBe
+                    BatchPositions(4, 1)
                 wal.appendBatch("j", emptyList()).await().let {
-                    it.isEmpty() shouldBe true
+                    it.isEmpty shouldBe true
                     it.first shouldBe 5L
                 }
                 wal.append("j", "f".encodeToByteArray(), Durability.Sync).await() shouldBe 5L

@@ -34,14 +34,16 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
     private var pos = 0L
 
     /**
-     * Writes groups of [group] records of [recordSize] bytes for [seconds], with a force per group if [force].
-     * Returns records/s; with [latencies], each group's write+force time (the bare fdatasync of that size).
+     * Writes groups of [group] records of [recordSize] bytes for [seconds] into the pre-written file (from the
+     * start again when it is full), with a force per group if [force]. Returns records/s; with [latencies], each
+     * group's write+force time (the bare fdatasync of that size).
      */
     fun groups(recordSize: Int, group: Int, force: Boolean, seconds: Double, latencies: Boolean = false): LoadResult {
         val bytes = recordSize * group
         val buf = ByteBuffer.allocateDirect(bytes)
         buf.put(Random(1).nextBytes(bytes)).flip()
         val lat = if (latencies) LongList() else null
+        val cpu0 = processCpuNanos()
         val start = System.nanoTime()
         val deadline = start + (seconds * 1e9).toLong()
         var records = 0L
@@ -54,7 +56,12 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
             records += group
             lat?.add(System.nanoTime() - t0)
         }
-        return LoadResult(records, System.nanoTime() - start, lat?.let { LongList.concat(listOf(it)) })
+        return LoadResult(
+            records,
+            System.nanoTime() - start,
+            lat?.let { LongList.concat(listOf(it)) },
+            processCpuNanos() - cpu0,
+        )
     }
 
     override fun close() {
@@ -76,6 +83,7 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
             buf.put(Random(1).nextBytes(bytes)).flip()
             try {
                 return FileChannel.open(file, READ, WRITE, CREATE).use { ch ->
+                    val cpu0 = processCpuNanos()
                     val start = System.nanoTime()
                     val deadline = start + (seconds * 1e9).toLong()
                     var records = 0L
@@ -85,7 +93,7 @@ class Ceiling(dir: Path, private val size: Long) : AutoCloseable {
                         while (buf.hasRemaining()) pos += ch.write(buf, pos)
                         records += group
                     }
-                    LoadResult(records, System.nanoTime() - start, null)
+                    LoadResult(records, System.nanoTime() - start, null, processCpuNanos() - cpu0)
                 }
             } finally {
                 Files.deleteIfExists(file)

@@ -8,7 +8,6 @@ import org.knowm.xchart.BitmapEncoder
 import org.knowm.xchart.XYChart
 import org.knowm.xchart.XYChartBuilder
 import org.knowm.xchart.style.markers.SeriesMarkers
-import org.rocksdb.Options
 import org.rocksdb.RocksDB
 import java.io.File
 import java.lang.management.ManagementFactory
@@ -21,8 +20,8 @@ import kotlin.random.Random
 
 /**
  * The comparison runner: the same workloads against kwal, a plain FileChannel ceiling and the peers (RocksDB,
- * Chronicle Queue, Square Tape) in one run. Prints one `RESULT` line per workload and writes
- * `bench/results/<date>-<mode>.md` and a PNG chart. See bench/README.md.
+ * Chronicle Queue, Square Tape) in one run. Prints one `RESULT` line per workload, then the issue-13 target table
+ * with this run's figures, and writes `bench/results/<date>-<mode>.md` and a PNG chart. See bench/README.md.
  *
  * Usage: `CompareKt [--quick | --smoke | --full] [--dir DATA_DIR] [--out RESULTS_DIR] [--only REGEX] [--note TEXT]`.
  */
@@ -88,7 +87,12 @@ class Opts(val mode: Mode, val dir: Path, val out: Path, val only: Regex?, val n
     }
 }
 
-/** One workload's outcome: medians per system, the ceiling, and what each figure means. */
+/**
+ * One workload's outcome: medians per system, the ceiling, and what each figure means. [variants] are labelled
+ * extra figures that take no part in the headline ratios (kwal with small segments, the growing-file ceiling,
+ * kwal's reopen after a clean close); [cpu] is process CPU ns per record per system (throughput rows);
+ * [bestLevel] is, for each peer, its best figure at any concurrency of the same workload family, and where.
+ */
 class Row(
     val workload: String,
     val unit: String,
@@ -98,17 +102,38 @@ class Row(
     val peers: Map<String, Double>,
     val notes: List<String>,
     val extra: Map<String, String> = emptyMap(),
+    val variants: Map<String, Double> = emptyMap(),
+    val cpu: Map<String, Double> = emptyMap(),
+    val env: String = "",
 ) {
+    var bestLevel: Map<String, Pair<Int, Double>> = emptyMap()
+
     val bestPeer: Pair<String, Double>? =
         peers.entries.filter { !it.value.isNaN() }
             .let { e -> if (higherIsBetter) e.maxByOrNull { it.value } else e.minByOrNull { it.value } }
             ?.let { it.key to it.value }
 
-    fun resultLine(): String {
+    fun resultLine(runId: String): String {
         val bp = bestPeer
-        return "RESULT $workload kwal=${fmt(kwal)}$unit best_peer=${bp?.first ?: "none"}:" +
-            "${bp?.second?.let(::fmt) ?: "n/a"} ceiling=${fmt(ceiling)} " +
-            "vs_peer=${bp?.let { ratio(kwal, it.second) } ?: "n/a"} vs_ceiling=${ratio(kwal, ceiling)}"
+        val sb = StringBuilder(
+            "RESULT $workload kwal=${fmt(kwal)}$unit best_peer=${bp?.first ?: "none"}:" +
+                "${bp?.second?.let(::fmt) ?: "n/a"} ceiling=${fmt(ceiling)} " +
+                "vs_peer=${bp?.let { ratio(kwal, it.second) } ?: "n/a"} vs_ceiling=${ratio(kwal, ceiling)}",
+        )
+        val levels = bestLevel.entries.filter { !it.value.second.isNaN() }
+        (if (higherIsBetter) levels.maxByOrNull { it.value.second } else levels.minByOrNull { it.value.second })
+            ?.let { (p, lv) ->
+                sb.append(
+                    " peer_best_level=$p@c${lv.first}:${fmt(lv.second)} vs_peer_best_level=${ratio(kwal, lv.second)}",
+                )
+            }
+        for ((v, x) in variants) sb.append(" $v=${fmt(x)}")
+        if (cpu.isNotEmpty()) {
+            sb.append(" cpu_ns_per_rec:")
+            sb.append(cpu.entries.joinToString(",") { "${it.key}=${fmt(it.value)}" })
+        }
+        sb.append(" run=$runId")
+        return sb.toString()
     }
 }
 
@@ -126,12 +151,54 @@ fun median(xs: List<Double>): Double = xs.sorted().let { if (it.isEmpty()) Doubl
 fun percentile(sorted: LongArray, p: Double): Double =
     if (sorted.isEmpty()) Double.NaN else sorted[minOf(sorted.size - 1, (p * sorted.size).toInt())] / 1e6
 
+/**
+ * How busy the machine was between two samples: the load average, and the CPUs that other processes used on
+ * average (all CPUs' busy time from /proc/stat, less this process's CPU time, over the wall time).
+ */
+class MachineSample(
+    val wall: Long = System.nanoTime(),
+    val busy: Long = busyNanos(),
+    val own: Long = processCpuNanos(),
+) {
+    val loadavg: String = loadAverage()
+
+    /** CPUs used by other processes since [before], on average; NaN where /proc/stat is unreadable. */
+    fun othersSince(before: MachineSample): Double = if (busy < 0 ||
+        before.busy < 0
+    ) {
+        Double.NaN
+    } else {
+        ((busy - before.busy) - (own - before.own)).toDouble() /
+            (wall - before.wall)
+    }
+
+    companion object {
+        /** Busy time of all CPUs since boot (user, nice, system, irq, softirq, steal) in ns; -1 if unknown. */
+        fun busyNanos(): Long = runCatching {
+            val f = File("/proc/stat").readLines().first().trim().split(Regex("\\s+")).drop(1).map { it.toLong() }
+            // user nice system idle iowait irq softirq steal ...; USER_HZ is 100 on Linux
+            (f[0] + f[1] + f[2] + f[5] + f[6] + f.getOrElse(7) { 0 }) * 10_000_000L
+        }.getOrDefault(-1)
+    }
+}
+
+/** The labelled kwal variant with small segments, so that segment rolls happen inside short windows. */
+private const val SEG_VARIANT = "kwal-seg1MiB"
+private const val SMALL_SEGMENT = 1 shl 20
+
+/** Others' average CPU use under which a run counts as idle. */
+private const val IDLE_OTHERS = 0.10
+
 class Compare(private val opt: Opts) {
     private val mode = opt.mode
     private val rows = mutableListOf<Row>()
     private var dirSeq = 0
     private val started = LocalDateTime.now()
-    private val loadStart = loadAverage()
+    private val runId = started.format(DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss")) + "-" +
+        ProcessHandle.current().pid()
+    private val machineStart = MachineSample()
+    private var workloadStart = machineStart
+    private val heapPerRecord = mutableMapOf<String, Double>()
 
     /** Median durable throughput per (size, concurrency, system) for the chart. */
     private val chart = mutableMapOf<Pair<Int, String>, MutableMap<Int, Double>>()
@@ -145,9 +212,26 @@ class Compare(private val opt: Opts) {
     }
     private val t0 = System.nanoTime()
 
+    /** Logs the start of workload [w] and samples the machine for its row's [env]. */
+    private fun begin(w: String) {
+        log(w)
+        workloadStart = MachineSample()
+    }
+
+    /** The machine's load over the current workload, for its row. */
+    private fun env(): String {
+        val now = MachineSample()
+        return "run $runId; load average ${workloadStart.loadavg} at start, ${now.loadavg} at end; other " +
+            "processes used %.2f CPUs on average".format(now.othersSince(workloadStart))
+    }
+
     fun run() {
         val fs = Files.getFileStore(Files.createDirectories(opt.dir)).type()
-        log("mode ${mode.name}: ${mode.seconds}s per run, median of ${mode.rounds}; data in ${opt.dir} ($fs)")
+        log(
+            "run $runId, mode ${mode.name}: ${mode.seconds}s per run, median of ${mode.rounds}; " +
+                "data in ${opt.dir} ($fs)",
+        )
+        log("load average at start ${machineStart.loadavg}")
         if (fs == "tmpfs") log("WARNING: ${opt.dir} is tmpfs: syncs are free there; pass --dir on a real disk")
         val ceiling = Ceiling(opt.dir.resolve("ceiling"), mode.ceilingFile)
         try {
@@ -161,40 +245,55 @@ class Compare(private val opt: Opts) {
         } finally {
             ceiling.close()
         }
+        val machineEnd = MachineSample()
         println()
-        rows.forEach { println(it.resultLine()) }
-        write()
+        rows.forEach { println(it.resultLine(runId)) }
+        val targets = targets()
+        println()
+        targetTable(targets, machineEnd).forEach(::println)
+        write(machineEnd, targets)
         opt.dir.toFile().deleteRecursively()
         log("done")
     }
 
-    /** A fresh subject in a fresh directory, opened, [block] run, closed and deleted. */
-    private fun <T> with(s: Subject, block: (Subject) -> T): T {
+    /** Opens a fresh subject from [make] in a fresh directory, runs [load] (open timed), closes and deletes it. */
+    private fun measure(make: () -> Subject, load: Load): LoadResult {
+        val s = make()
         val dir = freshDir(s.name)
-        s.open(dir)
         try {
-            return block(s)
+            return s.run(load, dir)
         } finally {
-            s.close()
+            runCatching { s.close() }
             dir.toFile().deleteRecursively()
         }
     }
 
+    /**
+     * Every system that a workload measures gets the same warm-up, with the load shape of its workloads (16
+     * appenders when durable, 1 when not), for [Mode.warmup] seconds; the ceilings too.
+     */
     private fun warmup(ceiling: Ceiling) {
         if (!wanted("durable|nondurable|batch|topics|latency")) return
-        log("warmup")
+        log("warmup: every system, ${mode.warmup}s each")
         val p = Random(0).nextBytes(100)
-        val subjects = listOf(
-            KwalSubject(true),
-            KwalSubject(false),
-            RocksSubject(true),
-            RocksSubject(false),
-            ChronicleSubject(false),
+        val subjects = listOf<() -> Subject>(
+            { KwalSubject(true) },
+            { KwalSubject(false) },
+            { KwalSubject(true, SMALL_SEGMENT, SEG_VARIANT) },
+            { KwalSubject(false, SMALL_SEGMENT, SEG_VARIANT) },
+            { RocksSubject(true) },
+            { RocksSubject(false) },
+            { ChronicleSubject(true) },
+            { ChronicleSubject(false) },
+            { TapeSubject() },
         )
-        for (s in subjects) {
-            with(s) { it.run(Load(if (s.durable) 16 else 1, p, mode.warmup)) }
+        for (make in subjects) {
+            val durable = make().durable
+            measure(make, Load(if (durable) 16 else 1, p, mode.warmup))
         }
         ceiling.groups(100, 16, true, mode.warmup)
+        ceiling.groups(100, 655, false, mode.warmup)
+        Ceiling.appendFresh(freshDir("ceiling"), 100, 655, mode.warmup)
     }
 
     /**
@@ -207,84 +306,133 @@ class Compare(private val opt: Opts) {
         return out
     }
 
+    /** Runs every system of [systems] round-robin; returns each one's per-round results. */
+    private fun roundRobin(systems: Map<String, () -> LoadResult>): Map<String, List<LoadResult>> =
+        rounds(systems.keys.toList()) { systems.getValue(it)() }
+
+    private fun medRate(res: Map<String, List<LoadResult>>, scale: Double = 1.0) =
+        res.mapValues { (_, rs) -> median(rs.map { it.perSecond * scale }) }
+
+    private fun medCpu(res: Map<String, List<LoadResult>>) = res.mapValues { (_, rs) ->
+        median(rs.map { it.cpuPerRecord })
+    }
+
+    /** Notes common to every throughput row: open times, kwal's segment files, how CPU is measured. */
+    private fun timingNotes(res: Map<String, List<LoadResult>>): List<String> {
+        val open = res.filterKeys { !it.startsWith("ceiling") }
+            .mapValues { (_, rs) -> median(rs.map { it.openNanos / 1e6 }) }
+        val segs = res.mapValues { (_, rs) -> rs.map { it.segments } }.filterValues { it.all { n -> n >= 0 } }
+        return listOf(
+            "each system's clock starts before its open (kwal's first segment, created and synced, and the peers' " +
+                "first files are inside the window); then ${mode.seconds} s of load. Median open, ms: " +
+                open.entries.joinToString { "${it.key} %.1f".format(it.value) },
+            "kwal segment files at the end of each round (1 = no roll in the window; after k rolls, k + 1, or k + 2 " +
+                "when the next one has been built ahead): " + segs.entries.joinToString { "${it.key} ${it.value}" },
+            "CPU ns/record = process CPU time (every thread, the peers' native threads included) over the window " +
+                "/ records acknowledged, median over rounds",
+        )
+    }
+
     private fun sizeName(size: Int) = if (size == 1024) "1KiB" else "${size}B"
 
-    private val durablePeers: List<() -> Subject> =
-        listOf({ RocksSubject(true) }, { ChronicleSubject(true) }, { TapeSubject() })
+    private val durablePeers: List<Pair<String, () -> Subject>> =
+        listOf(
+            "rocksdb-sync" to { RocksSubject(true) },
+            "chronicle-msync" to { ChronicleSubject(true) },
+            "tape" to { TapeSubject() },
+        )
+
+    private val variantNames = setOf(SEG_VARIANT, "ceiling-growing", "kwal-clean")
+
+    private fun row(
+        w: String,
+        unit: String,
+        med: Map<String, Double>,
+        notes: List<String>,
+        cpu: Map<String, Double> = emptyMap(),
+        higherIsBetter: Boolean = true,
+        extra: Map<String, String> = emptyMap(),
+    ) = Row(
+        w,
+        unit,
+        higherIsBetter,
+        med.getValue("kwal"),
+        med.getValue("ceiling"),
+        med.filterKeys { it != "kwal" && it != "ceiling" && it !in variantNames },
+        notes,
+        extra,
+        med.filterKeys { it in variantNames },
+        cpu,
+        env(),
+    )
 
     private fun durable(ceiling: Ceiling) {
+        val levels = listOf(1, 16, 256, 1024)
         for (size in listOf(100, 1024)) {
-            for (n in listOf(1, 16, 256, 1024)) {
+            val family = mutableListOf<Pair<Int, Row>>()
+            for (n in levels) {
                 val w = "durable_${sizeName(size)}_c$n"
                 val latency = size == 100 && n == 256
                 if (!wanted(w) && !(latency && wanted("latency"))) continue
-                log(w)
+                begin(w)
                 val payload = Random(size + n).nextBytes(size)
-                val makers = listOf<() -> Subject>({ KwalSubject(true) }) + durablePeers
-                val names = makers.map { it().name } + "ceiling"
-                val res = rounds(names) { name ->
-                    if (name == "ceiling") {
-                        ceiling.groups(size, n, true, mode.seconds, latency)
-                    } else {
-                        with(makers[names.indexOf(name)]()) {
-                            it.run(Load(n, payload, mode.seconds, latencies = latency))
-                        }
-                    }
-                }
-                val med = res.mapValues { (_, rs) -> median(rs.map { it.perSecond }) }
+                val load = Load(n, payload, mode.seconds, latencies = latency)
+                val systems = linkedMapOf<String, () -> LoadResult>(
+                    "kwal" to { measure({ KwalSubject(true) }, load) },
+                    SEG_VARIANT to { measure({ KwalSubject(true, SMALL_SEGMENT, SEG_VARIANT) }, load) },
+                )
+                for ((name, make) in durablePeers) systems[name] = { measure(make, load) }
+                systems["ceiling"] = { ceiling.groups(size, n, true, mode.seconds, latency) }
+                val res = roundRobin(systems)
+                val med = medRate(res)
                 for ((s, v) in med) chart.getOrPut(size to s) { sortedMapOf() }[n] = v
-                rows += Row(
+                val r = row(
                     w,
                     "rec/s",
-                    true,
-                    med.getValue("kwal"),
-                    med.getValue("ceiling"),
-                    med.filterKeys { it != "kwal" && it != "ceiling" },
+                    med,
                     listOf(
                         "ack after fdatasync; $n concurrent appender(s): " +
                             "kwal = $n coroutines on Dispatchers.Default, each awaiting its append; " +
                             "peers = $n platform threads (rocksdb: put with sync=true; " +
                             "chronicle: writeBytes then msync; tape: synchronized QueueFile.add, which syncs)",
+                        "headline ratios: kwal and each peer at the same concurrency ($n); " +
+                            "'best level' = the peer's best figure at any of ${levels.joinToString()} " +
+                            "appenders, labelled",
+                        "$SEG_VARIANT = kwal with 1 MiB segments (a variant, not in the ratios): " +
+                            "rolls inside the window",
                         "ceiling = one thread writing groups of $n records ($size B each, no framing) " +
-                            "to a pre-written file, one force(false) per group",
-                    ),
+                            "to a pre-written file, one force(false) per group (no open cost)",
+                    ) + timingNotes(res),
+                    medCpu(res),
                 )
-                if (size == 100 && n == 1024) {
-                    val r16 = rows.find { it.workload == "durable_100B_c16" }?.peers?.get("rocksdb-sync") ?: Double.NaN
-                    val last = rows.removeAt(rows.size - 1)
-                    val vsRocks16 = ratio(last.kwal, r16)
-                    rows += Row(
-                        last.workload,
-                        last.unit,
-                        true,
-                        last.kwal,
-                        last.ceiling,
-                        last.peers,
-                        last.notes + "kwal / rocksdb-sync with 16 threads (durable_100B_c16, same run) = $vsRocks16",
-                    )
-                }
+                rows += r
+                family += n to r
                 if (latency) {
                     for ((p, label) in listOf(0.5 to "p50", 0.99 to "p99", 0.999 to "p999")) {
                         val lat = res.mapValues { (_, rs) ->
-                            median(rs.map { r -> percentile(r.latencies!!.also { it.sort() }, p) })
+                            median(rs.map { x -> percentile(x.latencies!!.also { it.sort() }, p) })
                         }
-                        rows += Row(
+                        rows += row(
                             "latency_${label}_durable_100B_c256",
                             "ms",
-                            false,
-                            lat.getValue("kwal"),
-                            lat.getValue("ceiling"),
-                            lat.filterKeys { it != "kwal" && it != "ceiling" },
+                            lat,
                             listOf(
                                 "$label of the time one durable append of 100 B takes with 256 concurrent appenders " +
                                     "(median over rounds)",
                                 "ceiling = $label of one write of 256 x 100 B plus fdatasync on a pre-written file " +
                                     "(the bare sync of that size)",
                             ),
+                            higherIsBetter = false,
                         )
                     }
                 }
             }
+            // each peer's best level over this size's concurrencies, shown beside the same-concurrency figures
+            val best = durablePeers.map { it.first }.associateWith { p ->
+                family.map { (n, r) -> n to (r.peers[p] ?: Double.NaN) }.filter { !it.second.isNaN() }
+                    .maxByOrNull { it.second } ?: (0 to Double.NaN)
+            }
+            family.forEach { it.second.bestLevel = best }
         }
     }
 
@@ -293,34 +441,33 @@ class Compare(private val opt: Opts) {
             for (n in listOf(1, 16)) {
                 val w = "nondurable_${sizeName(size)}_c$n"
                 if (!wanted(w)) continue
-                log(w)
+                begin(w)
                 val payload = Random(size + n).nextBytes(size)
-                val makers =
-                    listOf<() -> Subject>({ KwalSubject(false) }, { RocksSubject(false) }, { ChronicleSubject(false) })
-                val names = makers.map { it().name } + "ceiling"
+                val load = Load(n, payload, mode.seconds)
                 val chunk = maxOf(1, (64 shl 10) / size)
-                val res = rounds(names) { name ->
-                    if (name == "ceiling") {
-                        Ceiling.appendFresh(freshDir("ceiling"), size, chunk, mode.seconds)
-                    } else {
-                        with(makers[names.indexOf(name)]()) { it.run(Load(n, payload, mode.seconds)) }
-                    }
-                }
-                val med = res.mapValues { (_, rs) -> median(rs.map { it.perSecond }) }
-                rows += Row(
+                val systems = linkedMapOf<String, () -> LoadResult>(
+                    "kwal" to { measure({ KwalSubject(false) }, load) },
+                    SEG_VARIANT to { measure({ KwalSubject(false, SMALL_SEGMENT, SEG_VARIANT) }, load) },
+                    "rocksdb-nosync" to { measure({ RocksSubject(false) }, load) },
+                    "chronicle" to { measure({ ChronicleSubject(false) }, load) },
+                    "ceiling" to { ceiling.groups(size, chunk, false, mode.seconds) },
+                    "ceiling-growing" to { Ceiling.appendFresh(freshDir("ceiling"), size, chunk, mode.seconds) },
+                )
+                val res = roundRobin(systems)
+                rows += row(
                     w,
                     "rec/s",
-                    true,
-                    med.getValue("kwal"),
-                    med.getValue("ceiling"),
-                    med.filterKeys { it != "kwal" && it != "ceiling" },
+                    medRate(res),
                     listOf(
                         "ack once written to the OS, no sync; $n appenders each awaiting each append " +
                             "(kwal: Durability.None; rocksdb: sync=false, WAL on; chronicle: writeBytes)",
                         "tape: n/a (every QueueFile.add syncs)",
-                        "ceiling = one thread appending the same bytes in 64 KiB chunks ($chunk records) " +
-                            "to a new, growing file, no force",
-                    ),
+                        "ceiling = one thread writing the same bytes in 64 KiB chunks ($chunk records) into a " +
+                            "pre-written file, no force, as kwal writes into pre-written segments; ceiling-growing " +
+                            "(labelled, not in the ratios) = the same appended to a new, growing file",
+                        "$SEG_VARIANT = kwal with 1 MiB segments (a variant, not in the ratios)",
+                    ) + timingNotes(res),
+                    medCpu(res),
                 )
             }
         }
@@ -331,32 +478,29 @@ class Compare(private val opt: Opts) {
         for (size in listOf(100, 1024)) {
             val w = "batch_${sizeName(size)}_b$b"
             if (!wanted(w)) continue
-            log(w)
+            begin(w)
             val payload = Random(size).nextBytes(size)
-            val makers =
-                listOf<() -> Subject>({ KwalSubject(false) }, { RocksSubject(false) }, { ChronicleSubject(false) })
-            val names = makers.map { it().name } + "ceiling"
-            val res = rounds(names) { name ->
-                if (name == "ceiling") {
-                    Ceiling.appendFresh(freshDir("ceiling"), size, b, mode.seconds)
-                } else {
-                    with(makers[names.indexOf(name)]()) { it.run(Load(1, payload, mode.seconds, batch = b)) }
-                }
-            }
-            val med = res.mapValues { (_, rs) -> median(rs.map { it.perSecond * size / 1e6 }) }
-            rows += Row(
+            val load = Load(1, payload, mode.seconds, batch = b)
+            val systems = linkedMapOf<String, () -> LoadResult>(
+                "kwal" to { measure({ KwalSubject(false) }, load) },
+                "rocksdb-nosync" to { measure({ RocksSubject(false) }, load) },
+                "chronicle" to { measure({ ChronicleSubject(false) }, load) },
+                "ceiling" to { ceiling.groups(size, b, false, mode.seconds) },
+                "ceiling-growing" to { Ceiling.appendFresh(freshDir("ceiling"), size, b, mode.seconds) },
+            )
+            val res = roundRobin(systems)
+            rows += row(
                 w,
                 "MB/s",
-                true,
-                med.getValue("kwal"),
-                med.getValue("ceiling"),
-                med.filterKeys { it != "kwal" && it != "ceiling" },
+                medRate(res, size / 1e6),
                 listOf(
                     "one appender, batches of $b records of $size B, not synced; MB/s of payload",
                     "kwal: appendBatch(Durability.None); rocksdb: one WriteBatch per batch, sync=false; " +
                         "chronicle: no batch API, $b writeBytes in a row; tape: n/a (syncs every add)",
-                    "ceiling = one write of the batch's bytes per batch, appended to a new, growing file, no force",
-                ),
+                    "ceiling = one write of the batch's bytes per batch into a pre-written file, no force; " +
+                        "ceiling-growing (labelled, not in the ratios) = the same appended to a new, growing file",
+                ) + timingNotes(res),
+                medCpu(res),
             )
         }
     }
@@ -364,33 +508,35 @@ class Compare(private val opt: Opts) {
     private fun topics(ceiling: Ceiling) {
         val w = "topics10k_durable_100B_c1024"
         if (!wanted(w)) return
-        log(w)
+        begin(w)
         val n = 1024
         val names = Array(10_000) { "topic-%05d".format(it) }
         val payload = Random(7).nextBytes(100)
         val load = Load(n, payload, mode.seconds, topic = { a, k -> names[((a + k * n) % names.size).toInt()] })
         val fds = mutableMapOf<String, Int>()
-        val makers = listOf<() -> Subject>({ KwalSubject(true) }, { RocksSubject(true) })
-        val sys = makers.map { it().name } + "ceiling"
-        val res = rounds(sys) { name ->
-            if (name == "ceiling") {
-                ceiling.groups(100, n, true, mode.seconds)
-            } else {
-                val before = openFiles()
-                with(makers[sys.indexOf(name)]()) { s ->
-                    s.run(load).also { fds[name] = maxOf(fds[name] ?: 0, openFiles() - before) }
-                }
+        fun counted(name: String, make: () -> Subject): () -> LoadResult = {
+            val before = openFiles()
+            val s = make()
+            val dir = freshDir(name)
+            try {
+                s.run(load, dir).also { fds[name] = maxOf(fds[name] ?: 0, openFiles() - before) }
+            } finally {
+                runCatching { s.close() }
+                dir.toFile().deleteRecursively()
             }
         }
-        val med = res.mapValues { (_, rs) -> median(rs.map { it.perSecond }) }
+        val systems = linkedMapOf(
+            "kwal" to counted("kwal") { KwalSubject(true) },
+            "rocksdb-sync" to counted("rocksdb-sync") { RocksSubject(true) },
+            "ceiling" to { ceiling.groups(100, n, true, mode.seconds) },
+        )
+        val res = roundRobin(systems)
+        val med = medRate(res)
         val single = rows.find { it.workload == "durable_100B_c1024" }?.kwal ?: Double.NaN
-        rows += Row(
+        rows += row(
             w,
             "rec/s",
-            true,
-            med.getValue("kwal"),
-            med.getValue("ceiling"),
-            med.filterKeys { it != "kwal" && it != "ceiling" },
+            med,
             listOf(
                 "10,000 topics, durable, 1,024 appenders; the k-th append of appender a goes to topic " +
                     "(a + 1024 k) mod 10,000",
@@ -399,34 +545,50 @@ class Compare(private val opt: Opts) {
                 "rocksdb: 1,024 threads, key = topic + sequence, sync=true; chronicle and tape: n/a " +
                     "(one queue/file per topic would be 10,000 queues)",
                 "ceiling = the single-file FileChannel ceiling with groups of 1,024 records (it has no topics)",
-            ),
+            ) + timingNotes(res),
+            medCpu(res),
         )
+    }
+
+    /** Heap in use after a full GC (best effort: three System.gc() calls), in bytes. */
+    private fun heapAfterGc(): Long {
+        repeat(3) {
+            System.gc()
+            Thread.sleep(50)
+        }
+        return ManagementFactory.getMemoryMXBean().heapMemoryUsage.used
     }
 
     private fun replay() {
         for ((size, count) in listOf(100 to mode.replay100, 1024 to mode.replay1k)) {
             val w = "replay_${sizeName(size)}"
             if (!wanted(w)) continue
-            log("$w: filling $count records")
+            begin("$w: filling $count records")
             val payload = Random(size).nextBytes(size)
             val subjects = listOf(KwalSubject(false), RocksSubject(false), ChronicleSubject(false))
             val dirs = subjects.map { freshDir(it.name) }
             val ceilingFile = opt.dir.resolve("replay-ceiling.dat")
             Ceiling.fill(ceilingFile, count.toLong() * size)
             try {
+                val heap = mutableMapOf<String, Double>()
                 subjects.forEachIndexed { i, s ->
                     s.open(dirs[i])
+                    val before = heapAfterGc()
                     var done = 0
                     while (done < count) {
                         val k = minOf(1000, count - done)
                         s.appendBatch("t", List(k) { payload })
                         done += k
                     }
+                    if (s is KwalSubject) runBlocking { s.wal.sync() }
+                    heap[s.name] = (heapAfterGc() - before).toDouble() / count
                 }
-                if (subjects[0] is KwalSubject) runBlocking { (subjects[0] as KwalSubject).wal.sync() }
+                heapPerRecord[w] = heap.getValue("kwal")
                 log("$w: replaying")
+                val cpu = mutableMapOf<String, MutableList<Double>>()
                 val res = rounds(subjects.map { it.name } + "ceiling") { name ->
-                    if (name == "ceiling") {
+                    val c0 = processCpuNanos()
+                    val rate = if (name == "ceiling") {
                         Ceiling.readAndCrc(ceilingFile) / size
                     } else {
                         val s = subjects.first { it.name == name }
@@ -438,15 +600,14 @@ class Compare(private val opt: Opts) {
                         }
                         n * 1e9 / el
                     }
+                    cpu.getOrPut(name) { mutableListOf() } += (processCpuNanos() - c0).toDouble() / count
+                    rate
                 }
                 val med = res.mapValues { (_, v) -> median(v) }
-                rows += Row(
+                rows += row(
                     w,
                     "rec/s",
-                    true,
-                    med.getValue("kwal"),
-                    med.getValue("ceiling"),
-                    med.filterKeys { it != "kwal" && it != "ceiling" },
+                    med,
                     listOf(
                         "read back all $count records of $size B of one topic, page cache hot (the first round " +
                             "warms it), every record's checksum checked where the system has one",
@@ -454,7 +615,13 @@ class Compare(private val opt: Opts) {
                         "kwal: Wal.replay(topic).collect; rocksdb: iterator over the topic's key prefix; " +
                             "chronicle: one tailer, readBytes; tape: n/a (filling it costs one sync per record)",
                         "ceiling = FileChannel reading the same bytes in 64 KiB chunks with CRC32C over them",
+                        "CPU ns/record = process CPU over all rounds / records replayed in all rounds (the clock " +
+                            "ticks at 10 ms, so short replays are coarse)",
+                        "heap per stored record (heap used after GC with the $count records stored, minus before " +
+                            "the fill, / $count; the peers keep their data off-heap): " +
+                            heap.entries.joinToString { "${it.key} %.2f B".format(it.value) },
                     ),
+                    cpu.mapValues { it.value.average() },
                     extra = mapOf(
                         "MB/s" to med.entries.joinToString { "${it.key}=%.0f".format(it.value * size / 1e6) },
                     ),
@@ -467,22 +634,27 @@ class Compare(private val opt: Opts) {
         }
     }
 
+    private fun reopenLabel(): String {
+        val bytes = mode.reopenBytes
+        return if (bytes >= 1L shl 30) "${bytes shr 30}GiB" else "${bytes shr 20}MiB"
+    }
+
     private fun reopen() {
         val bytes = mode.reopenBytes
-        val label = if (bytes >= 1L shl 30) "${bytes shr 30}GiB" else "${bytes shr 20}MiB"
+        val label = reopenLabel()
         val w = "reopen_$label"
         if (!wanted(w)) return
-        log(w)
+        begin(w)
         val ceilingFile = opt.dir.resolve("reopen-ceiling.dat")
         Ceiling.fill(ceilingFile, bytes)
-        val res = rounds(listOf("kwal", "rocksdb", "chronicle", "ceiling")) { name ->
+        val res = rounds(listOf("kwal", "kwal-clean", "rocksdb", "chronicle", "ceiling")) { name ->
             if (name == "ceiling") return@rounds bytes / Ceiling.readAndCrc(ceilingFile) * 1e3
             val dir = freshDir("reopen-$name")
             try {
                 writeAndKill(name, dir, bytes, 1024)
                 val start = System.nanoTime()
                 when (name) {
-                    "kwal" -> Kwal.open(WalOptions(dir)).use { wal ->
+                    "kwal", "kwal-clean" -> Kwal.open(WalOptions(dir)).use { wal ->
                         val ms = (System.nanoTime() - start) / 1e6
                         check(wal.nextSequence("t") == bytes / 1024) {
                             "kwal recovered ${wal.nextSequence("t")} records of ${bytes / 1024}"
@@ -490,7 +662,7 @@ class Compare(private val opt: Opts) {
                         ms
                     }
 
-                    "rocksdb" -> Options().use { o ->
+                    "rocksdb" -> rocksOptions().use { o ->
                         RocksDB.open(o, dir.toString()).use { (System.nanoTime() - start) / 1e6 }
                     }
 
@@ -499,6 +671,7 @@ class Compare(private val opt: Opts) {
                             t.toEnd()
                             t.index()
                         }
+                        q.createAppender().close()
                         (System.nanoTime() - start) / 1e6
                     }
                 }
@@ -507,63 +680,240 @@ class Compare(private val opt: Opts) {
             }
         }
         Files.deleteIfExists(ceilingFile)
-        val med = res.mapValues { (_, v) -> median(v) }
-        rows += Row(
+        rows += row(
             w,
             "ms",
-            false,
-            med.getValue("kwal"),
-            med.getValue("ceiling"),
-            med.filterKeys { it != "kwal" && it != "ceiling" },
+            res.mapValues { (_, v) -> median(v) },
             listOf(
-                "a child JVM writes $label of 1 KiB records (not synced per record; kwal syncs at the end), " +
-                    "prints READY and is killed with SIGKILL; then the time to open the log ready for appends " +
-                    "(page cache hot). Lower is better; ratios are kwal / other",
-                "kwal: Kwal.open (recovery); rocksdb: RocksDB.open (WAL replay); chronicle: open the queue and " +
-                    "move a tailer to the end; tape: n/a (filling it costs one sync per record)",
+                "a child JVM writes $label of 1 KiB records with each system's non-durable append, prints READY " +
+                    "and is killed with SIGKILL, with no final sync or close (kwal-clean: kwal's log closed " +
+                    "cleanly before READY, shown separately, not in the ratios); then the time to open the log " +
+                    "ready for appends (page cache hot). Lower is better; ratios are kwal / other",
+                "kwal: Kwal.open (recovery); rocksdb: RocksDB.open (WAL replay); chronicle: open the queue, " +
+                    "move a tailer to the end and create an appender; tape: n/a (filling it costs one sync per record)",
                 "ceiling = reading $label from the page cache with CRC32C over every byte " +
                     "(a full-scan recovery's least work)",
+            ),
+            higherIsBetter = false,
+        )
+    }
+
+    /** One row of the issue-13 target table. */
+    class Target(val name: String, val target: String, val value: String, val met: Boolean?)
+
+    /** The issue-13 targets, each with its figure from this run only. */
+    private fun targets(): List<Target> {
+        val by = rows.associateBy { it.workload }
+        fun r(w: String) = by[w]
+
+        fun t(
+            name: String,
+            target: String,
+            w: String,
+            atLeast: Boolean,
+            limit: Double,
+            v: (Row) -> Pair<Double, String>,
+        ) = r(w)?.let { row ->
+            val (x, shown) = v(row)
+            Target(
+                name,
+                target,
+                shown,
+                if (x.isNaN()) {
+                    null
+                } else if (atLeast) {
+                    x >= limit
+                } else {
+                    x <= limit
+                },
+            )
+        } ?: Target(name, target, "not run", null)
+
+        fun vsCeiling(row: Row) = (row.kwal / row.ceiling).let {
+            it to
+                "%.2f (%s vs %s %s)".format(it, fmt(row.kwal), fmt(row.ceiling), row.unit)
+        }
+        fun vsPeer(p: String) = { row: Row ->
+            val pv = row.peers[p] ?: Double.NaN
+            (row.kwal / pv).let { it to "%.2fx (%s vs %s %s)".format(it, fmt(row.kwal), fmt(pv), row.unit) }
+        }
+        fun cpuVs(p: String) = { row: Row ->
+            val k = row.cpu["kwal"] ?: Double.NaN
+            val pv = row.cpu[p] ?: Double.NaN
+            (k / pv).let { it to "%.2fx (%s vs %s ns)".format(it, fmt(k), fmt(pv)) }
+        }
+        val reopenMs = 1000.0 * mode.reopenBytes / (1L shl 30)
+        val reopenTarget = if (mode.reopenBytes ==
+            1L shl 30
+        ) {
+            "< 1,000 ms"
+        } else {
+            "< %.0f ms (1 s per GiB, scaled)".format(reopenMs)
+        }
+        val w = "reopen_${reopenLabel()}"
+        val single = r("durable_100B_c1024")?.kwal ?: Double.NaN
+        return listOf(
+            t(
+                "durable 100 B, 1 appender vs ceiling (${mode.name})",
+                ">= 0.9",
+                "durable_100B_c1",
+                true,
+                0.9,
+                ::vsCeiling,
+            ),
+            t(
+                "durable 100 B, 16 appenders vs RocksDB sync=true at 16",
+                ">= 1x (provisional)",
+                "durable_100B_c16",
+                true,
+                1.0,
+                vsPeer("rocksdb-sync"),
+            ),
+            t("durable 100 B, 1,024 appenders vs ceiling", ">= 0.8", "durable_100B_c1024", true, 0.8, ::vsCeiling),
+            t(
+                "durable p99, 256 appenders vs bare fdatasync",
+                "<= 2x",
+                "latency_p99_durable_100B_c256",
+                false,
+                2.0,
+                ::vsCeiling,
+            ),
+            t(
+                "durable p99.9, 256 appenders vs bare fdatasync",
+                "<= 2x",
+                "latency_p999_durable_100B_c256",
+                false,
+                2.0,
+                ::vsCeiling,
+            ),
+            t(
+                "non-durable 100 B, 1 appender vs Chronicle",
+                "> 1x",
+                "nondurable_100B_c1",
+                true,
+                1.0 + 1e-9,
+                vsPeer("chronicle"),
+            ),
+            t(
+                "non-durable 100 B, 16 appenders vs Chronicle",
+                "> 1x",
+                "nondurable_100B_c16",
+                true,
+                1.0 + 1e-9,
+                vsPeer("chronicle"),
+            ),
+            t("non-durable batches 1 KiB vs pre-written ceiling", ">= 0.8", "batch_1KiB_b256", true, 0.8, ::vsCeiling),
+            t("replay 100 B vs Chronicle's tailer", "> 1x", "replay_100B", true, 1.0 + 1e-9, vsPeer("chronicle")),
+            t("replay 1 KiB vs Chronicle's tailer", "> 1x", "replay_1KiB", true, 1.0 + 1e-9, vsPeer("chronicle")),
+            t(
+                "10,000 topics vs single topic, durable c1024",
+                ">= 0.8",
+                "topics10k_durable_100B_c1024",
+                true,
+                0.8,
+            ) { row ->
+                (row.kwal / single).let { it to "%.2f (%s vs %s rec/s)".format(it, fmt(row.kwal), fmt(single)) }
+            },
+            t("reopen ${reopenLabel()} after kill", reopenTarget, w, false, reopenMs) { row ->
+                row.kwal to
+                    "%.1f ms".format(row.kwal)
+            },
+            t("reopen ${reopenLabel()} after clean close", reopenTarget, w, false, reopenMs) { row ->
+                (row.variants["kwal-clean"] ?: Double.NaN).let { it to "%.1f ms".format(it) }
+            },
+            heapPerRecord["replay_100B"].let { h ->
+                if (h == null) {
+                    Target("heap per stored record (100 B)", "<= 1 B (provisional)", "not run", null)
+                } else {
+                    Target("heap per stored record (100 B)", "<= 1 B (provisional)", "%.2f B".format(h), h <= 1.0)
+                }
+            },
+            t(
+                "CPU ns/record, non-durable 100 B c1 vs Chronicle",
+                "<= 1x (provisional)",
+                "nondurable_100B_c1",
+                false,
+                1.0,
+                cpuVs("chronicle"),
+            ),
+            t(
+                "CPU ns/record, durable 100 B c1024 vs RocksDB sync at 1024",
+                "<= 1x (provisional)",
+                "durable_100B_c1024",
+                false,
+                1.0,
+                cpuVs("rocksdb-sync"),
             ),
         )
     }
 
-    private fun write() {
+    private fun idleVerdict(end: MachineSample): String {
+        val others = end.othersSince(machineStart)
+        val idle = !others.isNaN() && others < IDLE_OTHERS
+        return "${if (idle) "IDLE" else "NOT IDLE"}: other processes used %.2f CPUs on average during the run "
+            .format(others) + "(idle = under $IDLE_OTHERS); load average ${machineStart.loadavg} at start, " +
+            "${end.loadavg} at end"
+    }
+
+    private fun targetTable(targets: List<Target>, end: MachineSample): List<String> = buildList {
+        add(
+            "Issue-13 targets, all figures from run $runId (${mode.name} mode, ${started.toString().take(19)}); " +
+                idleVerdict(end),
+        )
+        add("| target | wanted | this run | |")
+        add("|---|---|---|---|")
+        for (t in targets) {
+            add(
+                "| ${t.name} | ${t.target} | ${t.value} | ${when (t.met) {
+                    true -> "met"
+                    false -> "missed"
+                    null -> "n/a"
+                }} |",
+            )
+        }
+    }
+
+    private fun write(end: MachineSample, targets: List<Target>) {
         Files.createDirectories(opt.out)
         val base = "${LocalDate.now()}-${mode.name}"
         val png = opt.out.resolve("$base.png")
         writeChart(png)
-        val loadEnd = loadAverage()
         val rt = ManagementFactory.getRuntimeMXBean()
         val md = buildString {
             appendLine(
                 "# kwal comparison, ${mode.name} mode, " +
-                    started.format(DateTimeFormatter.ISO_LOCAL_DATE_TIME).take(19),
+                    started.format(DateTimeFormatter.ISO_LOCAL_DATE_TIME).take(19) + ", run $runId",
             )
             appendLine()
             opt.note?.let {
                 appendLine("**Note: $it**")
                 appendLine()
             }
+            appendLine("- **${idleVerdict(end)}**")
             appendLine(
                 "- machine: ${Runtime.getRuntime().availableProcessors()} CPUs, " +
                     "${System.getProperty("os.name")} ${System.getProperty("os.version")}, " +
-                    "${rt.vmName} ${System.getProperty("java.version")}; " +
-                    "load average at start $loadStart, at end $loadEnd",
+                    "${rt.vmName} ${System.getProperty("java.version")}",
             )
             appendLine(
-                "- each figure is the median of ${mode.rounds} rounds of ${mode.seconds} s " +
-                    "(replay and reopen: ${mode.rounds} rounds); " +
-                    "systems run round-robin in each round; ratios are kwal / other, measured in the same run",
+                "- each figure is the median of ${mode.rounds} rounds of ${mode.seconds} s of load after the " +
+                    "system's open (the open is inside the timed window; replay and reopen: ${mode.rounds} rounds); " +
+                    "systems run round-robin in each round; ratios are kwal / other, measured in this run; every " +
+                    "system had the same warm-up (${mode.warmup} s)",
             )
             appendLine(
                 "- data directory on ${Files.getFileStore(opt.dir).type()}; " +
                     "JVM flags: ${rt.inputArguments.joinToString(" ")}",
             )
             appendLine()
+            appendLine("## Targets (issue 13), from this run")
+            appendLine()
+            targetTable(targets, end).drop(1).forEach { appendLine(it) }
+            appendLine()
             appendLine("## RESULT lines")
             appendLine()
             appendLine("```")
-            rows.forEach { appendLine(it.resultLine()) }
+            rows.forEach { appendLine(it.resultLine(runId)) }
             appendLine("```")
             appendLine()
             appendLine("![throughput against concurrency](${png.fileName})")
@@ -573,11 +923,26 @@ class Compare(private val opt: Opts) {
                 appendLine()
                 appendLine("### ${r.workload} (${r.unit}, ${if (r.higherIsBetter) "higher" else "lower"} is better)")
                 appendLine()
-                appendLine("| system | ${r.unit} | kwal / system |")
-                appendLine("|---|---:|---:|")
-                appendLine("| **kwal** | ${fmt(r.kwal)} | 1.00 |")
-                appendLine("| ceiling (FileChannel) | ${fmt(r.ceiling)} | ${ratio(r.kwal, r.ceiling)} |")
-                for ((p, v) in r.peers) appendLine("| $p | ${fmt(v)} | ${ratio(r.kwal, v)} |")
+                appendLine("${r.env}.")
+                appendLine()
+                appendLine("| system | ${r.unit} | kwal / system | CPU ns/record |")
+                appendLine("|---|---:|---:|---:|")
+                fun cpu(s: String) = r.cpu[s]?.let(::fmt) ?: ""
+                appendLine("| **kwal** | ${fmt(r.kwal)} | 1.00 | ${cpu("kwal")} |")
+                appendLine(
+                    "| ceiling (FileChannel) | ${fmt(r.ceiling)} | ${ratio(r.kwal, r.ceiling)} | ${cpu("ceiling")} |",
+                )
+                for ((p, v) in r.peers) appendLine("| $p | ${fmt(v)} | ${ratio(r.kwal, v)} | ${cpu(p)} |")
+                for ((p, lv) in r.bestLevel) {
+                    if (!lv.second.isNaN()) {
+                        appendLine(
+                            "| $p at its best level (c${lv.first}) | ${fmt(
+                                lv.second,
+                            )} | ${ratio(r.kwal, lv.second)} | |",
+                        )
+                    }
+                }
+                for ((v, x) in r.variants) appendLine("| $v (variant) | ${fmt(x)} | ${ratio(r.kwal, x)} | ${cpu(v)} |")
                 appendLine()
                 r.notes.forEach { appendLine("- $it") }
             }

@@ -6,7 +6,6 @@ import dev.kwal.engine.Kwal
 import kotlinx.coroutines.runBlocking
 import net.openhft.chronicle.bytes.Bytes
 import net.openhft.chronicle.queue.impl.single.SingleChronicleQueueBuilder
-import org.rocksdb.Options
 import org.rocksdb.RocksDB
 import org.rocksdb.WriteBatch
 import org.rocksdb.WriteOptions
@@ -19,8 +18,11 @@ import kotlin.random.Random
 /**
  * The child process of the reopen workload: writes `bytes` of `recordSize`-byte records into `dir` with
  * `system`, prints `READY` and waits to be killed (SIGKILL) by the parent, which then times the reopen.
+ * No system syncs or closes before the kill (the data is in the page cache, written with each system's
+ * non-durable append), except `kwal-clean`, which closes its log cleanly before READY: the same kill then
+ * finds a cleanly closed log.
  *
- * Usage: `CrashWriter <kwal|rocksdb|chronicle> <dir> <bytes> <recordSize>`.
+ * Usage: `CrashWriter <kwal|kwal-clean|rocksdb|chronicle> <dir> <bytes> <recordSize>`.
  */
 fun main(args: Array<String>) {
     val (system, dirArg, bytesArg, sizeArg) = args
@@ -29,34 +31,29 @@ fun main(args: Array<String>) {
     val records = bytesArg.toLong() / size
     val payload = Random(3).nextBytes(size)
     when (system) {
-        "kwal" -> {
+        "kwal", "kwal-clean" -> {
             val wal = Kwal.open(WalOptions(dir, durability = Durability.None))
             runBlocking {
                 val batch = List(1000) { payload }
                 var n = 0L
-                while (n <
-                    records
-                ) {
+                while (n < records) {
                     val k = minOf(1000L, records - n).toInt()
                     wal.appendBatch("t", batch.subList(0, k))
-                    n +=
-                        k
+                    n += k
                 }
-                wal.sync()
             }
+            if (system == "kwal-clean") wal.close()
         }
 
         "rocksdb" -> {
             RocksDB.loadLibrary()
-            val db = RocksDB.open(Options().setCreateIfMissing(true), dir.toString())
+            val db = RocksDB.open(rocksOptions().setCreateIfMissing(true), dir.toString())
             val wo = WriteOptions().setSync(false)
             var n = 0L
             while (n < records) {
                 WriteBatch().use { b ->
                     repeat(1000) {
-                        if (n <
-                            records
-                        ) {
+                        if (n < records) {
                             b.put(ByteBuffer.allocate(10).put('t'.code.toByte()).put(0).putLong(n++).array(), payload)
                         }
                     }

@@ -18,16 +18,34 @@ import org.rocksdb.Options
 import org.rocksdb.RocksDB
 import org.rocksdb.WriteBatch
 import org.rocksdb.WriteOptions
+import java.lang.management.ManagementFactory
 import java.nio.ByteBuffer
 import java.nio.file.Path
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.atomic.AtomicLong
 
-/** What one load run did: records acknowledged, elapsed time, and (if asked) every append's latency in ns. */
-class LoadResult(val records: Long, val nanos: Long, val latencies: LongArray?) {
+/**
+ * What one load run did: records acknowledged, elapsed time (the open included, see [Subject.run]), (if asked) every
+ * append's latency in ns, the process CPU time spent in the window, the time the open took, and for kwal the
+ * segment files the log held at the end of the window.
+ */
+class LoadResult(
+    val records: Long,
+    val nanos: Long,
+    val latencies: LongArray?,
+    val cpuNanos: Long = -1,
+    val openNanos: Long = 0,
+    val segments: Int = -1,
+) {
     val perSecond: Double get() = records * 1e9 / nanos
+    val cpuPerRecord: Double get() = if (cpuNanos < 0 || records == 0L) Double.NaN else cpuNanos.toDouble() / records
 }
+
+private val osBean = ManagementFactory.getOperatingSystemMXBean() as com.sun.management.OperatingSystemMXBean
+
+/** CPU time used so far by this process, every thread (JIT, GC and the peers' native threads included), in ns. */
+fun processCpuNanos(): Long = osBean.processCpuTime
 
 /** The work of one load run: [appenders] concurrent appenders, each appending [payload] until [seconds] pass. */
 class Load(
@@ -59,38 +77,46 @@ abstract class Subject(val name: String, val durable: Boolean) : AutoCloseable {
     /** Reads every record of [topic] back; returns the count and the payload bytes read. */
     abstract fun replay(topic: String): Pair<Long, Long>
 
-    /** Called on each appender thread before the clock starts (Chronicle creates its per-thread appender here). */
+    /**
+     * Called on each appender thread once the log is open, inside the timed window (Chronicle creates its
+     * per-thread appender here).
+     */
     open fun threadInit() {}
 
-    /** Runs [load]; the default uses one platform thread per appender. */
-    open fun run(load: Load): LoadResult = runThreads(load, ::threadInit) { a, k ->
+    /**
+     * Opens this subject in [dir] and runs [load]. The clock starts before [open], so every system's open (kwal's
+     * first segment, the peers' first files) is inside the timed window, and the load then runs for
+     * [Load.seconds]. The default uses one platform thread per appender, created before the clock starts.
+     */
+    open fun run(load: Load, dir: Path): LoadResult = runThreads(load, { open(dir) }, ::threadInit) { a, k ->
         val t = load.topic(a, k)
         if (load.batch > 1) appendBatch(t, List(load.batch) { load.payload }) else append(t, load.payload)
     }
 }
 
-/** Runs [load] on [Load.appenders] platform threads, each calling [op] until the deadline. */
-fun runThreads(load: Load, init: () -> Unit = {}, op: (a: Int, k: Long) -> Unit): LoadResult {
+/**
+ * Runs [load] on [Load.appenders] platform threads (created and parked before the clock starts): the clock
+ * starts, [open] runs, then each thread runs [init] and calls [op] until the deadline, [Load.seconds] after the
+ * open returned.
+ */
+fun runThreads(load: Load, open: () -> Unit, init: () -> Unit = {}, op: (a: Int, k: Long) -> Unit): LoadResult {
     val n = load.appenders
     val counts = LongArray(n)
     val lats = arrayOfNulls<LongList>(n)
     val ready = CountDownLatch(n)
     val go = CountDownLatch(1)
     val errors = ConcurrentHashMap.newKeySet<Throwable>()
-    var deadline = 0L
+    val deadlineRef = AtomicLong()
     val threads = List(n) { a ->
         Thread {
             val lat = if (load.latencies) LongList() else null
             lats[a] = lat
-            try {
-                init()
-            } catch (e: Throwable) {
-                errors += e
-            }
             ready.countDown()
             go.await()
             var k = 0L
             try {
+                init()
+                val deadline = deadlineRef.get()
                 while (System.nanoTime() < deadline) {
                     val t0 = System.nanoTime()
                     op(a, k++)
@@ -106,16 +132,28 @@ fun runThreads(load: Load, init: () -> Unit = {}, op: (a: Int, k: Long) -> Unit)
         }
     }
     ready.await()
+    val cpu0 = processCpuNanos()
     val start = System.nanoTime()
-    deadline = start + (load.seconds * 1e9).toLong()
+    try {
+        open()
+    } catch (e: Throwable) {
+        go.countDown()
+        threads.forEach { it.join() }
+        throw e
+    }
+    val opened = System.nanoTime()
+    deadlineRef.set(opened + (load.seconds * 1e9).toLong())
     go.countDown()
     threads.forEach { it.join() }
     val elapsed = System.nanoTime() - start
+    val cpu = processCpuNanos() - cpu0
     errors.firstOrNull()?.let { throw it }
     return LoadResult(
         counts.sum() * load.batch,
         elapsed,
         if (load.latencies) LongList.concat(lats.filterNotNull()) else null,
+        cpu,
+        opened - start,
     )
 }
 
@@ -139,14 +177,30 @@ class LongList {
     }
 }
 
-/** kwal through its public API; concurrent appenders are coroutines on [Dispatchers.Default]. */
-class KwalSubject(durable: Boolean) : Subject("kwal", durable) {
+/**
+ * kwal through its public API; concurrent appenders are coroutines on [Dispatchers.Default]. [segmentSize] null
+ * = the default (64 MiB); a small one makes segment rolls happen inside short windows (a labelled variant; its
+ * maxRecordSize is a quarter of the segment, as a block must fit in a segment).
+ */
+class KwalSubject(durable: Boolean, private val segmentSize: Int? = null, name: String = "kwal") :
+    Subject(name, durable) {
     lateinit var wal: Wal
+    private lateinit var dir: Path
     private val durability = if (durable) Durability.Sync else Durability.None
 
     override fun open(dir: Path) {
-        wal = Kwal.open(WalOptions(dir, durability = durability))
+        this.dir = dir
+        wal = Kwal.open(
+            // a block must hold the largest record, and blocks fit in a segment: small segments take smaller records
+            segmentSize?.let {
+                WalOptions(dir, segmentSize = it, maxRecordSize = it / 4, durability = durability)
+            }
+                ?: WalOptions(dir, durability = durability),
+        )
     }
+
+    /** Segment files in the log's directory now (the active one, sealed ones, and any spare built ahead). */
+    fun segmentFiles(): Int = dir.toFile().list()?.count { it.startsWith("seg-") && it.endsWith(".kwal") } ?: -1
 
     override fun append(topic: String, payload: ByteArray) {
         runBlocking { wal.append(topic, payload, durability) }
@@ -166,13 +220,16 @@ class KwalSubject(durable: Boolean) : Subject("kwal", durable) {
         n to bytes
     }
 
-    override fun run(load: Load): LoadResult = runBlocking(Dispatchers.Default) {
+    override fun run(load: Load, dir: Path): LoadResult = runBlocking(Dispatchers.Default) {
         val n = load.appenders
         val counts = LongArray(n)
         val lats = arrayOfNulls<LongList>(n)
         val batch = if (load.batch > 1) List(load.batch) { load.payload } else null
+        val cpu0 = processCpuNanos()
         val start = System.nanoTime()
-        val deadline = start + (load.seconds * 1e9).toLong()
+        open(dir)
+        val opened = System.nanoTime()
+        val deadline = opened + (load.seconds * 1e9).toLong()
         coroutineScope {
             repeat(n) { a ->
                 launch {
@@ -181,9 +238,7 @@ class KwalSubject(durable: Boolean) : Subject("kwal", durable) {
                     while (System.nanoTime() < deadline) {
                         val t0 = System.nanoTime()
                         val topic = load.topic(a, k++)
-                        if (batch !=
-                            null
-                        ) {
+                        if (batch != null) {
                             wal.appendBatch(topic, batch, durability)
                         } else {
                             wal.append(topic, load.payload, durability)
@@ -196,17 +251,26 @@ class KwalSubject(durable: Boolean) : Subject("kwal", durable) {
             }
         }
         val elapsed = System.nanoTime() - start
+        val cpu = processCpuNanos() - cpu0
         LoadResult(
             counts.sum() * load.batch,
             elapsed,
             if (load.latencies) LongList.concat(lats.filterNotNull()) else null,
+            cpu,
+            opened - start,
+            segmentFiles(),
         )
     }
 
     override fun close() = wal.close()
 }
 
-/** RocksDB with its WAL on; `sync` per write as [durable]; key = topic bytes + 8-byte sequence (per topic). */
+/**
+ * RocksDB with its WAL on; `sync` per write as [durable]; key = topic bytes + 8-byte sequence (per topic).
+ * Configured as its WAL documentation recommends for write throughput with a synced WAL: pipelined writes
+ * (the WAL write of one group overlaps the memtable insert of the previous) and recycled WAL files (a sync
+ * that overwrites an old WAL file need not update its size); see bench/README.md.
+ */
 class RocksSubject(durable: Boolean) : Subject(if (durable) "rocksdb-sync" else "rocksdb-nosync", durable) {
     private lateinit var db: RocksDB
     private lateinit var options: Options
@@ -215,7 +279,7 @@ class RocksSubject(durable: Boolean) : Subject(if (durable) "rocksdb-sync" else 
 
     override fun open(dir: Path) {
         RocksDB.loadLibrary()
-        options = Options().setCreateIfMissing(true)
+        options = rocksOptions().setCreateIfMissing(true)
         db = RocksDB.open(options, dir.toString())
         wo = WriteOptions().setSync(durable).setDisableWAL(false)
     }
@@ -258,6 +322,9 @@ class RocksSubject(durable: Boolean) : Subject(if (durable) "rocksdb-sync" else 
         options.close()
     }
 }
+
+/** The RocksDB options every run uses (the crash writer and the reopen too). */
+fun rocksOptions(): Options = Options().setEnablePipelinedWrite(true).setRecycleLogFileNum(4)
 
 /**
  * Chronicle Queue: one queue (it has no topics), one appender per thread, [ExcerptAppender.writeBytes];

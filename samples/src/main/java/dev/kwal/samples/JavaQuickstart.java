@@ -4,7 +4,7 @@ import dev.kwal.AsyncWal;
 import dev.kwal.engine.Kwal;
 import dev.kwal.RecoveryReport;
 import dev.kwal.WalOptions;
-import kotlin.ranges.LongRange;
+import dev.kwal.BatchPositions;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -48,8 +48,8 @@ public final class JavaQuickstart {
 
             // 3. A batch is written all-or-nothing, with consecutive sequence numbers.
             List<byte[]> refunds = List.of(bytes("refund 0"), bytes("refund 1"), bytes("refund 2"));
-            LongRange range = wal.appendBatch("payments", refunds).join();
-            System.out.printf("Batch of %d refunds got sequences %d..%d%n", refunds.size(), range.getFirst(), range.getLast());
+            BatchPositions batch = wal.appendBatch("payments", refunds).join();
+            System.out.printf("Batch of %d refunds got sequences %d..%d%n", batch.count(), batch.first(), batch.last());
         }
 
         // 4. Reopen: recovery checks every record and reports what it found.

@@ -4,6 +4,7 @@ import dev.kwal.Durability
 import dev.kwal.Record
 import dev.kwal.RecordTooLargeException
 import dev.kwal.RecoveryReport
+import dev.kwal.RetentionReport
 import dev.kwal.TopicNames
 import dev.kwal.Wal
 import dev.kwal.WalClosedException
@@ -19,6 +20,8 @@ import dev.kwal.engine.commit.GroupAcknowledger
 import dev.kwal.engine.commit.GroupEncoder
 import dev.kwal.engine.commit.GroupWriter
 import dev.kwal.engine.commit.InlineAppender
+import dev.kwal.engine.commit.RelocateRequest
+import dev.kwal.engine.commit.RelocatedBlock
 import dev.kwal.engine.commit.RequestQueue
 import dev.kwal.engine.commit.SyncRequest
 import dev.kwal.engine.format.ControlRecord
@@ -27,13 +30,17 @@ import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
 import dev.kwal.engine.recovery.Recovery
 import dev.kwal.engine.replay.TopicReader
+import dev.kwal.engine.retention.Reclaimer
+import dev.kwal.engine.retention.RetentionPlanner
 import dev.kwal.engine.storage.ControlState
 import dev.kwal.engine.storage.LogLifecycle
+import dev.kwal.engine.storage.ManifestStore
 import dev.kwal.engine.storage.MappingCache
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.SegmentSet
 import dev.kwal.engine.storage.Topic
 import dev.kwal.engine.storage.TopicTable
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
@@ -93,6 +100,7 @@ internal class KwalEngine private constructor(
     override val directory: Path get() = options.directory
 
     private val scope = CoroutineScope(SupervisorJob())
+    private val log = org.slf4j.LoggerFactory.getLogger(KwalEngine::class.java)
     private val defaultSync = options.durability == Durability.Sync
     private lateinit var writerJob: Job
     private lateinit var acknowledgerJob: Job
@@ -208,6 +216,9 @@ internal class KwalEngine private constructor(
         emitAll(follow(topic, seek(topic, millis)).dropWhile { it.timestampMillis < millis })
     }
 
+    /** The entries [topic]'s block index holds now (retention drops those of truncated blocks): tests look. */
+    internal fun indexedBlocks(topic: String): Int = table[topic]?.index?.let { it.size - it.base } ?: 0
+
     /** Block headers read by [read] and [seek] (not by replay and follow): tests count them. */
     internal val headersRead = LongAdder()
 
@@ -296,10 +307,29 @@ internal class KwalEngine private constructor(
     private suspend fun appendControl(record: ControlRecord) {
         val payload = record.encode()
         val request = AppendRequest(ControlRecord.TOPIC, table[ControlRecord.TOPIC], payload, null, defaultSync)
-        val inlineSeq = appendInline(request)
-        val seq = if (inlineSeq != InlineAppender.NOT_WRITTEN) inlineSeq else submit(request)
-        control.apply(record, seq)
+        // Applied where it is acknowledged, in log order, even if this caller is cancelled meanwhile.
+        request.onAcked = { seq -> control.apply(record, seq) }
+        if (appendInline(request) == InlineAppender.NOT_WRITTEN) submit(request)
     }
+
+    override suspend fun applyRetention(): RetentionReport {
+        if (!lifecycle.isAccepting) throw lifecycle.unavailable()
+        return reclaimer.apply()
+    }
+
+    /** Retention's way into the log: through group commit, like any caller. */
+    private inner class RetentionLog : Reclaimer.Log {
+        override suspend fun truncate(topic: String, sequence: Long) = truncateBefore(topic, sequence)
+
+        override suspend fun relocate(blocks: List<RelocatedBlock>) = suspendCancellableCoroutine { cont ->
+            if (!queue.offer(RelocateRequest(blocks, cont))) cont.resumeWithException(lifecycle.unavailable())
+        }
+
+        override suspend fun sync() = this@KwalEngine.sync()
+    }
+
+    private lateinit var reclaimer: Reclaimer
+    private var retentionJob: Job? = null
 
     override suspend fun sync() {
         suspendCancellableCoroutine { cont ->
@@ -322,6 +352,7 @@ internal class KwalEngine private constructor(
         val first = lifecycle.beginClose()
         if (first) {
             intervalJob?.cancel()
+            retentionJob?.cancel()
             queue.close()
         }
         if (Thread.currentThread() in threads) {
@@ -335,6 +366,7 @@ internal class KwalEngine private constructor(
         try {
             writerJob.joinUninterruptibly()
             acknowledgerJob.joinUninterruptibly()
+            retentionJob?.joinUninterruptibly() // it may be deleting a segment: done before the segments close
         } finally {
             lifecycle.closed {
                 scope.cancel()
@@ -347,9 +379,26 @@ internal class KwalEngine private constructor(
         }
     }
 
-    private fun start(loop: CommitLoop, acknowledger: GroupAcknowledger) {
+    private fun start(loop: CommitLoop, acknowledger: GroupAcknowledger, reclaimer: Reclaimer) {
+        this.reclaimer = reclaimer
         writerJob = scope.launch(writerExecutor.asCoroutineDispatcher()) { loop.run() }
         acknowledgerJob = scope.launch(syncExecutor.asCoroutineDispatcher()) { acknowledger.run() }
+        val every = options.retentionIntervalMillis
+        if (every > 0) {
+            retentionJob = scope.launch(Dispatchers.IO) {
+                while (isActive) {
+                    delay(every)
+                    try {
+                        reclaimer.apply()
+                    } catch (e: CancellationException) {
+                        throw e
+                    } catch (e: Throwable) {
+                        if (!lifecycle.isAccepting) break
+                        log.warn("kwal: retention failed; it will try again: {}", e.toString())
+                    }
+                }
+            }
+        }
         val interval = options.durability as? Durability.Interval
         if (interval != null) {
             intervalJob = scope.launch {
@@ -381,16 +430,21 @@ internal class KwalEngine private constructor(
     companion object {
         private const val LOCK_FILE = "kwal.lock"
 
-        /** Rebuilds [control] from the control topic's records, in order: the last part of opening a log. */
+        /**
+         * Rebuilds [control] from the manifest's [consumers] positions and the control topic's records from its first
+         * sequence on, in order: the last part of opening a log.
+         */
         private fun loadControl(
             table: TopicTable,
             segments: SegmentSet,
             lifecycle: LogLifecycle,
             control: ControlState,
+            consumers: Map<String, Map<String, Long>>,
         ) {
             val topic = table[ControlRecord.TOPIC] ?: return
+            control.seed(consumers, topic.first)
             runBlocking {
-                TopicReader(segments, lifecycle).read(topic, 0, topic.acked) { r ->
+                TopicReader(segments, lifecycle).read(topic, topic.first, topic.acked) { r ->
                     val record =
                         ControlRecord.decode(r.payload)
                             ?: throw WalCorruptedException("control record ${r.sequence} of the log cannot be decoded")
@@ -452,7 +506,8 @@ internal class KwalEngine private constructor(
                     background,
                 )
                 val lifecycle = LogLifecycle(table)
-                val control = ControlState(table).also { loadControl(table, segments, lifecycle, it) }
+                val control =
+                    ControlState(table).also { loadControl(table, segments, lifecycle, it, recovered.consumers) }
                 val queue = RequestQueue(options.maxQueuedBytes)
                 lifecycle.onStop { error -> queue.fail(error) }
                 val completer = Completer(lifecycle, segments, LogPosition(segments.active.id, recovered.tail))
@@ -466,7 +521,19 @@ internal class KwalEngine private constructor(
                     options, lock, table, lifecycle, segments, queue, inline, recovered.report,
                     writerExecutor, syncExecutor, threads, control,
                 )
-                engine.start(loop, GroupAcknowledger(completer, written))
+                val planner = RetentionPlanner(options, table, control, segments, lifecycle, clock)
+                val manifests = ManifestStore(io, files)
+                val reclaimer = Reclaimer(
+                    options,
+                    table,
+                    segments,
+                    control,
+                    manifests,
+                    recovered.logId,
+                    planner,
+                    engine.RetentionLog(),
+                )
+                engine.start(loop, GroupAcknowledger(completer, written), reclaimer)
                 return engine
             } catch (e: Throwable) {
                 writerExecutor.shutdownNow()

@@ -13,12 +13,17 @@ import kotlin.system.exitProcess
  * coroutines and, as it goes, truncates `t` and commits consumer `c`'s position in it, printing each as soon as it is
  * acknowledged: `ACK t <seq> <crc32 hex>` for a record, `ACK TRUNC <first> 0` for a truncation, `ACK COMMIT
  * <position> 0` for a commit (one coroutine commits, so its positions only grow). Runs until killed.
+ *
+ * With a third argument `retention`, it also appends now and then to ten cold topics `k0`..`k9` (`ACK k3 <seq>
+ * <crc>`), never truncated, and applies retention in a loop (`ACK RET <segments deleted> <blocks copied>`), so that
+ * kills land inside truncations, copies forward, manifest writes and segment deletions.
  */
 object ControlProcess {
     @JvmStatic
     fun main(args: Array<String>) {
         val dir = Path.of(args[0])
         val seed = args[1].toLong()
+        val retention = args.getOrNull(2) == "retention"
         val out = CrashOptions.out()
         CrashOptions.exitWhenParentGoes()
         try {
@@ -46,6 +51,26 @@ object ControlProcess {
                             out.println("ACK TRUNC $cut 0")
                         }
                         kotlinx.coroutines.delay(r.nextLong(1, 5))
+                    }
+                }
+                if (retention) {
+                    launch {
+                        val r = Random(seed + 7)
+                        var n = 0L
+                        while (true) {
+                            val topic = "k${r.nextInt(10)}"
+                            val p = CrashPayloads.make(topic, seed, 9, n++, r.nextInt(16, 300))
+                            val seq = wal.append(topic, p)
+                            out.println("ACK $topic $seq %08x".format(CrashPayloads.crc(p)))
+                            kotlinx.coroutines.delay(r.nextLong(1, 10))
+                        }
+                    }
+                    launch {
+                        while (true) {
+                            val report = wal.applyRetention()
+                            out.println("ACK RET ${report.segmentsDeleted} ${report.blocksCopied}")
+                            kotlinx.coroutines.delay(1)
+                        }
                     }
                 }
                 launch {

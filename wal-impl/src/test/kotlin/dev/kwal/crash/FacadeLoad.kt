@@ -84,7 +84,9 @@ class FacadeLoad(
                 aw.appendBatch(topic, payloads, durability(r)).whenComplete { range, e ->
                     if (e != null) fail("pipelined batch $want failed: $e")
                     payloads.forEachIndexed { i, p -> AppenderProcess.ack(out, topic, range.first + i, p) }
-                    if (range != want) fail("pipelined batch got $range, but its call order gives $want")
+                    if (range.first until range.end != want) {
+                        fail("pipelined batch got $range, but its call order gives $want")
+                    }
                 }
             } else {
                 val p = CrashPayloads.make(topic, seed, PIPE_WRITER, n++, o.recordSize(r, min))

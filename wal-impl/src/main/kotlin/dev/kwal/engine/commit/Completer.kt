@@ -119,9 +119,15 @@ internal class Completer(
     }
 
     private fun complete(g: Group) {
-        g.forEachBlock { topic, firstSeq, count, position ->
-            if (topic.id != 0) topic.index.add(firstSeq, position)
-            topic.acked = firstSeq + count
+        for (i in 0 until g.blockCount()) {
+            val topic = g.blockTopic(i)
+            if (g.blockRelocated(i)) {
+                // A copy of a block already acknowledged: readers go there from now on; nothing new to wake for.
+                topic.index.move(g.blockFirstSeq(i), g.blockPosition(i))
+                continue
+            }
+            if (topic.id != 0) topic.index.add(g.blockFirstSeq(i), g.blockPosition(i), g.blockLength(i))
+            topic.acked = g.blockFirstSeq(i) + g.blockRecords(i)
             topic.wake()
         }
         g.completeWaiters()

@@ -44,10 +44,16 @@ internal class Group {
     /** Segments this group sealed by rolling past them. */
     val sealed = ArrayList<Segment>()
 
-    /** Each block written: its topic, and its first sequence, record count and position in [blockInfo]. */
+    /**
+     * Each block written: its topic, and in [blockInfo] its first sequence, record count, position, and length
+     * (header included) with bit 32 set if it is a relocated copy ([addRelocated]).
+     */
     private val blockTopics = ArrayList<Topic>()
-    private var blockInfo = LongArray(24)
+    private var blockInfo = LongArray(32)
     private var blockCount = 0
+
+    /** Blocks of other segments that retention asked this group to copy forward (see [RelocateRequest]). */
+    val relocations = ArrayList<RelocateRequest>()
 
     /** Where the log ends after this group. */
     var end: LogPosition = LogPosition.ZERO
@@ -68,6 +74,11 @@ internal class Group {
             is SyncRequest -> {
                 syncs.add(request)
                 needsSync = true
+            }
+
+            is RelocateRequest -> {
+                relocations.add(request)
+                frameBytes += request.bytes
             }
 
             is AppendRequest -> {
@@ -100,27 +111,31 @@ internal class Group {
         for (t in topics) t.groupSlot = -1
     }
 
-    fun addBlock(topic: Topic, firstSeq: Long, count: Int, position: LogPosition) {
-        if (3 * blockCount + 3 > blockInfo.size) blockInfo = blockInfo.copyOf(blockInfo.size * 2)
-        blockTopics.add(topic)
-        blockInfo[3 * blockCount] = firstSeq
-        blockInfo[3 * blockCount + 1] = count.toLong()
-        blockInfo[3 * blockCount + 2] = position.packed
-        blockCount++
-    }
+    /** Notes a block of [length] bytes written for [topic]. */
+    fun addBlock(topic: Topic, firstSeq: Long, count: Int, position: LogPosition, length: Int) =
+        addBlock(topic, firstSeq, count, position, length.toLong())
 
-    /** Calls [action] for each block written, in order. */
-    inline fun forEachBlock(action: (topic: Topic, firstSeq: Long, count: Int, position: LogPosition) -> Unit) {
-        for (i in 0 until blockCount()) {
-            action(blockTopic(i), blockFirstSeq(i), blockRecords(i), blockPosition(i))
-        }
+    /** Notes a relocated copy, of [length] bytes, of [topic]'s block whose first record is [firstSeq]. */
+    fun addRelocated(topic: Topic, firstSeq: Long, count: Int, position: LogPosition, length: Int) =
+        addBlock(topic, firstSeq, count, position, length.toLong() or RELOCATED)
+
+    private fun addBlock(topic: Topic, firstSeq: Long, count: Int, position: LogPosition, lengthAndFlag: Long) {
+        if (4 * blockCount + 4 > blockInfo.size) blockInfo = blockInfo.copyOf(blockInfo.size * 2)
+        blockTopics.add(topic)
+        blockInfo[4 * blockCount] = firstSeq
+        blockInfo[4 * blockCount + 1] = count.toLong()
+        blockInfo[4 * blockCount + 2] = position.packed
+        blockInfo[4 * blockCount + 3] = lengthAndFlag
+        blockCount++
     }
 
     fun blockCount(): Int = blockCount
     fun blockTopic(i: Int): Topic = blockTopics[i]
-    fun blockFirstSeq(i: Int): Long = blockInfo[3 * i]
-    fun blockRecords(i: Int): Int = blockInfo[3 * i + 1].toInt()
-    fun blockPosition(i: Int): LogPosition = LogPosition(blockInfo[3 * i + 2])
+    fun blockFirstSeq(i: Int): Long = blockInfo[4 * i]
+    fun blockRecords(i: Int): Int = blockInfo[4 * i + 1].toInt()
+    fun blockPosition(i: Int): LogPosition = LogPosition(blockInfo[4 * i + 2])
+    fun blockLength(i: Int): Int = (blockInfo[4 * i + 3] and 0xFFFF_FFFFL).toInt()
+    fun blockRelocated(i: Int): Boolean = blockInfo[4 * i + 3] and RELOCATED != 0L
 
     /** Empties this group for reuse. */
     fun clear() {
@@ -138,6 +153,7 @@ internal class Group {
         sealed.clear()
         blockTopics.clear()
         blockCount = 0
+        relocations.clear()
         end = LogPosition.ZERO
     }
 
@@ -155,12 +171,14 @@ internal class Group {
     /** Tells every caller in this group that its request is done. */
     fun completeWaiters() {
         for (r in appends) r.complete()
+        for (r in relocations) r.complete()
         for (s in syncs) s.complete()
     }
 
     /** Tells every caller in this group that its request failed with [error]. */
     fun failWaiters(error: Throwable) {
         for (r in appends) r.fail(error)
+        for (r in relocations) r.fail(error)
         for (s in syncs) s.fail(error)
     }
 
@@ -168,6 +186,8 @@ internal class Group {
     class Region(val segment: Segment, val fileOffset: Int, val bufferStart: Int, val bufferEnd: Int)
 
     companion object {
+        private const val RELOCATED = 1L shl 32
+
         /**
          * [request]'s topic if it is registered: the one its caller found, unless rolled back since, or a fresh lookup.
          */

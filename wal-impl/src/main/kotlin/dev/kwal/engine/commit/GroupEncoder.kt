@@ -105,7 +105,7 @@ internal class GroupEncoder(
     fun encode(g: Group, syncedThrough: LogPosition) {
         startSegment = segments.active
         startTail = tail
-        if (g.appends.isEmpty()) return
+        if (g.appends.isEmpty() && g.relocations.isEmpty()) return
         group = g
         // A large batch grew the buffer: let that one go (and its native memory with it) once groups are small again.
         if (buffer !== baseBuffer && g.frameBytes * 2 <= baseBuffer.capacity()) buffer = baseBuffer
@@ -136,9 +136,13 @@ internal class GroupEncoder(
             endRun()
         }
         g.releaseTopics()
-        // The group's last block says so: recovery keeps the group only if this block is there and sound.
-        val lastFlags = buffer.get(lastBlockStart + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED.inv()
-        BlockHeader.rewriteFlags(buffer, lastBlockStart, lastBlockPosition, lastFlags, crc)
+        for (r in g.relocations) for (b in r.blocks) relocate(b)
+        if (g.blockCount() > 0) {
+            // The group's last block says so: recovery keeps the group only if this block is there and sound.
+            val lastFlags =
+                buffer.get(lastBlockStart + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED.inv()
+            BlockHeader.rewriteFlags(buffer, lastBlockStart, lastBlockPosition, lastFlags, crc)
+        }
         closeRegion()
         tail = regionFileOffset + (buffer.position() - regionStart)
         group = NO_GROUP // the group holds its callers' payloads: keep no reference once it is encoded
@@ -226,11 +230,56 @@ internal class GroupEncoder(
             buffer, blockStart, position, flags, topic.id, blockFirstSeq, blockRecords,
             body, synced, timestamp, crc, codec,
         )
-        group.addBlock(topic, blockFirstSeq, blockRecords, position)
+        group.addBlock(topic, blockFirstSeq, blockRecords, position, BlockHeader.SIZE + body)
         lastBlockStart = blockStart
         lastBlockPosition = position
         blockOpen = false
     }
+
+    /**
+     * Copies block [b] to the end of the group as a relocated copy ([Relocator]), rolling first if it might not fit.
+     * A block that is not sound where it is, or cannot fit an empty segment of today's size, is left where it is
+     * (logged): its segment then stays.
+     */
+    private fun relocate(b: RelocatedBlock) {
+        val source = segments[b.position.segmentId] ?: return
+        val view = source.borrowMapping()
+        try {
+            val problem = relocator.problem(view, b, source.size)
+            if (problem != null) {
+                log.error("kwal: not copying {}'s block at {} forward: {}", b.topic, b.position, problem)
+                return
+            }
+            val room = relocator.room(view, b.position.offset)
+            if (room > segments.active.size - SegmentHeader.SIZE) {
+                log.warn(
+                    "kwal: {}'s block at {} is too large to copy into a segment of today's size",
+                    b.topic,
+                    b.position,
+                )
+                return
+            }
+            if (filePosition(buffer.position()) + room > segments.active.size) {
+                check(filePosition(buffer.position()) > SegmentHeader.SIZE) { "relocation past an empty segment" }
+                closeRegion()
+                group.sealed.add(segments.roll())
+                regionStart = buffer.position()
+                regionFileOffset = SegmentHeader.SIZE
+            }
+            ensure(b.length)
+            val start = buffer.position()
+            val position = LogPosition(segments.active.id, filePosition(start))
+            relocator.copy(view, b, buffer, start, position, synced)
+            buffer.position(start + b.length)
+            group.addRelocated(b.topic, b.firstSeq, buffer.getInt(start + BlockHeader.OFF_COUNT), position, b.length)
+            lastBlockStart = start
+            lastBlockPosition = position
+        } finally {
+            source.returnMapping()
+        }
+    }
+
+    private val relocator = Relocator()
 
     private fun closeRegion() {
         if (buffer.position() > regionStart) {

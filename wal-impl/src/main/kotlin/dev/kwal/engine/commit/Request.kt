@@ -70,7 +70,15 @@ internal class AppendRequest(
 
     override val abandoned: Boolean get() = cont?.isActive == false
 
+    /**
+     * Called with [firstSeq] once the request is acknowledged, before its caller is resumed, on the thread finishing
+     * its group — in log order, whatever becomes of the caller (it may be cancelled meanwhile). For the engine's own
+     * records (control records), never for a user's: it must be quick and must not throw.
+     */
+    var onAcked: ((Long) -> Unit)? = null
+
     override fun complete() {
+        onAcked?.invoke(firstSeq)
         cont?.resume(firstSeq)
     }
 
@@ -98,6 +106,28 @@ internal class AppendRequest(
     }
 
     private var batchBound = -1L
+}
+
+/**
+ * Retention's request to copy [blocks] forward (see [Relocator]): written as relocated copies at the end of the log,
+ * after the appends of its group; once acknowledged, each topic's index points at the copies. [cont] resumes then.
+ * It counts nothing against the queue's bound: retention sends one at a time.
+ */
+internal class RelocateRequest(val blocks: List<RelocatedBlock>, val cont: CancellableContinuation<Unit>) : Request() {
+    /** The bytes the copies take. */
+    val bytes: Long = blocks.sumOf { it.length.toLong() }
+
+    override val queuedBytes: Long get() = 0
+
+    override val abandoned: Boolean get() = false
+
+    override fun complete() {
+        cont.resume(Unit)
+    }
+
+    override fun fail(e: Throwable) {
+        cont.resumeWithException(e)
+    }
 }
 
 /** A barrier: everything written before it is synced before [cont] (if any) resumes. */

@@ -22,7 +22,9 @@ import java.util.zip.CRC32C
  *   8      1    format version (1)
  *   9      1    flags: bit 0 CONTINUED = this is not the last block of its group; the group goes on in the
  *               next block (in this segment, or at the start of the next segment after a roll); bit 1 COMPRESSED =
- *               the body is compressed (see CompressedBody.kt); other bits zero
+ *               the body is compressed (see CompressedBody.kt); bit 2 RELOCATED = a copy, made by retention, of a
+ *               block written earlier elsewhere: same topic, sequences, records, body and timestamp, with a new
+ *               header for its new place (see Relocation in FORMAT.md); other bits zero
  *   10     1    codec id: 0 in a plain block; in a COMPRESSED one 1 = LZ4, 2 = zstd
  *   11     1    reserved, zero
  *   12     4    topic id (0 = the topic registry, whose records are topic names)
@@ -40,6 +42,7 @@ internal object BlockHeader {
     const val VERSION = 1
     const val FLAG_CONTINUED = 1
     const val FLAG_COMPRESSED = 2
+    const val FLAG_RELOCATED = 4
 
     const val OFF_CRC = 4
     const val OFF_VERSION = 8
@@ -109,6 +112,9 @@ internal object BlockHeader {
         crc.update(v)
     }
 
+    /** Whether the header at absolute index [at] of [b] has the RELOCATED flag. */
+    fun isRelocated(b: ByteBuffer, at: Int): Boolean = b.get(at + OFF_FLAGS).toInt() and FLAG_RELOCATED != 0
+
     /** Whether the header at absolute index [at] of [b] has the COMPRESSED flag. */
     fun isCompressed(b: ByteBuffer, at: Int): Boolean = b.get(at + OFF_FLAGS).toInt() and FLAG_COMPRESSED != 0
 
@@ -123,7 +129,7 @@ internal object BlockHeader {
         if (b.getInt(at) != MAGIC) return "bad block magic"
         if (b.getInt(at + OFF_CRC) != computeCrc(b, at, position, crc)) return "block header checksum mismatch"
         if (b.get(at + OFF_VERSION).toInt() != VERSION) return "unsupported block version ${b.get(at + OFF_VERSION)}"
-        if (b.get(at + OFF_FLAGS).toInt() and (FLAG_CONTINUED or FLAG_COMPRESSED).inv() != 0) {
+        if (b.get(at + OFF_FLAGS).toInt() and (FLAG_CONTINUED or FLAG_COMPRESSED or FLAG_RELOCATED).inv() != 0) {
             return "unknown block flags"
         }
         if (b.getInt(at + OFF_COUNT) < 1) return "block with no records"

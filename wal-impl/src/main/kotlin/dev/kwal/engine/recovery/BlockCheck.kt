@@ -20,8 +20,12 @@ internal class Block(
     /** The segment offset just past its body: where the next block starts. */
     val end: Int,
     val continued: Boolean,
-    /** For a registry block: the names it registers, checked. */
+    /** For a registry block: the names it registers, checked (known ones included: see [ScanStart]). */
     val names: List<String>?,
+    /** Its bytes, header included. */
+    val length: Int,
+    /** A relocated copy (see `FORMAT.md`, "Relocation"): its sequences were acknowledged before. */
+    val relocated: Boolean,
 )
 
 /** What checking one block found. */
@@ -44,7 +48,11 @@ internal sealed interface BlockCheck {
  * frames fill the (decompressed) body exactly, and for a registry block that every name is valid UTF-8, a valid topic
  * name, and new.
  */
-internal class BlockChecker(private val table: TopicTable, private val group: PendingGroup) {
+internal class BlockChecker(
+    private val table: TopicTable,
+    private val group: PendingGroup,
+    private val start: ScanStart = ScanStart.NONE,
+) {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
     private val decompressor = CompressedBody.Decompressor()
@@ -68,9 +76,18 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
         // Topics named by a registry block of this same group are known too.
         val known = topicId == 0 || table.byId(topicId) != null || topicId - table.count in 1..group.namedTopics
         if (!known) return BlockCheck.Bad("block of unknown topic $topicId")
+        val relocated = BlockHeader.isRelocated(view, at)
+        if (relocated && (topicId == 0 || table.byId(topicId) == null)) {
+            return BlockCheck.Bad("relocated block of topic $topicId, which is not a topic registered before it")
+        }
         val expected = group.nextSequence(topicId)
             ?: (if (topicId == 0) table.registry else table.byId(topicId))?.reserved ?: 0L
-        if (firstSeq != expected) {
+        // A relocated copy repeats sequences acknowledged before; a topic's first block after the manifest's first
+        // segment may start before where the manifest has it (blocks below its first sequence stay until their
+        // segment goes), never after.
+        val inOrder = relocated || firstSeq == expected ||
+            (group.nextSequence(topicId) == null && start.relaxed(topicId) && firstSeq in 0..expected)
+        if (!inOrder) {
             return BlockCheck.Bad("topic $topicId continues at sequence $firstSeq, expected $expected")
         }
         var frames = view
@@ -85,7 +102,7 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
         recordsProblem(frames, from, until, topicId, firstSeq, count)?.let { return BlockCheck.Bad(it) }
         val names = if (topicId == 0) {
             val names = names(frames, from, count)
-            val problem = nameProblem(names)
+            val problem = nameProblem(names, firstSeq)
             if (problem != null) {
                 return BlockCheck.Bad("topic registry holds an invalid name ($problem)", corrupt = true)
             }
@@ -94,7 +111,10 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
             null
         }
         val continued = view.get(at + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED != 0
-        return BlockCheck.Ok(Block(position, topicId, firstSeq, count, end.toInt(), continued, names))
+        val length = (end - at).toInt()
+        return BlockCheck.Ok(
+            Block(position, topicId, firstSeq, count, end.toInt(), continued, names, length, relocated),
+        )
     }
 
     /**
@@ -138,10 +158,18 @@ internal class BlockChecker(private val table: TopicTable, private val group: Pe
         return out
     }
 
-    /** What is wrong with the first name of [names] that is not valid and new, or null if all are. */
-    private fun nameProblem(names: List<String?>): String? {
+    /**
+     * What is wrong with the first name of [names] (registry records [firstSeq]..) that is not valid and new, or null
+     * if all are. A name the manifest registered already ([ScanStart]) must be the one the manifest has.
+     */
+    private fun nameProblem(names: List<String?>, firstSeq: Long): String? {
         val seen = HashSet<String>()
-        for (name in names) {
+        for ((i, name) in names.withIndex()) {
+            val id = firstSeq + i + 1
+            if (id <= start.knownTopics) {
+                if (name != table.byId(id.toInt())?.name) return "topic $id named otherwise in the manifest"
+                continue
+            }
             val problem = when {
                 name == null -> "not UTF-8"
 

@@ -43,8 +43,8 @@ internal sealed interface Verdict {
  * position, that P had been made durable before it was written, and else a torn tail. Reads the segments from P's
  * on; changes nothing.
  */
-internal fun classify(stop: Stop, segments: List<ProbedSegment>): Verdict {
-    val evidence = Evidence.after(stop.position, segments)
+internal fun classify(stop: Stop, segments: List<ProbedSegment>, base: Int = 1): Verdict {
+    val evidence = Evidence.after(stop.position, segments, base)
     return if (stop.corrupt || evidence.syncedPast) {
         Verdict.Corruption(stop, evidence.syncedPast, evidence.records)
     } else {
@@ -61,16 +61,17 @@ internal class Evidence(
 ) {
     companion object {
         /**
-         * Looks at every byte from [p] to the end of [segments] for block headers that pass their check where they
+         * Looks at every byte from [p] to the end of [segments] (the probed files, the first being segment [base]'s
+         * place) for block headers that pass their check where they
          * lie: bytes past a stop are no sound log, but such a header is a block that was written there.
          */
-        fun after(p: LogPosition, segments: List<ProbedSegment>): Evidence {
+        fun after(p: LogPosition, segments: List<ProbedSegment>, base: Int): Evidence {
             val crc = CRC32C()
             var syncedPast = false
             var count = 0L
-            for (i in (p.segmentId - 1) until segments.size) {
+            for (i in (p.segmentId - base) until segments.size) {
                 val f = segments[i]
-                val from = if (i == p.segmentId - 1) maxOf(p.offset, SegmentHeader.SIZE) else SegmentHeader.SIZE
+                val from = if (i == p.segmentId - base) maxOf(p.offset, SegmentHeader.SIZE) else SegmentHeader.SIZE
                 f.read { map ->
                     val view = map.duplicate()
                     forEachSoundHeader(view, f.id, from, f.limit, crc) { at ->

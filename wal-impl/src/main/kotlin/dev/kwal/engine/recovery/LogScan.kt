@@ -22,9 +22,12 @@ import java.nio.ByteBuffer
  * Inside a pending group, P moves back to the group's first block; the [Stop] still names the bad place itself.
  * Each segment is mapped once, and unmapped before the next is. One scan per instance.
  */
-internal class LogScan(private val table: TopicTable) {
-    private val group = PendingGroup(table)
-    private val checker = BlockChecker(table, group)
+internal class LogScan(private val table: TopicTable, private val start: ScanStart = ScanStart.NONE) {
+    private val group = PendingGroup(table, start)
+    private val checker = BlockChecker(table, group, start)
+
+    /** The relocated blocks of the groups kept, in log order. */
+    val relocated: List<Block> get() = group.relocated
     private var records = 0L
 
     /** The newest timestamp of the groups kept so far; [Long.MIN_VALUE] if none. */
@@ -39,15 +42,15 @@ internal class LogScan(private val table: TopicTable) {
         class Stopped(val stop: Stop) : SegmentScan
     }
 
-    /** Scans [segments], the probed segment files in id order; there is at least one. */
+    /** Scans [segments], the probed segment files in id order from the [ScanStart]'s first; there is at least one. */
     fun scan(segments: List<ProbedSegment>): ScanResult {
-        var logId: Long? = null
+        var logId: Long? = start.manifest?.logId
         val dataEnds = ArrayList<Int>()
         var firstEmpty: Int? = null // the first segment with no data, while no later one has data
         fun stopped(stop: Stop) = ScanResult.Stopped(stop, logId, dataEnds, records)
 
         for ((index, segment) in segments.withIndex()) {
-            val id = index + 1
+            val id = index + start.firstSegment
             val header = when (val h = checkHeader(id, segment, logId)) {
                 is SegmentHeader.Result.Bad -> return stopped(stopAt(LogPosition(id, 0), h.reason, corrupt = true))
                 is SegmentHeader.Result.Ok -> h.header

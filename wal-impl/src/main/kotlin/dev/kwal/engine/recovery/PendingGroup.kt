@@ -11,7 +11,10 @@ import dev.kwal.engine.storage.TopicTable
  * does [commit] apply it to [table] — names registered, each topic's block index and next sequence updated. A
  * group still pending when the scan stops is dropped with everything after it.
  */
-internal class PendingGroup(private val table: TopicTable) {
+internal class PendingGroup(private val table: TopicTable, private val scanStart: ScanStart = ScanStart.NONE) {
+    /** The relocated blocks of the groups committed so far, in log order: [IndexAssembly] places them. */
+    val relocated = ArrayList<Block>()
+
     private val blocks = ArrayList<Block>()
 
     /** The next sequence of each topic with a block in the group. */
@@ -38,9 +41,11 @@ internal class PendingGroup(private val table: TopicTable) {
     /** Adds [block], which passed every check against the table and the group so far. */
     fun add(block: Block) {
         blocks.add(block)
+        if (block.relocated) return
         next[block.topicId] = block.firstSeq + block.count
         if (block.topicId == 0) {
-            namedTopics += block.count
+            // Ids past the table's (a registry block may repeat names a manifest registered).
+            namedTopics = maxOf(namedTopics, (block.firstSeq + block.count - table.count).toInt())
             names.addAll(block.names!!)
         }
     }
@@ -49,13 +54,19 @@ internal class PendingGroup(private val table: TopicTable) {
     fun commit(): Long {
         var records = 0L
         for (b in blocks) {
+            if (b.relocated) {
+                relocated.add(b)
+                continue
+            }
+            scanStart.seen(b.topicId)
             if (b.topicId == 0) {
-                for (name in b.names!!) table.add(name)
+                // Names the manifest registered already were checked to be the same.
+                for ((i, name) in b.names!!.withIndex()) if (b.firstSeq + i + 1 > table.count) table.add(name)
                 table.registry.reserved = b.firstSeq + b.count
                 table.registry.acked = b.firstSeq + b.count
             } else {
                 val topic = table.byId(b.topicId)!!
-                topic.index.add(b.firstSeq, b.position)
+                topic.index.add(b.firstSeq, b.position, b.length)
                 topic.reserved = b.firstSeq + b.count
                 topic.acked = topic.reserved
                 records += b.count // registry records name topics; they are not user records

@@ -17,4 +17,6 @@ internal class RecoveredLog(
     val report: RecoveryReport,
     /** The newest block timestamp of the groups kept; [Long.MIN_VALUE] if none. The writer never stamps earlier. */
     val newestTimestamp: Long = Long.MIN_VALUE,
+    /** Consumer positions the manifest holds (control records before the control topic's first sequence). */
+    val consumers: Map<String, Map<String, Long>> = emptyMap(),
 )

@@ -7,6 +7,8 @@ import dev.kwal.WalOptions
 import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
 import dev.kwal.engine.io.LogFile
+import dev.kwal.engine.storage.ManifestStore
+import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.TopicTable
 import org.slf4j.LoggerFactory
@@ -57,22 +59,79 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
      */
     fun run(): RecoveredLog {
         val started = System.nanoTime()
-        val ids = listSegmentIds(io, files.directory) // 1. list
-        if (ids.isEmpty()) return freshLog(logId = null) { report(started, it, records = 0) }
+        val manifest = ManifestStore(io, files).read()
+        start = ScanStart(manifest?.firstSegment ?: 1, manifest)
+        start.seed(table)
+        val listed = listSegmentIds(io, files.directory) // 1. list
+        val ids = listed.filter { it >= start.firstSegment }
+        if (ids.isEmpty()) {
+            if (manifest == null) return freshLog(logId = null) { report(started, it, records = 0) }
+            // The manifest's first segment is gone: what it held, and everything after, is lost.
+            val missing = "segment file ${SegmentFiles.nameOf(start.firstSegment)} is missing"
+            if (options.corruptionPolicy == CorruptionPolicy.FAIL) {
+                throw WalCorruptedException(missing, files.pathOf(start.firstSegment), 0)
+            }
+            log.warn("kwal: {}; starting the log again there, as CorruptionPolicy.TRUNCATE allows", missing)
+            assemble(emptyList())
+            deleteBelowFirst(listed)
+            return freshLog(manifest.logId) { report(started, it, records = 0, corruption = missing) }
+        }
         val opened = ArrayList<LogFile>()
         try {
             val segments = ids.map { ProbedSegment.probe(files, it, options.segmentSize) } // 2. probe
-            val scanner = LogScan(table)
+            val scanner = LogScan(table, start)
             val result = scanner.scan(segments) // 3. scan
             newestTimestamp = scanner.newestTimestamp
-            return when (val scan = result) {
+            table.registry.reserved = maxOf(table.registry.reserved, table.count.toLong())
+            table.registry.acked = table.registry.reserved
+            assemble(scanner.relocated)
+            val recovered = when (val scan = result) {
                 is ScanResult.Clean -> continueLog(scan, segments, opened, started)
                 is ScanResult.Stopped -> truncateAndContinue(scan, segments, opened, started)
             }
+            deleteBelowFirst(listed)
+            return recovered
         } catch (e: Throwable) {
             opened.forEach { runCatching { it.close() } }
             throw e
         }
+    }
+
+    /** Where the scan starts; what the manifest, if any, says. */
+    private lateinit var start: ScanStart
+
+    /**
+     * Builds the topics' indexes from the blocks kept ([IndexAssembly]); a record that should be there and is not is
+     * corruption: it fails the open under [CorruptionPolicy.FAIL], and is cut off under [CorruptionPolicy.TRUNCATE].
+     */
+    private fun assemble(relocated: List<Block>) {
+        val repair = options.corruptionPolicy == CorruptionPolicy.TRUNCATE
+        val assembly = IndexAssembly(table, start)
+        assembly.assemble(relocated, repair)
+        if (assembly.problems.isEmpty()) return
+        val what = assembly.problems.joinToString("; ")
+        if (!repair) {
+            throw WalCorruptedException(
+                "the log lacks records it must hold: $what; open with CorruptionPolicy.TRUNCATE to drop them",
+                files.pathOf(start.firstSegment),
+                0,
+            )
+        }
+        log.warn("kwal: the log lacks records it must hold: {}; dropped, as CorruptionPolicy.TRUNCATE allows", what)
+        lacking = what
+    }
+
+    /** What [assemble] found missing and dropped, for the report. */
+    private var lacking: String? = null
+
+    /**
+     * Deletes the segment files below the manifest's first segment that a crash left behind (retention deletes them
+     * right after writing the manifest), oldest first, and syncs the directory once.
+     */
+    private fun deleteBelowFirst(listed: List<Int>) {
+        val below = listed.filter { it < start.firstSegment }
+        for (id in below) io.delete(files.pathOf(id))
+        if (below.isNotEmpty()) io.syncDirectory(files.directory)
     }
 
     /**
@@ -91,7 +150,7 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         val tail = scan.dataEnds[active]
         val kept = handover.segments(segments.subList(0, active + 1), tail, zeroed = null, scan.logId)
         val report = report(started, kept.size, scan.records)
-        return RecoveredLog(scan.logId, kept, spares, tail, table, report, newestTimestamp)
+        return recoveredLog(scan.logId, kept, spares, tail, report)
     }
 
     /** A stop: classified, the policy applied, truncated at P; the log continues at P (or before P's segment). */
@@ -102,9 +161,9 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         started: Long,
     ): RecoveredLog {
         val stop = scan.stop
-        val verdict = classify(stop, segments) // 4. classify
+        val verdict = classify(stop, segments, start.firstSegment) // 4. classify
         applyPolicy(stop, verdict)
-        val cut = Truncation(io, files, opened).truncate(stop.position, segments) // 5. truncate
+        val cut = Truncation(io, files, opened).truncate(stop.position, segments, start.firstSegment) // 5. truncate
         val corruption = (verdict as? Verdict.Corruption)?.description
         fun reportOf(segments: Int) = report(started, segments, scan.records, cut.bytes, verdict.dropped, corruption)
         if (cut.kept == 0) return freshLog(scan.logId, ::reportOf)
@@ -133,7 +192,7 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         val spares = handover.spares(segments.subList(active + 1, cut.kept))
         val tail = ends[active]
         val kept = handover.segments(segments.subList(0, active + 1), tail, zeroed, logId)
-        return RecoveredLog(logId, kept, spares, tail, table, reportOf(kept.size), newestTimestamp)
+        return recoveredLog(logId, kept, spares, tail, reportOf(kept.size))
     }
 
     /** Corruption fails the open under [CorruptionPolicy.FAIL]; what is to be truncated is logged. */
@@ -152,9 +211,17 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
     /** A log of one empty segment 1 of today's size, with [logId] or else a new one: an empty or emptied log. */
     private inline fun freshLog(logId: Long?, report: (segments: Int) -> RecoveryReport): RecoveredLog {
         val id = logId ?: SecureRandom().nextLong()
-        val first = files.create(1, options.segmentSize, id)
-        return RecoveredLog(id, listOf(first), emptyList(), SegmentHeader.SIZE, table, report(1), newestTimestamp)
+        val first = files.create(start.firstSegment, options.segmentSize, id)
+        return recoveredLog(id, listOf(first), emptyList(), SegmentHeader.SIZE, report(1))
     }
+
+    private fun recoveredLog(
+        logId: Long,
+        kept: List<Segment>,
+        spares: List<Segment>,
+        tail: Int,
+        report: RecoveryReport,
+    ) = RecoveredLog(logId, kept, spares, tail, table, report, newestTimestamp, start.manifest?.consumers.orEmpty())
 
     private fun report(
         started: Long,
@@ -163,5 +230,12 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         truncated: Long = 0,
         dropped: Long = 0,
         corruption: String? = null,
-    ) = RecoveryReport(segments, records, truncated, dropped, corruption, (System.nanoTime() - started) / 1_000_000)
+    ) = RecoveryReport(
+        segments,
+        records,
+        truncated,
+        dropped,
+        listOfNotNull(corruption, lacking).joinToString("; ").ifEmpty { null },
+        (System.nanoTime() - started) / 1_000_000,
+    )
 }

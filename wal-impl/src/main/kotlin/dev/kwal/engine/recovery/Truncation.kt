@@ -32,13 +32,15 @@ internal class Truncation(
     private val files: SegmentFiles,
     private val opened: MutableList<LogFile>,
 ) {
-    fun truncate(p: LogPosition, segments: List<ProbedSegment>): Truncated {
+    /** Truncates at [p] the log of [segments], the probed files in order, the first at segment [base]'s place. */
+    fun truncate(p: LogPosition, segments: List<ProbedSegment>, base: Int): Truncated {
         val keepStopSegment = p.offset >= SegmentHeader.SIZE
+        val stop = p.segmentId - base // P's index: the scan stops at the first id out of sequence
         var bytes = 0L
         var zeroed: LogFile? = null
-        for (i in segments.size - 1 downTo p.segmentId - 1) {
+        for (i in segments.size - 1 downTo stop) {
             val segment = segments[i]
-            if (i == p.segmentId - 1 && keepStopSegment) {
+            if (i == stop && keepStopSegment) {
                 val last = segment.read { BlockHeader.lastNonZero(it, p.offset, segment.limit) }
                 if (last >= 0) {
                     bytes += last + 1 - p.offset
@@ -48,7 +50,7 @@ internal class Truncation(
                 bytes += delete(segment)
             }
         }
-        return Truncated(if (keepStopSegment) p.segmentId else p.segmentId - 1, keepStopSegment, bytes, zeroed)
+        return Truncated(if (keepStopSegment) stop + 1 else stop, keepStopSegment, bytes, zeroed)
     }
 
     /** Overwrites [from, until) of [segment] with zeros and syncs it; returns its file, reopened. */

@@ -7,9 +7,11 @@ import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.CompressedBody
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
+import dev.kwal.engine.storage.BlockIndex
 import dev.kwal.engine.storage.LogLifecycle
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentSet
+import dev.kwal.engine.storage.SegmentState
 import dev.kwal.engine.storage.Topic
 import kotlinx.coroutines.flow.FlowCollector
 import java.nio.ByteBuffer
@@ -131,6 +133,16 @@ internal class TopicReader(
      * [timestamp]. [end] must not exceed what was acknowledged, and be read before this call.
      */
     fun seek(topic: Topic, timestamp: Long, end: Long): Long {
+        while (true) {
+            try {
+                return seekOnce(topic, timestamp, end)
+            } catch (e: BlockIndex.Dropped) {
+                // Retention dropped the entries searched meanwhile: search again, from the new first sequence.
+            }
+        }
+    }
+
+    private fun seekOnce(topic: Topic, timestamp: Long, end: Long): Long {
         val index = topic.index
         val size = index.size // read after [end]: it covers every block below it
         if (end <= 0 || size == 0) return end
@@ -139,7 +151,8 @@ internal class TopicReader(
         topicId = topic.id
         topicName = topic.name
         try {
-            var lo = 0
+            // Blocks below the first sequence's may be in deleted segments.
+            var lo = index.find(maxOf(topic.first, 0), size)
             var hi = blocks
             while (lo < hi) {
                 val mid = (lo + hi) ushr 1
@@ -154,7 +167,17 @@ internal class TopicReader(
     /** The timestamp of block [i] of the topic being read, its header checked. */
     private fun blockTimestamp(i: Int): Long {
         val position = topic!!.index.position(i)
-        return indexedBlock(i, position).getLong(position.offset + BlockHeader.OFF_TIMESTAMP)
+        return try {
+            indexedBlock(i, position).getLong(position.offset + BlockHeader.OFF_TIMESTAMP)
+        } catch (e: SegmentGone) {
+            // Copied forward (a live block's segment is deleted only then): its entry points at the copy now.
+            val moved = topic!!.index.position(i)
+            try {
+                indexedBlock(i, moved).getLong(moved.offset + BlockHeader.OFF_TIMESTAMP)
+            } catch (e: SegmentGone) {
+                throw corrupt("block of ${topic!!.name} is in no segment", moved)
+            }
+        }
     }
 
     /**
@@ -163,8 +186,7 @@ internal class TopicReader(
      */
     private fun indexedBlock(i: Int, position: LogPosition): ByteBuffer {
         val firstSeq = topic!!.index.firstSeq(i)
-        val segment =
-            segments[position.segmentId] ?: throw corrupt("segment ${position.segmentId} is not open", position)
+        val segment = segments[position.segmentId] ?: throw SegmentGone
         val view = blockView(segment, position)
         val at = position.offset
         if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId ||
@@ -223,8 +245,35 @@ internal class TopicReader(
         }
     }
 
-    /** Opens block [blockIndex] of the topic and checks its header; false when the read has no blocks left. */
+    /**
+     * Opens block [blockIndex] of the topic and checks its header; false when the read has no blocks left.
+     *
+     * A block whose segment retention has deleted is either truncated — the read then skips to the topic's first
+     * sequence: records truncated while a read runs may be skipped — or was copied forward before, and its index entry
+     * already points at the copy: read again once.
+     */
     private fun openBlock(): Boolean {
+        var moved = false
+        while (true) {
+            try {
+                return openIndexedBlock()
+            } catch (e: RuntimeException) {
+                if (e !== SegmentGone && e !== BlockIndex.Dropped) throw e
+                val topic = topic!!
+                val first = topic.first
+                if (next < first) {
+                    next = first
+                    blockIndex = topic.index.find(first, blockCount)
+                } else if (moved) {
+                    throw corrupt("block of ${topic.name} is in no segment", topic.index.position(blockIndex))
+                } else {
+                    moved = true
+                }
+            }
+        }
+    }
+
+    private fun openIndexedBlock(): Boolean {
         val topic = topic!!
         if (blockIndex >= blockCount) return false
         val index = topic.index
@@ -267,6 +316,8 @@ internal class TopicReader(
     } catch (e: dev.kwal.WalException) {
         throw e
     } catch (e: java.io.IOException) {
+        // Retention deleted it after this reader found it: its blocks were truncated, or copied elsewhere.
+        if (segment.state == SegmentState.DELETED) throw SegmentGone
         // After close, a segment is mapped by path, from a file that may have been deleted since.
         if (lifecycle.isClosed ||
             e is java.nio.channels.ClosedChannelException
@@ -301,6 +352,12 @@ internal class TopicReader(
         segments[position.segmentId]?.file?.path,
         position.offset.toLong(),
     )
+
+    /** A block's segment was deleted by retention: see [openBlock]. */
+    private object SegmentGone : RuntimeException() {
+        private fun readResolve(): Any = SegmentGone
+        override fun fillInStackTrace(): Throwable = this
+    }
 
     private companion object {
         val EMPTY: ByteBuffer = ByteBuffer.allocate(0)

@@ -22,8 +22,35 @@ internal class ControlState(private val table: TopicTable) {
     /** Consumer → the order of the newest deletion of it. Guarded by this. */
     private val deleted = HashMap<String, Long>()
 
+    /** The control topic's records below this are applied (or were folded into [seed]'s positions). */
+    @Volatile var appliedThrough: Long = 0
+        private set
+
+    /**
+     * Starts from [consumers]' positions, which the manifest holds for the control records below [through] (the
+     * control topic's first sequence): they count as older than any record from [through] on.
+     */
+    @Synchronized
+    fun seed(consumers: Map<String, Map<String, Long>>, through: Long) {
+        for ((consumer, byTopic) in consumers) {
+            val mine = positions.getOrPut(consumer) { HashMap() }
+            for ((topic, position) in byTopic) mine[topic] = Position(position, -1)
+        }
+        appliedThrough = maxOf(appliedThrough, through)
+    }
+
+    /**
+     * The control topic's sequence up to which the state is applied, and the consumer positions then: what a
+     * manifest holds. The engine applies control records in log order ([dev.kwal.engine.commit.AppendRequest.onAcked]),
+     * so the two agree.
+     */
+    @Synchronized
+    fun snapshot(): Pair<Long, Map<String, Map<String, Long>>> =
+        appliedThrough to positions.mapValues { (_, byTopic) -> byTopic.mapValues { it.value.position } }
+
     /** Applies [record], the control topic's record at sequence [order]. */
     fun apply(record: ControlRecord, order: Long) {
+        synchronized(this) { if (order >= appliedThrough) appliedThrough = order + 1 }
         when (record) {
             is ControlRecord.Truncate -> table[record.topic]?.raiseFirst(record.firstSequence)
             is ControlRecord.Commit -> commit(record.consumer, record.topic, record.position, order)

@@ -17,6 +17,8 @@ import java.nio.ByteBuffer
  * - [SegmentState.SEALED]: the writer has moved on; its bytes never change again. Its file stays open until it is
  *   durable.
  * - [SegmentState.RELEASED]: sealed and durable; its file is closed ([release]) and readers map it by path.
+ * - [SegmentState.DELETED]: retention deleted its file ([SegmentSet.deleteBelow]) once no record in it was live.
+ *   Readers that borrow its mapping read on; none can map it again.
  *
  * A group that fails after rolling is undone: the segments it rolled into become spares again, and the one it
  * sealed active again.
@@ -102,4 +104,4 @@ internal class Segment(val id: Int, val size: Int, val file: LogFile, private va
 }
 
 /** Where a [Segment] is in its life; see [Segment]. */
-internal enum class SegmentState { SPARE, ACTIVE, SEALED, RELEASED }
+internal enum class SegmentState { SPARE, ACTIVE, SEALED, RELEASED, DELETED }

@@ -58,6 +58,15 @@ internal class SegmentFiles(
 
     fun open(id: Int, size: Int): Segment = Segment(id, size, openFile(id), mappings)
 
+    /** Deletes segment [id]'s file; the caller syncs the directory ([syncDirectory]). */
+    fun delete(id: Int) = io.delete(pathOf(id))
+
+    /** Makes the directory's entries durable. */
+    fun syncDirectory() = io.syncDirectory(directory)
+
+    /** Opens [path], another file of the log's directory (the manifest), creating it if [create]. */
+    fun openOther(path: Path, create: Boolean): LogFile = io.open(path, create, writeExecutor, permissions)
+
     /** Opens the file of segment [id], which must exist. */
     fun openFile(id: Int): LogFile = io.open(pathOf(id), create = false, writeExecutor, permissions)
 

@@ -31,8 +31,11 @@ internal class SegmentSet(
     private var preparing: CompletableFuture<Segment>? = null
 
     /** The segment being written. Writer only. */
-    var active: Segment = recovered.last()
+    @Volatile var active: Segment = recovered.last()
         private set
+
+    /** The active segment's id, from any thread (retention's): it only grows but for an undone roll. */
+    val activeId: Int get() = active.id
 
     init {
         for (s in recovered) {
@@ -42,8 +45,38 @@ internal class SegmentSet(
         active.state = SegmentState.ACTIVE
     }
 
-    /** The segment [id] of the log (sealed, released or active), or null if the log has none such. */
+    /** The segment [id] of the log (sealed, released or active), or null if the log has none such (any more). */
     operator fun get(id: Int): Segment? = byId[id]
+
+    /** The oldest segment's id: retention deletes segments from the oldest on ([deleteBelow]). */
+    @Volatile var first: Int = recovered.first().id
+        private set
+
+    /**
+     * Deletes the segments below [id] — each released (sealed and durable; the active one never), oldest first, up to
+     * the first that is not — and then syncs the directory once; returns how many it deleted. A segment leaves
+     * [get] before its file goes: readers that borrow its mapping read on (the mapping outlives the file's name), and
+     * its idle mapping is unmapped. Retention's (one thread); the manifest must already say the log starts at [id].
+     */
+    @Synchronized
+    fun deleteBelow(id: Int): Int {
+        var deleted = 0
+        try {
+            while (first < id && !closed) {
+                val s = byId[first] ?: break
+                if (s.state != SegmentState.RELEASED) break
+                byId.remove(s.id)
+                s.state = SegmentState.DELETED
+                files.mappings.retire(listOf(s))
+                files.delete(s.id)
+                deleted++
+                first = s.id + 1
+            }
+        } finally {
+            if (deleted > 0) files.syncDirectory()
+        }
+        return deleted
+    }
 
     /**
      * Seals the active segment and makes the next one active: a spare, the one being built (waiting for it), or a new
@@ -109,6 +142,9 @@ internal class SegmentSet(
         return sync
     }
 
+    /** Set by [close]: nothing is deleted after. */
+    private var closed = false
+
     /** Background syncs under way, which [close] waits for: it must not close a file under one. */
     private val releasing: MutableSet<CompletableFuture<Void?>> = ConcurrentHashMap.newKeySet()
 
@@ -117,7 +153,9 @@ internal class SegmentSet(
      * (see [MappingCache.retire]): readers still inside the log keep what they borrow and map by path what they reach
      * next. Once, after the writer has stopped (closing a file also unmaps the mapping inline appends store through).
      */
+    @Synchronized
     fun close() {
+        closed = true
         for (sync in releasing.toList()) runCatching { sync.join() }
         for (s in byId.values) runCatching { s.closeFile() }
         for (s in spares) runCatching { s.file.close() }

@@ -201,7 +201,7 @@ class CompressedBodySpec :
             with { it.put(at + BlockHeader.OFF_CODEC, 3.toByte()) }.shouldNotBeNull() shouldContain "codec"
             with { it.put(at + BlockHeader.OFF_CODEC, 0.toByte()) }.shouldNotBeNull() shouldContain "codec"
             with { it.put(at + BlockHeader.OFF_FLAGS, 0.toByte()) }.shouldNotBeNull() shouldContain "codec"
-            with { it.put(at + BlockHeader.OFF_FLAGS, (4 or BlockHeader.FLAG_COMPRESSED).toByte()) }.shouldNotBeNull()
+            with { it.put(at + BlockHeader.OFF_FLAGS, (8 or BlockHeader.FLAG_COMPRESSED).toByte()) }.shouldNotBeNull()
             with { it.putInt(at + BlockHeader.OFF_BODY_LENGTH, CompressedBody.PREFIX) }.shouldNotBeNull()
             // the flags of the group's last block keep COMPRESSED when CONTINUED is cleared
             with { it.put(at + BlockHeader.OFF_FLAGS, 3.toByte()) }.shouldBeNull()

@@ -265,7 +265,7 @@ class FormatCodecSpec :
             BlockHeader.write(short, 0, h.position, 0, 3, 0, 2, 2 * RecordFrame.HEADER_SIZE - 1, h.synced, 0, crc)
             BlockHeader.check(short, 0, h.position, crc) shouldBe "block body too short for its records"
             val flags = ByteBuffer.allocate(BlockHeader.SIZE)
-            BlockHeader.write(flags, 0, h.position, 4, 3, 0, 1, RecordFrame.HEADER_SIZE, h.synced, 0, crc)
+            BlockHeader.write(flags, 0, h.position, 8, 3, 0, 1, RecordFrame.HEADER_SIZE, h.synced, 0, crc)
             BlockHeader.check(flags, 0, h.position, crc) shouldBe "unknown block flags"
             // bit 1 is COMPRESSED: it needs a codec (CompressedBodySpec checks the rest)
             BlockHeader.write(flags, 0, h.position, 2, 3, 0, 1, RecordFrame.HEADER_SIZE, h.synced, 0, crc)
