@@ -1,6 +1,7 @@
 package dev.kwal.samples;
 
 import dev.kwal.AsyncWal;
+import dev.kwal.BatchPositions;
 import dev.kwal.WalOptions;
 import dev.kwal.engine.Kwal;
 import dev.kwal.typed.AsyncTypedTopic;
@@ -43,8 +44,9 @@ public final class JavaTypedTopics {
             AsyncTypedTopic<Reading> readings =
                 AsyncTypedTopic.of(wal, "readings", Reading::toBytes, Reading::fromBytes);
             long seq = readings.append(new Reading("boiler", 71.5)).join();
-            long first = readings.appendBatch(List.of(new Reading("attic", 18.25), new Reading("cellar", 12.0))).join();
-            System.out.println("Appended reading #" + seq + ", then a batch from #" + first);
+            BatchPositions batch =
+                readings.appendBatch(List.of(new Reading("attic", 18.25), new Reading("cellar", 12.0))).join();
+            System.out.println("Appended reading #" + seq + ", then a batch at #" + batch.first() + ".." + batch.last());
             readings.forEach(0, (Typed<Reading> t) ->
                 System.out.println("  #" + t.getSequence() + " " + t.getValue().sensor() + " " + t.getValue().celsius()));
 

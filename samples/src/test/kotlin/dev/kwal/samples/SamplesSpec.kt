@@ -68,7 +68,7 @@ class SamplesSpec :
 
         test("Java typed topics: a codec pair, a serializer in JSON, and a typed error at a bad record") {
             val out = runMain("kwal-sample-java-typed") { JavaTypedTopics.main(arrayOf(it.toString())) }
-            out shouldContain "Appended reading #0, then a batch from #1\n"
+            out shouldContain "Appended reading #0, then a batch at #1..2\n"
             out shouldContain "  #0 boiler 71.5\n  #1 attic 18.25\n  #2 cellar 12.0\n"
             out shouldContain "Job #0 stored as {\"id\":\"job-1\",\"work\":\"send invoice 17\"}\n"
             out shouldContain "Job #0 read back: Job(id=job-1, work=send invoice 17)\n"

@@ -1,17 +1,16 @@
 package dev.kwal.typed
 
 import dev.kwal.AsyncWal
+import dev.kwal.BatchPositions
 import dev.kwal.Durability
+import dev.kwal.Record
 import dev.kwal.WalException
-import kotlinx.coroutines.CoroutineStart
-import kotlinx.coroutines.DelicateCoroutinesApi
-import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.GlobalScope
-import kotlinx.coroutines.future.future
 import kotlinx.serialization.BinaryFormat
 import kotlinx.serialization.KSerializer
 import kotlinx.serialization.StringFormat
+import java.time.Instant
 import java.util.concurrent.CompletableFuture
+import java.util.concurrent.Flow.Publisher
 import java.util.function.Consumer
 import java.util.function.Function
 
@@ -21,20 +20,21 @@ import java.util.function.Function
  * ```java
  * AsyncTypedTopic<Order> orders = AsyncTypedTopic.of(wal, "orders", Order::toBytes, Order::fromBytes);
  * long seq = orders.append(new Order(1, 250)).join();
+ * BatchPositions batch = orders.appendBatch(List.of(a, b)).join();
  * orders.forEach(0, t -> System.out.println(t.getSequence() + ": " + t.getValue()));
+ * orders.follow("billing").subscribe(subscriber); // a Flow.Publisher<Typed<Order>>: demand-driven, cancellable
  * ```
  *
  * Values are encoded by a [TopicCodec]: a kotlinx.serialization serializer in ProtoBuf or JSON, or two plain
  * functions. Each call is the [AsyncWal] call of the same name for topic [name], with its futures, threads and
  * bounds. A value that cannot be encoded gives a failed future and writes nothing; a record that cannot be decoded
  * fails the read with a [RecordDecodingException] naming its topic and sequence (a future completed exceptionally
- * with it, or, from [forEach], thrown) and is never skipped.
+ * with it, a publisher's `onError`, or, from [forEach], thrown) and is never skipped.
  *
  * @property wal the log.
  * @property name the topic.
  * @property codec how values become payloads and back.
  */
-@OptIn(DelicateCoroutinesApi::class)
 public class AsyncTypedTopic<T> private constructor(
     public val wal: AsyncWal,
     public val name: String,
@@ -56,22 +56,21 @@ public class AsyncTypedTopic<T> private constructor(
     }
 
     /** [appendBatch] with the log's default durability. */
-    public fun appendBatch(values: List<T>): CompletableFuture<Long> = appendBatch(values, null)
+    public fun appendBatch(values: List<T>): CompletableFuture<BatchPositions> = appendBatch(values, null)
 
     /**
-     * Appends [values] all-or-nothing with consecutive sequences (see [dev.kwal.Wal.appendBatch]); the future gives
-     * the first, so value `i` got `first + i` (for an empty list: the topic's next sequence, nothing written). The
-     * future completes on `Dispatchers.IO`, and the batch is not counted against the [AsyncWal]'s pending bound.
+     * Appends [values] all-or-nothing with consecutive sequences through [AsyncWal.appendBatch]: the future gives
+     * their [BatchPositions] (value `i` got `first() + i`; for an empty list, `count() == 0` at the topic's next
+     * sequence, nothing written). As every call of the facade, it is counted against the [AsyncWal]'s pending bound
+     * and completes on its callback executor. A value that cannot be encoded fails the future and writes nothing.
      */
-    public fun appendBatch(values: List<T>, durability: Durability?): CompletableFuture<Long> {
+    public fun appendBatch(values: List<T>, durability: Durability?): CompletableFuture<BatchPositions> {
         val payloads = try {
             values.map { codec.encode(it) }
         } catch (e: Exception) {
             return CompletableFuture.failedFuture(e)
         }
-        return GlobalScope.future(Dispatchers.IO, CoroutineStart.UNDISPATCHED) {
-            wal.wal.appendBatch(name, payloads, durability).first
-        }
+        return wal.appendBatch(name, payloads, durability)
     }
 
     /**
@@ -99,6 +98,49 @@ public class AsyncTypedTopic<T> private constructor(
      */
     public fun follow(consumer: String, action: Consumer<Typed<T>>): CompletableFuture<Void?> =
         wal.follow(name, consumer) { action.accept(topic.decode(it)) }
+
+    /**
+     * Like [forEach], from the first value stamped at or after [from] (see [AsyncWal.forEach] with an [Instant]).
+     *
+     * @throws RecordDecodingException at a record that cannot be decoded, after the values before it.
+     */
+    @Throws(WalException::class)
+    public fun forEach(from: Instant, action: Consumer<Typed<T>>) {
+        wal.forEach(name, from) { action.accept(topic.decode(it)) }
+    }
+
+    /** Like [follow], from the first value stamped at or after [from] (see [AsyncWal.follow] with an [Instant]). */
+    public fun follow(from: Instant, action: Consumer<Typed<T>>): CompletableFuture<Void?> =
+        wal.follow(name, from) { action.accept(topic.decode(it)) }
+
+    /**
+     * The values from [from] as a [Publisher]: [AsyncWal.replay]'s publisher, each record decoded, so with its
+     * promises — cold, demand-driven and unbuffered (`request(n)` gets at most `n` values), signalled on the callback
+     * executor, completing after the last record acknowledged when the subscriber first requested. A record that
+     * cannot be decoded cancels the reading and reaches `onError` as a [RecordDecodingException] naming it, after the
+     * values before it; errors of the log reach `onError` as they are.
+     */
+    public fun replay(from: Long): Publisher<Typed<T>> = decoded(wal.replay(name, from))
+
+    /** Like [replay], from the first value stamped at or after [from] (see [AsyncWal.replay] with an [Instant]). */
+    public fun replay(from: Instant): Publisher<Typed<T>> = decoded(wal.replay(name, from))
+
+    /**
+     * The values from [from], then each new one as it is acknowledged, as a [Publisher] (see [AsyncWal.follow]): it
+     * completes when the log closes; cancel the subscription to stop following. Decoding as in [replay].
+     */
+    public fun follow(from: Long): Publisher<Typed<T>> = decoded(wal.follow(name, from))
+
+    /**
+     * Like [follow] as a [Publisher], from [consumer]'s committed position (read when the subscriber first
+     * requests): [commit] `sequence + 1` after processing each value, or each batch, for at-least-once processing.
+     */
+    public fun follow(consumer: String): Publisher<Typed<T>> = decoded(wal.follow(name, consumer))
+
+    /** Like [follow] as a [Publisher], from the first value stamped at or after [from]. */
+    public fun follow(from: Instant): Publisher<Typed<T>> = decoded(wal.follow(name, from))
+
+    private fun decoded(records: Publisher<Record>): Publisher<Typed<T>> = DecodingPublisher(records, topic)
 
     /** Value [sequence], or null if there is none (see [AsyncWal.read]). */
     public fun read(sequence: Long): CompletableFuture<Typed<T>?> =

@@ -1,6 +1,7 @@
 package dev.kwal.typed
 
 import dev.kwal.AsyncWal
+import dev.kwal.BatchPositions
 import dev.kwal.Durability
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
@@ -14,6 +15,7 @@ import java.util.concurrent.CompletionException
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutionException
+import java.util.concurrent.Flow.Publisher
 import java.util.concurrent.TimeUnit
 import java.util.function.Consumer
 import java.util.function.Function
@@ -45,8 +47,8 @@ class AsyncTypedTopicSpec :
                 val topic = AsyncTypedTopic.of(async, "points", Point.encode, Point.decode)
                 topic.append(points[0]).join() shouldBe 0
                 topic.append(points[1], Durability.None).join() shouldBe 1
-                topic.appendBatch(points.subList(2, 5)).join() shouldBe 2
-                topic.appendBatch(emptyList()).join() shouldBe 5
+                topic.appendBatch(points.subList(2, 5)).join() shouldBe BatchPositions(2, 3)
+                topic.appendBatch(emptyList()).join() shouldBe BatchPositions(5, 0)
                 topic.nextSequence() shouldBe 5
                 wal.read("points", 3)!!.payload.contentEquals(Point.encode.apply(points[3])) shouldBe true
 
@@ -142,7 +144,7 @@ class AsyncTypedTopicSpec :
                 shouldThrow<ExecutionException> { failing.appendBatch(listOf(Point(1, 1), Point(-1, 0))).get() }
                     .cause.shouldBeInstanceOf<IllegalArgumentException>()
                 failing.nextSequence() shouldBe 0
-                failing.appendBatch(listOf(Point(1, 1), Point(2, 2))).join() shouldBe 0
+                failing.appendBatch(listOf(Point(1, 1), Point(2, 2))).join() shouldBe BatchPositions(0, 2)
                 failing.nextSequence() shouldBe 2
             }
         }
@@ -165,5 +167,31 @@ class AsyncTypedTopicSpec :
                 it.name == "of" && Modifier.isStatic(it.modifiers)
             } shouldBe
                 5
+            // appendBatch gives the facade's BatchPositions; replay and follow are typed Flow.Publishers, for every
+            // start (a sequence, an Instant, a consumer), beside the callback forms.
+            val methods = AsyncTypedTopic::class.java.methods.filter { !it.isSynthetic }
+            methods.filter { it.name == "appendBatch" }.map { it.genericReturnType.typeName }.toSet() shouldBe
+                setOf("java.util.concurrent.CompletableFuture<dev.kwal.BatchPositions>")
+            val publishers = methods.filter { it.returnType == Publisher::class.java }.map { m ->
+                m.name + m.parameterTypes.joinToString(",", "(", ")") { it.simpleName } + " " +
+                    m.genericReturnType.typeName
+            }
+            publishers.toSet() shouldBe listOf(
+                "replay(long)",
+                "replay(Instant)",
+                "follow(long)",
+                "follow(String)",
+                "follow(Instant)",
+            ).map { "$it java.util.concurrent.Flow\$Publisher<dev.kwal.typed.Typed<T>>" }.toSet()
+            methods.filter { it.name == "forEach" || it.name == "follow" }
+                .filter { it.parameterCount == 2 }
+                .map { it.name + "(" + it.parameterTypes[0].simpleName + ")" }.toSet() shouldBe
+                setOf("forEach(long)", "forEach(Instant)", "follow(long)", "follow(String)", "follow(Instant)")
+        }
+
+        test("the check can fail: TypedTopic's suspending calls take a kotlin.coroutines.Continuation") {
+            TypedTopic::class.java.declaredMethods.filter { Modifier.isPublic(it.modifiers) }
+                .map { it.toGenericString() }
+                .any { Regex("""\bkotlin\.coroutines\.Continuation""").containsMatchIn(it) } shouldBe true
         }
     })
