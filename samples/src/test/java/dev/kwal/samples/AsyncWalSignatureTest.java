@@ -6,6 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.kwal.AsyncWal;
 import dev.kwal.BatchPositions;
 import dev.kwal.Wal;
+import dev.kwal.typed.AsyncTypedTopic;
+import dev.kwal.typed.RecordDecodingException;
+import dev.kwal.typed.TopicCodec;
+import dev.kwal.typed.TopicFormats;
+import dev.kwal.typed.Typed;
+import dev.kwal.typed.TypedTopic;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Executable;
 import java.lang.reflect.Field;
@@ -109,6 +115,19 @@ class AsyncWalSignatureTest {
     void noPublicSignatureOfTheJavaFacadeMentionsAKotlinType() {
         List<String> found = kotlinTypesIn(AsyncWal.class, BatchPositions.class);
         assertEquals(List.of(), found, "Kotlin types in the Java facade's public signatures");
+    }
+
+    /**
+     * The typed Java API too (wal-typed): AsyncTypedTopic with its typed publishers and BatchPositions, the values it
+     * hands out, its codecs and its error.
+     */
+    @Test
+    void noPublicSignatureOfTheTypedJavaApiMentionsAKotlinType() {
+        List<String> found = kotlinTypesIn(AsyncTypedTopic.class, Typed.class, TopicCodec.class, TopicFormats.class,
+            RecordDecodingException.class);
+        assertEquals(List.of(), found, "Kotlin types in the typed Java API's public signatures");
+        // The Kotlin side is not held to it, and the check sees that: TypedTopic suspends.
+        assertTrue(String.join("\n", kotlinTypesIn(TypedTopic.class)).contains("kotlin.coroutines.Continuation"));
     }
 
     @Test

@@ -2,6 +2,7 @@ package dev.kwal.samples
 
 import dev.kwal.Wal
 import dev.kwal.engine.Kwal
+import dev.kwal.typed.TypedTopic
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeEmpty
 import io.kotest.matchers.shouldBe
@@ -24,7 +25,8 @@ class ModulesSpec :
         fun jarOf(c: Class<*>): Path = Path.of(c.protectionDomain.codeSource.location.toURI())
         val api = jarOf(Wal::class.java)
         val engine = jarOf(Kwal::class.java)
-        val jars = api.isRegularFile() && engine.isRegularFile()
+        val typed = jarOf(TypedTopic::class.java)
+        val jars = api.isRegularFile() && engine.isRegularFile() && typed.isRegularFile()
         if (!jars) println("ModulesSpec: no jars on the classpath ($api, $engine): run it under `mvn verify`")
 
         test("each jar names a stable module").config(enabled = jars) {
@@ -32,6 +34,8 @@ class ModulesSpec :
                 "dev.kwal"
             JarFile(engine.toFile()).use { it.manifest.mainAttributes.getValue("Automatic-Module-Name") } shouldBe
                 "dev.kwal.engine"
+            JarFile(typed.toFile()).use { it.manifest.mainAttributes.getValue("Automatic-Module-Name") } shouldBe
+                "dev.kwal.typed"
         }
 
         test("no package is split across the jars, and both load as modules in one layer").config(enabled = jars) {
@@ -39,6 +43,9 @@ class ModulesSpec :
             val apiPackages = finder.find("dev.kwal").get().descriptor().packages()
             val enginePackages = finder.find("dev.kwal.engine").get().descriptor().packages()
             apiPackages.intersect(enginePackages).shouldBeEmpty()
+            val typedPackages = ModuleFinder.of(typed).find("dev.kwal.typed").get().descriptor().packages()
+            typedPackages shouldBe setOf("dev.kwal.typed")
+            typedPackages.intersect(apiPackages + enginePackages).shouldBeEmpty()
             // The libraries they use, as automatic modules too.
             val libraries = ModuleFinder.of(jarOf(Unit::class.java), jarOf(CoroutineScope::class.java))
             val config = Configuration.resolve(

@@ -65,6 +65,73 @@ class SamplesSpec :
             out shouldMatch Regex("""(?s).*10,000 topics x \d+ records of 100 B: [\d.]+ s, [\d,]+ records/s.*""")
             out shouldMatch Regex("""(?s).*log data: [\d,]+ bytes \(\d+ bytes per record, payload 100\); files: .*""")
         }
+
+        test("Java typed topics: a codec pair, a serializer in JSON, and a typed error at a bad record") {
+            val out = runMain("kwal-sample-java-typed") { JavaTypedTopics.main(arrayOf(it.toString())) }
+            out shouldContain "Appended reading #0, then a batch at #1..2\n"
+            out shouldContain "  #0 boiler 71.5\n  #1 attic 18.25\n  #2 cellar 12.0\n"
+            out shouldContain "Job #0 stored as {\"id\":\"job-1\",\"work\":\"send invoice 17\"}\n"
+            out shouldContain "Job #0 read back: Job(id=job-1, work=send invoice 17)\n"
+            out shouldContain "  job job-1\nStopped at record 1 of \"jobs\": "
+        }
+
+        test("Java order service: typed events, a Flow.Subscriber committing in batches, resumed at its cursor") {
+            var cursor: Long? = null
+            var events = 0L
+            val out = runMain("kwal-sample-orders") {
+                OrderService.main(arrayOf(it.toString()))
+                // Its effects on disk: the events and the consumer's cursor, as another process would find them.
+                dev.kwal.engine.Kwal.open(dev.kwal.WalOptions(it, segmentSize = 4 shl 20)).use { wal ->
+                    cursor = wal.committed("fulfilment", "orders")
+                    events = wal.nextSequence("orders")
+                    val paid = kotlinx.coroutines.runBlocking { wal.read("orders", 4) }!!
+                    paid.payload[0] shouldBe 2.toByte() // OrderPaid's tag
+                }
+            }
+            cursor shouldBe 11
+            events shouldBe 11
+            out shouldContain "Shop: #0 order 1001 placed by alice, 25.00\n"
+            out shouldContain "Shop: #4..#6 orders 1001, 1002, 1004 paid (one batch)\nShop: #7 order 1001 shipped\n"
+            out shouldContain "Fulfilment run 1: cursor null, 3 events at a time\n" +
+                "  #0 placed 1001: reserve 2 items for alice\n  #1 placed 1002: reserve 1 items for bob\n" +
+                "  #2 placed 1003: reserve 5 items for carol\n  committed position 3\n"
+            out shouldContain "  #5 paid 1002 (19.99): pack it\n  committed position 6\n" +
+                "Fulfilment run 1: stopped at position 6\n"
+            out shouldContain "Fulfilment run 2: resumes at cursor 6\n  #6 paid 1004 (42.50): pack it\n" +
+                "  #7 shipped 1001 by DHL: email the customer\n  #8 shipped 1002 by UPS: email the customer\n" +
+                "  committed position 9\n  #9 paid 1003 (120.00): pack it\n  committed position 10 (caught up)\n" +
+                "Shop: shipping order 1004 while fulfilment follows\n" +
+                "  #10 shipped 1004 by DHL: email the customer\n  committed position 11 (caught up)\n" +
+                "Fulfilment run 2: stopped at position 11\n"
+            out shouldContain "Orders: 1001 shipped, 1002 shipped, 1003 paid, 1004 shipped\n"
+            out shouldContain "Topic \"orders\": 11 events; cursor of \"fulfilment\": 11\n"
+            // Each event was handled exactly once across the two runs (none was committed and not handled, or
+            // handled twice: run 2 resumed exactly at run 1's cursor).
+            (0..10).forEach { seq -> out.lines().count { it.startsWith("  #$seq ") } shouldBe 1 }
+        }
+
+        test("event-sourced key-value store: the second run loads the snapshot and replays only the 3 later commands") {
+            val kv = Class.forName("dev.kwal.samples.KeyValueStoreKt").getMethod("main", Array<String>::class.java)
+            val out = runMain("kwal-sample-kv") { kv.invoke(null, arrayOf(it.toString())) }
+            out shouldContain "Run 1: opened an empty store (snapshot: null, replayed 0)\n"
+            out shouldContain "Run 1: 51 commands, snapshot at position 51 (9 keys)\n"
+            out shouldContain "Run 2: loaded snapshot at position 51, replayed 3 commands, position 54\n"
+            out shouldContain "Run 2: user:1=changed after the snapshot user:2=null user:42=new\n"
+            out shouldContain "Run 2: 9 keys: user:1 user:3 user:4 user:42 user:5 user:6 user:7 user:8 user:9\n"
+            out shouldContain "Snapshots: snapshot-51.json\n"
+        }
+
+        test("durable job queue: a second worker resumes at the first one's cursor; every job runs once") {
+            val jobs = Class.forName("dev.kwal.samples.JobQueueKt").getMethod("main", Array<String>::class.java)
+            val out = runMain("kwal-sample-jobs") { jobs.invoke(null, arrayOf(it.toString())) }
+            out shouldContain "Producer: submitted 10 jobs, sequences 0..9\n"
+            out shouldContain "Worker 1: ran #3 job-3 (resize image-3.png)\nWorker 1: stopped; committed position 4\n"
+            out shouldContain "Worker 2: ran #4 job-4\n"
+            out shouldContain "Worker 2: ran #14 job-14\n"
+            out.lines().count { it.startsWith("Worker ") && it.contains(" ran #") } shouldBe 15
+            out shouldContain "committed position now 15\n"
+            out shouldContain "Effects: 15 lines for jobs 0..14, run twice: []\n"
+        }
     })
 
 /** Runs [body] on a fresh directory with System.out captured (and still echoed); returns the output. */
