@@ -264,6 +264,46 @@ class RetentionSpec :
             }
         }
 
+        test("a group written but not yet acknowledged keeps its segments: retention does not take them for dead") {
+            // Retention counted live blocks from the index, which holds only completed groups: a group held at its
+            // sync, that registered a topic in segment 2 and rolled into segment 3, left segments 1 and 2 looking
+            // dead, and the manifest (topics: only those acknowledged) started the log at segment 3 — the next open
+            // found a block of an unknown topic (the power-cut torture found it). Now retention looks only before the
+            // last completed group's end.
+            val io = dev.kwal.engine.io.FaultyFileIo()
+            val dir = TestLogs.tempDir()
+            val opts = options(dir)
+            dev.kwal.engine.KwalEngine.open(opts, io).use { wal ->
+                // 94 KB: all of segment 1 and 30 KB of segment 2, then truncated: dead. The roll starts building
+                // segment 3 as the next spare: wait for it, so that the held group below rolls without a sync.
+                wal.fill("old", 0, 94, 1000)
+                wal.truncateBefore("old", 94)
+                withTimeout(30_000) { while (segmentFiles(dir).size < 3) kotlinx.coroutines.delay(10) }
+                val gate = java.util.concurrent.CountDownLatch(1)
+                io.forceGate = gate
+                val scope = kotlinx.coroutines.CoroutineScope(Dispatchers.Default)
+                try {
+                    // Registers "new" in segment 2; its 50 KB do not fit there: they roll into segment 3.
+                    val group = scope.async {
+                        wal.appendBatch("new", List(50) { TestLogs.payload("new", it.toLong(), 1000) })
+                    }
+                    kotlinx.coroutines.delay(200) // written, held at its sync
+                    val retention = scope.async { wal.applyRetention() }
+                    kotlinx.coroutines.delay(200) // looked at the segments, waits for its own sync
+                    gate.countDown()
+                    group.await() shouldBe (0L until 50L)
+                    // Segment 1 is dead and before the last completed group: it may go; segment 2 may not.
+                    withClue(retention.await()) { (retention.await().segmentsDeleted <= 1) shouldBe true }
+                } finally {
+                    io.forceGate = null
+                    gate.countDown()
+                }
+            }
+            Kwal.open(opts).use { wal ->
+                withClue(wal.recovery) { wal.shouldHold("new", 0, 50, 1000) }
+            }
+        }
+
         test("a bad manifest fails the open, naming it; a missing first segment too") {
             val dir = TestLogs.tempDir()
             val opts = options(dir, "t" to Retention.records(10))

@@ -547,7 +547,7 @@ internal class KwalEngine private constructor(
                     recovered.logId,
                     planner,
                     engine.RetentionLog(),
-                )
+                ) { minOf(completer.completedThrough.segmentId, segments.activeId) }
                 engine.start(loop, GroupAcknowledger(completer, written), reclaimer)
                 return engine
             } catch (e: Throwable) {

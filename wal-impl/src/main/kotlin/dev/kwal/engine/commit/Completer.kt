@@ -41,6 +41,14 @@ internal class Completer(
     @Volatile var durableFrontier: LogPosition = initialFrontier
         private set
 
+    /**
+     * Where the last completed group ended: every block before it is of a completed group, in its topic's index. Blocks
+     * at or after it may belong to groups written and not completed yet — retention must not count their segments
+     * free of live blocks (see `retention.Reclaimer`).
+     */
+    @Volatile var completedThrough: LogPosition = initialFrontier
+        private set
+
     /** Segments written since the last sync and not handed to a background sync. */
     private val dirty = ArrayList<Segment>()
 
@@ -130,6 +138,7 @@ internal class Completer(
             topic.acked = g.blockFirstSeq(i) + g.blockRecords(i)
             topic.wake()
         }
+        if (g.end > completedThrough) completedThrough = g.end
         g.completeWaiters()
     }
 

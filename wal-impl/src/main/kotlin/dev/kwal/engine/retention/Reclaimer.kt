@@ -38,6 +38,12 @@ internal class Reclaimer(
     private val logId: Long,
     private val planner: RetentionPlanner,
     private val log: Log,
+    /**
+     * The segment of the end of the last completed group ([dev.kwal.engine.commit.Completer.completedThrough]):
+     * retention looks only at segments before it, which hold no block of a group written and not completed yet — its
+     * records are not in the index, and would be deleted as if dead.
+     */
+    private val completedSegment: () -> Int,
 ) {
     /** What retention needs of the log: to write through its group commit, like any caller. */
     interface Log {
@@ -69,7 +75,7 @@ internal class Reclaimer(
         val controlTopic = table[ControlRecord.TOPIC]
         if (threshold > 0) {
             val first = segments.first
-            val active = minOf(segments.activeId, first + WINDOW)
+            val active = minOf(completedSegment(), first + WINDOW)
             val live = LiveBlocks(table, first, active, control.appliedThrough)
             val upTo = compactable(live, first, active, threshold)
             if (upTo > first) {
@@ -90,7 +96,7 @@ internal class Reclaimer(
         }
         val from = segments.first
         // The first segment with a live block, looked for in a window: a later application goes on from there.
-        val start = LiveBlocks(table, from, minOf(segments.activeId, from + WINDOW), controlFirst).firstLive()
+        val start = LiveBlocks(table, from, minOf(completedSegment(), from + WINDOW), controlFirst).firstLive()
         // 4. durable
         log.sync()
         // 5. a later start, then deletion
