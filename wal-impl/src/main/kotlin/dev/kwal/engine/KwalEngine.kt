@@ -323,21 +323,10 @@ internal class KwalEngine private constructor(
         override suspend fun truncate(topic: String, sequence: Long) = truncateBefore(topic, sequence)
 
         override suspend fun relocate(blocks: List<RelocatedBlock>): Pair<Int, Long> {
-            val request = suspendCancellableCoroutine<RelocateRequest> { cont ->
-                lateinit var r: RelocateRequest
-                r =
-                    RelocateRequest(blocks) { error ->
-                        if (error ==
-                            null
-                        ) {
-                            cont.resume(r)
-                        } else {
-                            cont.resumeWithException(error)
-                        }
-                    }
-                if (!queue.offer(r)) cont.resumeWithException(lifecycle.unavailable())
+            val done = suspendCancellableCoroutine { cont ->
+                if (!queue.offer(RelocateRequest(blocks, cont))) cont.resumeWithException(lifecycle.unavailable())
             }
-            return request.copied to request.copiedBytes
+            return done.copied to done.copiedBytes
         }
 
         override suspend fun sync() = this@KwalEngine.sync()

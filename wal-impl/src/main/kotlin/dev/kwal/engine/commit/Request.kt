@@ -110,13 +110,13 @@ internal class AppendRequest(
 
 /**
  * Retention's request to copy [blocks] forward (see [Relocator]): written as relocated copies at the end of the log,
- * after the appends of its group; once acknowledged, each topic's index points at the copies, and [done] is told.
+ * after the appends of its group; once acknowledged, each topic's index points at the copies, and [cont] resumes.
  * It counts nothing against the queue's bound: retention sends one at a time.
  */
 internal class RelocateRequest(
     val blocks: List<RelocatedBlock>,
-    /** Told the outcome: null once the copies are acknowledged, else the error. */
-    private val done: (Throwable?) -> Unit,
+    /** Resumed with this request (its [copied] counts) once the copies are acknowledged, or with the error. */
+    private val cont: CancellableContinuation<RelocateRequest>,
 ) : Request() {
     /** The bytes the copies take. */
     val bytes: Long = blocks.sumOf { it.length.toLong() }
@@ -129,9 +129,13 @@ internal class RelocateRequest(
 
     override val abandoned: Boolean get() = false
 
-    override fun complete() = done(null)
+    override fun complete() {
+        cont.resume(this)
+    }
 
-    override fun fail(e: Throwable) = done(e)
+    override fun fail(e: Throwable) {
+        cont.resumeWithException(e)
+    }
 }
 
 /** A barrier: everything written before it is synced before [cont] (if any) resumes. */

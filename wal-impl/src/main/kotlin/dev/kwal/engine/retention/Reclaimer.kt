@@ -75,7 +75,7 @@ internal class Reclaimer(
         val controlTopic = table[ControlRecord.TOPIC]
         if (threshold > 0) {
             val first = segments.first
-            val active = minOf(completedSegment(), first + WINDOW)
+            val active = windowEnd(first)
             val live = LiveBlocks(table, first, active, control.appliedThrough)
             val upTo = compactable(live, first, active, threshold)
             if (upTo > first) {
@@ -96,7 +96,7 @@ internal class Reclaimer(
         }
         val from = segments.first
         // The first segment with a live block, looked for in a window: a later application goes on from there.
-        val start = LiveBlocks(table, from, minOf(completedSegment(), from + WINDOW), controlFirst).firstLive()
+        val start = LiveBlocks(table, from, windowEnd(from), controlFirst).firstLive()
         // 4. durable
         log.sync()
         // 5. a later start, then deletion
@@ -116,6 +116,9 @@ internal class Reclaimer(
         }
         RetentionReport(truncated, records, deleted, reclaimed, blocksCopied, bytesCopied)
     }
+
+    /** The end (exclusive) of the segments an application looks at, from [first]: see [completedSegment], [WINDOW]. */
+    private fun windowEnd(first: Int): Int = minOf(completedSegment(), first + WINDOW)
 
     /**
      * The segment before which the oldest segments are worth compacting: the furthest one, up to the active, such that
