@@ -218,7 +218,10 @@ internal class KwalEngine private constructor(
     }
 
     /** The entries [topic]'s block index holds now (retention drops those of truncated blocks): tests look. */
-    internal fun indexedBlocks(topic: String): Int = table[topic]?.index?.let { it.size - it.base } ?: 0
+    internal fun indexEntries(topic: String): Int = table[topic]?.index?.heldEntries ?: 0
+
+    /** The heap [topic]'s block index takes, in bytes: tests look. */
+    internal fun indexHeapBytes(topic: String): Long = table[topic]?.index?.heapBytes() ?: 0
 
     /** Block headers read by [read] and [seek] (not by replay and follow): tests count them. */
     internal val headersRead = LongAdder()

@@ -131,7 +131,7 @@ internal class Completer(
             val topic = g.blockTopic(i)
             if (g.blockRelocated(i)) {
                 // A copy of a block already acknowledged: readers go there from now on; nothing new to wake for.
-                topic.index.move(g.blockFirstSeq(i), g.blockPosition(i))
+                topic.index.move(g.blockFirstSeq(i), g.blockRecords(i), g.blockPosition(i), g.blockLength(i))
                 continue
             }
             if (topic.id != 0) topic.index.add(g.blockFirstSeq(i), g.blockPosition(i), g.blockLength(i))

@@ -4,8 +4,9 @@ import dev.kwal.engine.storage.Topic
 import dev.kwal.engine.storage.TopicTable
 
 /**
- * The last step of the scan: each topic's block index from the blocks the scan kept — those in place and the
- * relocated copies, wherever in the log they lie — and the check that the topic's records are all there.
+ * The last step of the scan: each topic's block index from the blocks the scan kept — those in place (already added,
+ * a dense run) and the relocated copies, wherever in the log they lie — and the check that the topic's records are
+ * all there.
  *
  * A relocated copy stands for its block unless that block is still where it was written (retention copied it, then
  * stopped before deleting the original): then the copy is ignored. Of several copies of one block, the newest in log
@@ -31,26 +32,23 @@ internal class IndexAssembly(private val table: TopicTable, private val start: S
         }
     }
 
-    private class Entry(val firstSeq: Long, val end: Long, val position: Long, val length: Int, val copy: Boolean)
+    private class Entry(val firstSeq: Long, val end: Long, val block: Block?)
 
     private fun assemble(topic: Topic, copies: List<Block>, manifestNext: Long?, repair: Boolean) {
         val index = topic.index
-        val n = index.size
-        val inPlace = List(n) { i ->
-            val end = if (i + 1 < n) index.firstSeq(i + 1) else topic.reserved
-            Entry(index.firstSeq(i), end, index.position(i).packed, index.length(i), copy = false)
-        }
+        // The scan added the blocks in place, which run densely from the first (see ScanStart) to the topic's next.
+        val inFirst = index.firstInPlace()
+        val inPlace = inFirst?.let { Entry(it, topic.reserved, null) }
         // A copy stands for its block unless the block is still in place (retention copied it, then stopped before
-        // deleting the original). Not "below the first block in place": that one may be a truncated block kept in a
-        // segment that also holds live ones, older than blocks whose originals are gone.
-        val placed = HashSet<Long>(n * 2).apply { for (e in inPlace) add(e.firstSeq) }
+        // deleting the original). Not "below the first block in place" only: that one may be a truncated block kept
+        // in a segment that also holds live ones, older than blocks whose originals are gone.
         val newest = LinkedHashMap<Long, Block>()
-        for (c in copies) if (c.firstSeq !in placed) newest[c.firstSeq] = c // later copies replace earlier ones
-        val moved = newest.values.map {
-            Entry(it.firstSeq, it.firstSeq + it.count, it.position.packed, it.length, copy = true)
+        for (c in copies) {
+            if (inFirst == null || c.firstSeq !in inFirst until topic.reserved) newest[c.firstSeq] = c // later win
         }
-        var entries = (moved + inPlace).sortedBy { it.firstSeq }.filter { it.end > topic.first }
-        var next = if (n > 0) topic.reserved else maxOf(topic.reserved, moved.lastOrNull()?.end ?: 0L)
+        val moved = newest.values.map { Entry(it.firstSeq, it.firstSeq + it.count, it) }
+        var entries = (moved + listOfNotNull(inPlace)).sortedBy { it.firstSeq }.filter { it.end > topic.first }
+        var next = if (inPlace != null) topic.reserved else maxOf(topic.reserved, moved.lastOrNull()?.end ?: 0L)
         val problem = problem(topic, entries, next, manifestNext)
         if (problem != null) {
             problems.add("$topic: $problem")
@@ -62,12 +60,9 @@ internal class IndexAssembly(private val table: TopicTable, private val start: S
             if (gap != null) entries = entries.subList(gap, entries.size)
             topic.raiseFirst(entries.firstOrNull()?.firstSeq ?: next)
         }
-        index.replaceAll(
-            LongArray(entries.size) { entries[it].firstSeq },
-            LongArray(entries.size) { entries[it].position },
-            IntArray(entries.size) { entries[it].length },
-            entries.indexOfFirst { !it.copy }.let { if (it < 0) entries.size else it },
-        )
+        if (entries.none { it.block == null }) index.clearInPlace()
+        for (e in entries) e.block?.let { index.move(it.firstSeq, it.count, it.position, it.length) }
+        if (inPlace != null && inFirst < topic.first) index.dropBelow(topic.first)
         topic.reserved = next
         topic.acked = next
     }

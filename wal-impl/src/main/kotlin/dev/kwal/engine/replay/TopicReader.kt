@@ -7,7 +7,9 @@ import dev.kwal.engine.format.BlockHeader
 import dev.kwal.engine.format.CompressedBody
 import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.RecordFrame
+import dev.kwal.engine.storage.BlockHeaders
 import dev.kwal.engine.storage.BlockIndex
+import dev.kwal.engine.storage.BlockRef
 import dev.kwal.engine.storage.LogLifecycle
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentSet
@@ -42,7 +44,7 @@ internal class TopicReader(
     private val lifecycle: LogLifecycle,
     /** Counts the block headers this reader reads (a block opened, a [seek] probe), if given: tests count them. */
     private val headersRead: LongAdder? = null,
-) {
+) : BlockHeaders {
     private val crc = CRC32C()
     private val codec = RecordFrame.Codec()
 
@@ -64,9 +66,9 @@ internal class TopicReader(
     /** The next sequence to return; frames below it (in the first block) are checked but skipped. */
     private var next = 0L
 
-    /** The index entry of the next block to open, and the number of entries this read considers. */
-    private var blockIndex = 0
-    private var blockCount = 0
+    /** The block open (or last opened), if [located]; else the next block is looked up from [next]. */
+    private val ref = BlockRef()
+    private var located = false
 
     // The open block: frames of sequences [seq, blockEndSeq) lie at [framePos, bodyEnd) of [view].
     private var view: ByteBuffer = EMPTY
@@ -90,8 +92,8 @@ internal class TopicReader(
 
     /**
      * Record [seq] of [topic], checked, or null if [seq] is not below [end] (which must not exceed what was
-     * acknowledged). One index lookup and at most one block read: the frames before [seq] in its block are checked,
-     * not copied.
+     * acknowledged). One index lookup — a walk of at most one run of headers from the index's sample (see
+     * [BlockIndex]) — and one block read: the frames before [seq] in its block are checked, not copied.
      */
     fun readOne(topic: Topic, seq: Long, end: Long): Record? {
         if (seq >= end) return null
@@ -133,61 +135,29 @@ internal class TopicReader(
      * [timestamp]. [end] must not exceed what was acknowledged, and be read before this call.
      */
     fun seek(topic: Topic, timestamp: Long, end: Long): Long {
+        var retries = 0
         while (true) {
+            this.topic = topic
+            topicId = topic.id
+            topicName = topic.name
             try {
-                return seekOnce(topic, timestamp, end)
-            } catch (e: BlockIndex.Dropped) {
-                // Retention dropped the entries searched meanwhile: search again, from the new first sequence.
-            }
-        }
-    }
-
-    private fun seekOnce(topic: Topic, timestamp: Long, end: Long): Long {
-        val index = topic.index
-        val size = index.size // read after [end]: it covers every block below it
-        if (end <= 0 || size == 0) return end
-        val blocks = index.find(end - 1, size) + 1
-        this.topic = topic
-        topicId = topic.id
-        topicName = topic.name
-        try {
-            // Blocks below the first sequence's may be in deleted segments.
-            var lo = index.find(maxOf(topic.first, 0), size)
-            var hi = blocks
-            while (lo < hi) {
-                val mid = (lo + hi) ushr 1
-                if (blockTimestamp(mid) >= timestamp) hi = mid else lo = mid + 1
-            }
-            return if (lo == blocks) end else index.firstSeq(lo)
-        } finally {
-            giveBack()
-        }
-    }
-
-    /** The timestamp of block [i] of the topic being read, its header checked. */
-    private fun blockTimestamp(i: Int): Long {
-        val position = topic!!.index.position(i)
-        return try {
-            indexedBlock(i, position).getLong(position.offset + BlockHeader.OFF_TIMESTAMP)
-        } catch (e: SegmentGone) {
-            // Copied forward (a live block's segment is deleted only then): its entry points at the copy now.
-            val moved = topic!!.index.position(i)
-            try {
-                indexedBlock(i, moved).getLong(moved.offset + BlockHeader.OFF_TIMESTAMP)
-            } catch (e: SegmentGone) {
-                throw corrupt("block of ${topic!!.name} is in no segment", moved)
+                return topic.index.seek(timestamp, maxOf(topic.first, 0), end, this, ref)
+            } catch (e: RuntimeException) {
+                // Retention dropped the samples searched, or deleted a segment, meanwhile: search again, from the new
+                // first sequence.
+                if ((e !== SegmentGone && e !== BlockIndex.Dropped) || ++retries > MAX_RETRIES) throw e
+            } finally {
+                giveBack()
             }
         }
     }
 
     /**
-     * The mapping holding block [i] of the topic being read, at [position] (its index entry): its header checked,
-     * and checked to be the block the index says — this topic's, from the index's first sequence.
+     * The mapping holding block [firstSeq] of the topic being read, at [position]: its header checked, and checked to
+     * be the block the index says — this topic's, from [firstSeq].
      */
-    private fun indexedBlock(i: Int, position: LogPosition): ByteBuffer {
-        val firstSeq = topic!!.index.firstSeq(i)
-        val segment = segments[position.segmentId] ?: throw SegmentGone
-        val view = blockView(segment, position)
+    private fun indexedBlock(firstSeq: Long, position: LogPosition): ByteBuffer {
+        val view = header(position)
         val at = position.offset
         if (view.getInt(at + BlockHeader.OFF_TOPIC) != topicId ||
             view.getLong(at + BlockHeader.OFF_FIRST_SEQ) != firstSeq
@@ -196,6 +166,12 @@ internal class TopicReader(
         }
         return view
     }
+
+    override fun header(position: LogPosition): ByteBuffer =
+        blockView(segments[position.segmentId] ?: throw SegmentGone, position)
+
+    /** Gives back the mapping this reader borrows, if any (after using it as [BlockHeaders] directly). */
+    fun release() = giveBack()
 
     /** Gives back the mapping this reader borrows, if any, and forgets every view of it. */
     private fun giveBack() {
@@ -209,14 +185,12 @@ internal class TopicReader(
     }
 
     private fun start(topic: Topic, from: Long, end: Long) {
-        val index = topic.index
         this.topic = topic
         topicId = topic.id
         topicName = topic.name
         this.end = end
         next = maxOf(from, 0)
-        blockCount = index.size
-        blockIndex = index.find(next, blockCount)
+        located = false
         seq = 0
         blockEndSeq = 0
     }
@@ -246,11 +220,12 @@ internal class TopicReader(
     }
 
     /**
-     * Opens block [blockIndex] of the topic and checks its header; false when the read has no blocks left.
+     * Opens the next block of the read (the one holding [next] first, then each one after) and checks its header;
+     * false when the read has no blocks left.
      *
      * A block whose segment retention has deleted is either truncated — the read then skips to the topic's first
-     * sequence: records truncated while a read runs may be skipped — or was copied forward before, and its index entry
-     * already points at the copy: read again once.
+     * sequence: records truncated while a read runs may be skipped — or was copied forward before, and the index has
+     * the copy already: look it up again, once.
      */
     private fun openBlock(): Boolean {
         var moved = false
@@ -259,13 +234,13 @@ internal class TopicReader(
                 return openIndexedBlock()
             } catch (e: RuntimeException) {
                 if (e !== SegmentGone && e !== BlockIndex.Dropped) throw e
+                located = false
                 val topic = topic!!
                 val first = topic.first
                 if (next < first) {
                     next = first
-                    blockIndex = topic.index.find(first, blockCount)
                 } else if (moved) {
-                    throw corrupt("block of ${topic.name} is in no segment", topic.index.position(blockIndex))
+                    throw corrupt("block of ${topic.name} at sequence $next is in no segment", ref.position)
                 } else {
                     moved = true
                 }
@@ -275,12 +250,17 @@ internal class TopicReader(
 
     private fun openIndexedBlock(): Boolean {
         val topic = topic!!
-        if (blockIndex >= blockCount) return false
         val index = topic.index
-        val firstSeq = index.firstSeq(blockIndex)
+        if (!located) {
+            if (!index.locate(next, this, ref)) return false
+            located = true
+        } else {
+            index.advance(ref, this)
+        }
+        val firstSeq = ref.firstSeq
         if (firstSeq >= end) return false
-        val position = index.position(blockIndex)
-        val view = indexedBlock(blockIndex, position)
+        val position = ref.position
+        val view = indexedBlock(firstSeq, position)
         val at = position.offset
         this.view = view
         this.position = position
@@ -291,7 +271,6 @@ internal class TopicReader(
         timestamp = view.getLong(at + BlockHeader.OFF_TIMESTAMP)
         seq = firstSeq
         blockEndSeq = firstSeq + view.getInt(at + BlockHeader.OFF_COUNT)
-        blockIndex++
         return true
     }
 
@@ -347,7 +326,7 @@ internal class TopicReader(
         return view
     }
 
-    private fun corrupt(what: String, position: LogPosition) = WalCorruptedException(
+    override fun corrupt(what: String, position: LogPosition): WalCorruptedException = WalCorruptedException(
         what,
         segments[position.segmentId]?.file?.path,
         position.offset.toLong(),
@@ -361,6 +340,9 @@ internal class TopicReader(
 
     private companion object {
         val EMPTY: ByteBuffer = ByteBuffer.allocate(0)
+
+        /** How often [seek] starts again when retention moves the blocks it searches. */
+        const val MAX_RETRIES = 100
 
         /** The most entries [readList] reserves up front. */
         const val LIST_CAPACITY = 1024L

@@ -76,7 +76,7 @@ internal class Reclaimer(
         if (threshold > 0) {
             val first = segments.first
             val active = windowEnd(first)
-            val live = LiveBlocks(table, first, active, control.appliedThrough)
+            val live = LiveBlocks(table, first, active, control.appliedThrough, planner.reader())
             val upTo = compactable(live, first, active, threshold)
             if (upTo > first) {
                 for (chunk in chunks(live.blocksBelow(upTo))) {
@@ -96,7 +96,7 @@ internal class Reclaimer(
         }
         val from = segments.first
         // The first segment with a live block, looked for in a window: a later application goes on from there.
-        val start = LiveBlocks(table, from, windowEnd(from), controlFirst).firstLive()
+        val start = LiveBlocks(table, from, windowEnd(from), controlFirst, planner.reader()).firstLive()
         // 4. durable
         log.sync()
         // 5. a later start, then deletion
@@ -112,7 +112,7 @@ internal class Reclaimer(
         // The index entries of truncated blocks go too: the heap does not grow with the log's history.
         for (id in 1..table.count) {
             val t = table.byId(id) ?: continue
-            t.index.dropBelow(t.index.find(t.first, t.index.size))
+            t.index.dropBelow(t.first)
         }
         RetentionReport(truncated, records, deleted, reclaimed, blocksCopied, bytesCopied)
     }

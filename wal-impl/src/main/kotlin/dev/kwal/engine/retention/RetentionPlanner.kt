@@ -2,6 +2,7 @@ package dev.kwal.engine.retention
 
 import dev.kwal.WalOptions
 import dev.kwal.engine.replay.TopicReader
+import dev.kwal.engine.storage.BlockRef
 import dev.kwal.engine.storage.ControlState
 import dev.kwal.engine.storage.LogLifecycle
 import dev.kwal.engine.storage.SegmentSet
@@ -17,7 +18,7 @@ import dev.kwal.engine.storage.TopicTable
  * - age: records from the first whose block is stamped at or after now − `maxAge` stay (a binary search over the
  *   topic's blocks, as [dev.kwal.Wal.seek]);
  * - bytes: the newest blocks whose bytes, headers included, total at most `maxBytes` stay (whole blocks, from the
- *   index's running byte counts).
+ *   index's running byte counts and a walk of one run).
  *
  * Reads only acknowledged state; changes nothing.
  */
@@ -55,15 +56,16 @@ internal class RetentionPlanner(
 
     /** The first sequence of the newest blocks of [t] below [end] whose bytes total at most [max]. */
     private fun byBytes(t: Topic, max: Long, end: Long): Long {
-        val index = t.index
-        val n = index.size
-        if (n == 0) return 0
-        val last = index.find(end - 1, n) // blocks past end are not acknowledged yet (or just were): leave them out
-        val total = index.bytesBefore(last) + index.length(last)
-        if (total <= max) return 0
-        val i = index.firstWithBytesBefore(total - max, last + 1)
-        return if (i > last) end else index.firstSeq(i)
+        val reader = reader()
+        try {
+            return t.index.firstKeeping(max, maxOf(t.first, 0), end, reader, BlockRef())
+        } finally {
+            reader.release()
+        }
     }
+
+    /** A reader for retention's walks of the index (see `storage.BlockIndex`); [TopicReader.release] it after. */
+    fun reader(): TopicReader = TopicReader(segments, lifecycle)
 
     /** Topic → the lowest position any consumer has committed in it. */
     private fun lowestPositions(): Map<String, Long> {

@@ -43,7 +43,7 @@ internal class Topic(val id: Int, val name: String) {
      */
     @Volatile var registered: Boolean = true
 
-    val index = BlockIndex()
+    val index = BlockIndex(id)
 
     /** Bumped by [wake]; made when the first follower waits, so a topic nobody follows costs nothing to wake. */
     @Volatile private var signal: MutableStateFlow<Long>? = null
