@@ -12,6 +12,8 @@ package dev.kwal
  * @property corruption a description of the corruption that was truncated under
  *   [CorruptionPolicy.TRUNCATE], or `null` if there was none.
  * @property durationMillis how long recovery took.
+ * @property segmentsScanned how many segments recovery read block by block: those after the last segment summary
+ *   (see [WalOptions.verifyOnOpen]), all of them without summaries. The others were known from their summaries.
  */
 public data class RecoveryReport(
     public val segments: Int,
@@ -20,6 +22,7 @@ public data class RecoveryReport(
     public val droppedRecords: Long,
     public val corruption: String?,
     public val durationMillis: Long,
+    public val segmentsScanned: Int = segments,
 ) {
     /** Whether recovery discarded anything. */
     public val truncated: Boolean get() = truncatedBytes > 0

@@ -62,6 +62,12 @@ import java.util.EnumSet
  *   holds at most about 1 / [compactionThreshold] times the live data, for extra writing of at most
  *   [compactionThreshold] / (1 - [compactionThreshold]) bytes per byte reclaimed. 0 never copies; below 1. Default
  *   0.5.
+ * @property verifyOnOpen whether an open reads and checks every segment. By default (false) an open reads each sealed
+ *   segment's summary — written beside it once the segment was sealed and durable, and for the last segment at a clean
+ *   close — and checks only the blocks after the last summary (the groups a crash may have cut off): an open then
+ *   costs what that tail and the summaries do, not what the log does. The records of summarized segments are checked
+ *   when they are read (every header and record checksum, as always). True reads and checks every block of every
+ *   segment, as an open without summaries does, and writes the summaries again in the background. Default false.
  * @throws IllegalArgumentException if a value is out of range.
  */
 public class WalOptions(
@@ -81,6 +87,7 @@ public class WalOptions(
     public val retentionIntervalMillis: Long = DEFAULT_RETENTION_INTERVAL_MILLIS,
     public val retentionOverridesConsumers: Boolean = false,
     public val compactionThreshold: Double = DEFAULT_COMPACTION_THRESHOLD,
+    public val verifyOnOpen: Boolean = false,
 ) {
     /** See the class description. An unmodifiable copy of the map given. */
     public val topicRetention: Map<String, Retention> = Collections.unmodifiableMap(LinkedHashMap(topicRetention))
@@ -160,6 +167,7 @@ public class WalOptions(
         .compression(compression).compressionThreshold(compressionThreshold)
         .retention(retention).topicRetention(topicRetention).retentionIntervalMillis(retentionIntervalMillis)
         .retentionOverridesConsumers(retentionOverridesConsumers).compactionThreshold(compactionThreshold)
+        .verifyOnOpen(verifyOnOpen)
 
     override fun toString(): String =
         "WalOptions(directory=$directory, segmentSize=$segmentSize, blockSize=$blockSize, " +
@@ -168,7 +176,8 @@ public class WalOptions(
             "filePermissions=${PosixFilePermissions.toString(filePermissions)}, compression=$compression, " +
             "compressionThreshold=$compressionThreshold, retention=$retention, topicRetention=$topicRetention, " +
             "retentionIntervalMillis=$retentionIntervalMillis, " +
-            "retentionOverridesConsumers=$retentionOverridesConsumers, compactionThreshold=$compactionThreshold)"
+            "retentionOverridesConsumers=$retentionOverridesConsumers, compactionThreshold=$compactionThreshold, " +
+            "verifyOnOpen=$verifyOnOpen)"
 
     /** A fluent builder for Java callers. Not thread-safe. */
     public class Builder(private val directory: Path) {
@@ -187,6 +196,7 @@ public class WalOptions(
         private var retentionIntervalMillis = DEFAULT_RETENTION_INTERVAL_MILLIS
         private var retentionOverridesConsumers = false
         private var compactionThreshold = DEFAULT_COMPACTION_THRESHOLD
+        private var verifyOnOpen = false
 
         /** See [WalOptions.segmentSize]. */
         public fun segmentSize(bytes: Int): Builder = apply { segmentSize = bytes }
@@ -237,11 +247,14 @@ public class WalOptions(
         /** See [WalOptions.compactionThreshold]. */
         public fun compactionThreshold(fraction: Double): Builder = apply { compactionThreshold = fraction }
 
+        /** See [WalOptions.verifyOnOpen]. */
+        public fun verifyOnOpen(value: Boolean): Builder = apply { verifyOnOpen = value }
+
         /** @throws IllegalArgumentException if a value is out of range. */
         public fun build(): WalOptions = WalOptions(
             directory, segmentSize, blockSize, maxRecordSize, maxGroupBytes, durability, corruptionPolicy,
             maxQueuedBytes, filePermissions, compression, compressionThreshold, retention, topicRetention,
-            retentionIntervalMillis, retentionOverridesConsumers, compactionThreshold,
+            retentionIntervalMillis, retentionOverridesConsumers, compactionThreshold, verifyOnOpen,
         )
     }
 

@@ -59,7 +59,7 @@ class RecoveryPropertySpec :
         suspend fun workload(dir: Path, rnd: Random): Map<String, Map<Long, List<Byte>>> {
             val model = HashMap<String, HashMap<Long, List<Byte>>>()
             val durability = if (rnd.nextBoolean()) Durability.Sync else Durability.None
-            Kwal.open(TestLogs.small(dir, durability = durability)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir, durability = durability)).use { wal ->
                 withTimeout(60_000) {
                     repeat(rnd.nextInt(2, 26)) {
                         val ops = List(rnd.nextInt(1, 4)) { randomOp(rnd) }
@@ -135,7 +135,7 @@ class RecoveryPropertySpec :
                     }
                 }
 
-                Kwal.open(TestLogs.small(dir)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir)).use { wal ->
                     wal.recovery.corruption.shouldBeNull()
                     val start = if (firstDroppedRun >= 0) blocks[firstDroppedRun] else null
                     if (last > 1) multiSegment++
@@ -164,7 +164,7 @@ class RecoveryPropertySpec :
                     val next = wal.nextSequence(topic)
                     withTimeout(20_000) { wal.append(topic, byteArrayOf(1, 2, 3)) shouldBe next }
                 }
-                Kwal.open(TestLogs.small(dir)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir)).use { wal ->
                     wal.recovery.truncatedBytes shouldBe 0
                     wal.recovery.corruption.shouldBeNull()
                     for (topic in model.keys) {
@@ -189,7 +189,7 @@ class RecoveryPropertySpec :
                 val dir = TestLogs.tempDir("kwal-prop")
                 val model = HashMap<String, MutableList<List<Byte>>>()
                 // Sequential synced appends: every group's synced-through vouches for every group before it.
-                Kwal.open(TestLogs.small(dir)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir)).use { wal ->
                     withTimeout(60_000) {
                         val n = rnd.nextInt(5, 40)
                         for (k in 0 until n) {
@@ -218,14 +218,14 @@ class RecoveryPropertySpec :
                 LogFiles.flipBit(seg, (b.at + rnd.nextInt(b.size)).toLong(), rnd.nextInt(8))
                 val before = LogFiles.snapshot(dir)
 
-                val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
+                val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
                 e.file shouldBe seg
                 e.offset shouldBe b.at.toLong()
                 LogFiles.snapshot(dir) shouldBe before
 
                 val survivors = HashMap<Int, Long>()
                 for (k in 0 until groupStart[hit]) survivors[blocks[k].topicId] = blocks[k].firstSeq + blocks[k].count
-                Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                     wal.recovery.corruption.shouldNotBeNull()
                     for ((topic, appended) in model) {
                         val records = withTimeout(20_000) { wal.replay(topic).toList() }
@@ -234,7 +234,7 @@ class RecoveryPropertySpec :
                         records.size.toLong() shouldBe (survivors[ids.getValue(topic)] ?: 0L)
                     }
                 }
-                Kwal.open(TestLogs.small(dir)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir)).use { wal ->
                     wal.recovery.truncatedBytes shouldBe 0
                     wal.recovery.corruption.shouldBeNull()
                 }

@@ -26,7 +26,7 @@ class RecoveryRegressionSpec :
         test("an empty spare segment of an older, smaller size is not used when segmentSize grows") {
             val dir = TestLogs.tempDir()
             // 64 KiB segments: enough records to roll, so the writer pre-creates the next segment as a spare.
-            Kwal.open(TestLogs.small(dir)).use { wal -> repeat(40) { wal.append("t", ByteArray(3000)) } }
+            Kwal.open(TestLogs.scanned(dir)).use { wal -> repeat(40) { wal.append("t", ByteArray(3000)) } }
             val bigger = WalOptions(dir, segmentSize = 1 shl 20, blockSize = 64 shl 10, maxRecordSize = 8 shl 10)
             Kwal.open(bigger).use { wal: Wal ->
                 // ~120 KB: fits a 1 MiB segment, not a 64 KiB one. It used to roll into the old spare and fail.
@@ -38,7 +38,7 @@ class RecoveryRegressionSpec :
 
         test("a registry record with an invalid name, whose checksums pass, is corruption that TRUNCATE can cut") {
             val dir = TestLogs.tempDir()
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.append("a", byteArrayOf(1))
                 repeat(5) { wal.append("b", byteArrayOf(2)) } // "b" is registered by the second group
             }
@@ -63,8 +63,8 @@ class RecoveryRegressionSpec :
                 found shouldBe true
                 map.force()
             }
-            shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
-            Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+            shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
+            Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                 wal.recovery.corruption.shouldNotBeNull()
                 wal.replay("a").toList().size shouldBe 1
                 wal.topics() shouldBe setOf("a")
@@ -82,7 +82,7 @@ class RecoveryRegressionSpec :
         /** Appends synced 3,000-byte records to "t" until one lands in segment 2; returns how many were appended. */
         suspend fun fillIntoSegment2(dir: Path): Long {
             var n = 0L
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 while (!Files.exists(LogFiles.segment(dir, 2)) || LogFiles.blocks(dir, 2).isEmpty()) {
                     wal.append("t", TestLogs.payload("t", n, 3000)) shouldBe n
                     n++
@@ -115,7 +115,7 @@ class RecoveryRegressionSpec :
                 if (truncateCorruption) {
                     // a second group in segment 2, whose synced-through vouches for the first: damage there is
                     // corruption
-                    Kwal.open(TestLogs.small(dir)).use { wal ->
+                    Kwal.open(TestLogs.scanned(dir)).use { wal ->
                         wal.append("t", TestLogs.payload("t", n, 3000)) shouldBe
                             n
                     }
@@ -145,7 +145,7 @@ class RecoveryRegressionSpec :
                 "a record too big for the old size is kept",
         ) {
             val dir = TestLogs.tempDir()
-            Kwal.open(TestLogs.small(dir)).close()
+            Kwal.open(TestLogs.scanned(dir)).close()
             LogFiles.segment(dir, 1).fileSize() shouldBe (64L shl 10)
             Kwal.open(bigger(dir)).use { wal -> wal.append("t", big) shouldBe 0 }
             reopenIntact(bigger(dir), listOf(big))
@@ -174,7 +174,7 @@ class RecoveryRegressionSpec :
             val torn = LogFiles.blocks(dir, 2).single()
             LogFiles.zero(LogFiles.segment(dir, 2), torn.at + torn.size / 2, torn.end)
             written.removeLast()
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBeGreaterThan 0L
                 // 100 records of 3,000 B: several 64 KiB segments
                 for (p in payloads(written.size.toLong(), 100)) {
@@ -182,13 +182,13 @@ class RecoveryRegressionSpec :
                     written.add(p)
                 }
             }
-            reopenIntact(TestLogs.small(dir), written)
+            reopenIntact(TestLogs.scanned(dir), written)
 
             val empty = TestLogs.tempDir()
             Kwal.open(bigger(empty)).close()
-            Kwal.open(TestLogs.small(empty)).use { wal ->
+            Kwal.open(TestLogs.scanned(empty)).use { wal ->
                 for ((i, p) in payloads(0, 100).withIndex()) wal.append("t", p) shouldBe i.toLong()
             }
-            reopenIntact(TestLogs.small(empty), payloads(0, 100))
+            reopenIntact(TestLogs.scanned(empty), payloads(0, 100))
         }
     })

@@ -47,7 +47,7 @@ class RecoverySpec :
 
         /** Opens, checks that nothing was truncated and [topic] holds exactly [count] intact records, closes. */
         suspend fun reopenClean(dir: Path, topic: String, count: Long) {
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBe 0
                 wal.recovery.droppedRecords shouldBe 0
                 wal.recovery.corruption.shouldBeNull()
@@ -57,7 +57,7 @@ class RecoverySpec :
 
         /** Opens, checks nothing was truncated and "a" holds [count] records with dense sequences, closes. */
         suspend fun reopenCount(dir: Path, count: Long) {
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBe 0
                 wal.recovery.corruption.shouldBeNull()
                 payloads(wal).size shouldBe count.toInt()
@@ -65,7 +65,7 @@ class RecoverySpec :
         }
 
         /** Writes [n] records to "a", each its own synced group, then (optionally) one batch of [batch] records. */
-        suspend fun writeLog(dir: Path, n: Long, batch: Int = 0, options: WalOptions = TestLogs.small(dir)) {
+        suspend fun writeLog(dir: Path, n: Long, batch: Int = 0, options: WalOptions = TestLogs.scanned(dir)) {
             Kwal.open(options).use { wal ->
                 withTimeout(30_000) {
                     for (i in 0 until n) wal.append("a", TestLogs.payload("a", i)) shouldBe i
@@ -105,7 +105,7 @@ class RecoverySpec :
                 block.count shouldBe 5
                 tear(LogFiles.segment(dir, last), block)
 
-                Kwal.open(TestLogs.small(dir)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir)).use { wal ->
                     wal.recovery.truncatedBytes shouldBeGreaterThan 0L
                     wal.recovery.truncated shouldBe true
                     wal.recovery.corruption.shouldBeNull()
@@ -130,7 +130,7 @@ class RecoverySpec :
             // the torn block's last remaining byte: find it, the count is from the block's start through it
             val bytes = LogFiles.segment(dir, 1).readBytes()
             val lastNonZero = (block.end - 1 downTo block.at).first { bytes[it].toInt() != 0 }
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBe (lastNonZero + 1 - block.at).toLong()
                 wal.recovery.droppedRecords shouldBe 3 // the torn block's header still passes its check
                 payloads(wal) shouldBe expected("a", 0L until 10)
@@ -153,7 +153,7 @@ class RecoverySpec :
                 }
                 LogFiles.write(seg, (end + gap).toLong(), garbage)
 
-                Kwal.open(TestLogs.small(dir)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir)).use { wal ->
                     wal.recovery.truncatedBytes shouldBe (gap + 100).toLong()
                     wal.recovery.corruption.shouldBeNull()
                     wal.recovery.droppedRecords shouldBe 0
@@ -186,18 +186,18 @@ class RecoverySpec :
                 LogFiles.flipBit(seg, where(block), 0)
                 val before = LogFiles.snapshot(dir)
 
-                val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
+                val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
                 e.file shouldBe seg
                 e.offset shouldBe block.at.toLong()
                 e.message.shouldNotBeNull() shouldContain seg.name
                 LogFiles.snapshot(dir) shouldBe before // the failed open changed nothing
                 // and released the lock: the same FAIL open fails the same way again
                 shouldThrow<WalCorruptedException> {
-                    Kwal.open(TestLogs.small(dir)).close()
+                    Kwal.open(TestLogs.scanned(dir)).close()
                 }.offset shouldBe block.at.toLong()
                 LogFiles.snapshot(dir) shouldBe before
 
-                Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                     wal.recovery.corruption.shouldNotBeNull() shouldContain "segment 1 offset ${block.at}"
                     wal.recovery.truncatedBytes shouldBeGreaterThan 0L
                     wal.recovery.droppedRecords shouldBeGreaterThanOrEqualTo 14L
@@ -213,7 +213,7 @@ class RecoverySpec :
             writeLog(dir, 10)
             val block = LogFiles.blocks(dir, 1).last()
             LogFiles.flipBit(LogFiles.segment(dir, 1), (block.end - 1).toLong(), 3)
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.corruption.shouldBeNull()
                 wal.recovery.truncatedBytes shouldBeGreaterThan 0L
                 payloads(wal) shouldBe expected("a", 0L until 9)
@@ -223,7 +223,7 @@ class RecoverySpec :
         test("unsynced data (Durability.None) damaged before a later unsynced group is a torn tail, not corruption") {
             val dir = TestLogs.tempDir()
             // every group's synced-through stays at the log's start: nothing later vouches for any of them
-            writeLog(dir, 10, options = TestLogs.small(dir, durability = Durability.None))
+            writeLog(dir, 10, options = TestLogs.scanned(dir, durability = Durability.None))
             val blocks = LogFiles.blocks(dir, 1).filter { it.topicId != 0 }
             blocks.forEach { LogFiles.synced(it).offset shouldBe SegmentHeader.SIZE }
             LogFiles.flipBit(
@@ -231,7 +231,7 @@ class RecoverySpec :
                 (blocks[5].at + BlockHeader.SIZE + RecordFrame.HEADER_SIZE).toLong(),
                 2,
             )
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.corruption.shouldBeNull()
                 wal.recovery.truncatedBytes shouldBeGreaterThan 0L
                 wal.recovery.droppedRecords shouldBe 5 // blocks 5..9 each passed their header checks
@@ -245,7 +245,7 @@ class RecoverySpec :
         /** Writes synced batches of 4 records until at least four segments hold data; returns the records written. */
         suspend fun writeFourSegments(dir: Path): Long {
             var n = 0L
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 withTimeout(30_000) {
                     while (LogFiles.dataSegments(dir).size < 4 || n < 160) {
                         wal.appendBatch("a", (n until n + 4).map { TestLogs.payload("a", it, size = 1500) }) shouldBe
@@ -279,12 +279,12 @@ class RecoverySpec :
                 damage(seg2)
                 val before = LogFiles.snapshot(dir)
 
-                val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
+                val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
                 e.file shouldBe seg2
                 e.offset shouldBe 0
                 LogFiles.snapshot(dir) shouldBe before
 
-                Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                     wal.recovery.corruption.shouldNotBeNull() shouldContain "segment 2"
                     wal.recovery.segments shouldBe 1
                     // records of later segments that still pass their checks (none of a destroyed segment's)
@@ -295,7 +295,7 @@ class RecoverySpec :
                 }
                 // segments after the damage were removed (the writer may have made a new segment 2 since)
                 for (id in dataSegments.drop(2)) LogFiles.segment(dir, id).exists() shouldBe false
-                Kwal.open(TestLogs.small(dir)).use { wal ->
+                Kwal.open(TestLogs.scanned(dir)).use { wal ->
                     wal.recovery.truncatedBytes shouldBe 0
                     wal.recovery.corruption.shouldBeNull()
                     payloads(wal).size shouldBe (kept + 1).toInt()
@@ -310,11 +310,11 @@ class RecoverySpec :
             val seg2 = LogFiles.segment(dir, 2)
             LogFiles.zero(seg2, SegmentHeader.SIZE, seg2.fileSize().toInt())
             val before = LogFiles.snapshot(dir)
-            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
+            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
             e.file shouldBe seg2
             e.offset shouldBe SegmentHeader.SIZE.toLong()
             LogFiles.snapshot(dir) shouldBe before
-            Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                 wal.recovery.corruption.shouldNotBeNull()
                 payloads(wal).size shouldBe kept.toInt()
                 withTimeout(20_000) { wal.append("a", TestLogs.payload("a", kept, size = 1500)) shouldBe kept }
@@ -331,7 +331,7 @@ class RecoverySpec :
             Files.move(s2, tmp)
             Files.move(s3, s2)
             Files.move(tmp, s3)
-            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
+            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
             e.file shouldBe s2
             e.offset shouldBe 0
         }
@@ -347,10 +347,10 @@ class RecoverySpec :
                 LogFiles.segment(dir, 2),
                 java.nio.file.StandardCopyOption.REPLACE_EXISTING,
             )
-            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
+            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
             e.file shouldBe LogFiles.segment(dir, 2)
             e.offset shouldBe 0
-            Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                 wal.recovery.corruption.shouldNotBeNull() shouldContain "another log"
                 payloads(wal).size shouldBe kept.toInt()
             }
@@ -360,10 +360,10 @@ class RecoverySpec :
             val dir = TestLogs.tempDir()
             writeFourSegments(dir)
             Files.delete(LogFiles.segment(dir, 1))
-            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }
+            val e = shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }
             e.file shouldBe LogFiles.segment(dir, 1)
             e.offset shouldBe 0
-            Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                 wal.recovery.corruption.shouldNotBeNull()
                 wal.recovery.segments shouldBe 1
                 wal.recovery.records shouldBe 0
@@ -381,7 +381,7 @@ class RecoverySpec :
             val block = LogFiles.blocks(dir, 1).last()
             val seg = LogFiles.segment(dir, 1)
             LogFiles.truncate(seg, (block.at + block.size / 2).toLong())
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBeGreaterThan 0L
                 wal.recovery.corruption.shouldBeNull()
                 payloads(wal) shouldBe expected("a", 0L until 20)
@@ -396,7 +396,7 @@ class RecoverySpec :
             writeLog(dir, 10)
             val seg = LogFiles.segment(dir, 1)
             LogFiles.truncate(seg, LogFiles.blocks(dir, 1).last().end.toLong())
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBe 0
                 payloads(wal) shouldBe expected("a", 0L until 10)
                 seg.fileSize() shouldBe (64L shl 10)
@@ -412,7 +412,7 @@ class RecoverySpec :
             val block = LogFiles.blocks(dir, 1).last()
             val bytes = seg.readBytes().copyOfRange(block.at, block.end)
             LogFiles.write(seg, block.end.toLong(), bytes)
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBe bytes.size.toLong()
                 wal.recovery.corruption.shouldBeNull()
                 payloads(wal) shouldBe expected("a", 0L until 10)
@@ -423,7 +423,7 @@ class RecoverySpec :
         test("a cleanly closed multi-segment log reopens with every record and nothing truncated") {
             val dir = TestLogs.tempDir()
             val written = writeFourSegments(dir)
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBe 0
                 wal.recovery.corruption.shouldBeNull()
                 wal.recovery.segments shouldBe LogFiles.dataSegments(dir).size
@@ -435,7 +435,7 @@ class RecoverySpec :
 
         /** Writes 5 single records, then one batch bigger than a block (records 5..16), then [after] more singles. */
         suspend fun writeContinuedRun(dir: Path, after: Int): List<LogFiles.BlockInfo> {
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 withTimeout(30_000) {
                     for (i in 0L until 5) wal.append("a", TestLogs.payload("a", i)) shouldBe i
                     wal.appendBatch("a", (5L until 17).map { TestLogs.payload("a", it, size = 1000) }) shouldBe 5L..16L
@@ -456,7 +456,7 @@ class RecoverySpec :
             val dir = TestLogs.tempDir()
             val run = writeContinuedRun(dir, after = 0)
             LogFiles.zero(LogFiles.segment(dir, 1), run[1].at + run[1].size / 2, run[1].end)
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBeGreaterThan 0L
                 wal.recovery.corruption.shouldBeNull()
                 wal.recovery.droppedRecords shouldBe 12 // both blocks of the run pass their header checks
@@ -473,7 +473,7 @@ class RecoverySpec :
             val dir = TestLogs.tempDir()
             val run = writeContinuedRun(dir, after = 0)
             LogFiles.zero(LogFiles.segment(dir, 1), run[1].at, run[1].end)
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.truncatedBytes shouldBe run[0].size.toLong()
                 payloads(wal) shouldBe expected("a", 0L until 5)
             }
@@ -484,7 +484,7 @@ class RecoverySpec :
             val dir = TestLogs.tempDir()
             val run = writeContinuedRun(dir, after = 0)
             LogFiles.zero(LogFiles.segment(dir, 1), run[0].at + 100, run[0].at + 200)
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.corruption.shouldBeNull()
                 payloads(wal) shouldBe expected("a", 0L until 5)
             }
@@ -496,12 +496,12 @@ class RecoverySpec :
             val run = writeContinuedRun(dir, after = 3)
             val seg = LogFiles.segment(dir, 1)
             LogFiles.flipBit(seg, (run[1].end - 1).toLong(), 4)
-            shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.small(dir)).close() }.let {
+            shouldThrow<WalCorruptedException> { Kwal.open(TestLogs.scanned(dir)).close() }.let {
                 it.file shouldBe seg
                 // the error names the bad block; the group is dropped from its first
                 it.offset shouldBe run[1].at.toLong()
             }
-            Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                 wal.recovery.corruption.shouldNotBeNull()
                 payloads(wal) shouldBe expected("a", 0L until 5)
             }
@@ -523,7 +523,7 @@ class RecoverySpec :
                 "tmp.kwal.tmp",
             ).map { dir.resolve(it).also { p -> p.writeBytes("keep ${p.name}".encodeToByteArray()) } }
             val sub = Files.createDirectory(dir.resolve("seg-0000000005.kwal.d"))
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 tmp2.exists() shouldBe false
                 tmp9.exists() shouldBe false
                 for (p in unknown) p.readBytes().decodeToString() shouldBe "keep ${p.name}"
@@ -539,7 +539,7 @@ class RecoverySpec :
         test("a stale .tmp file in an otherwise empty directory: a fresh log, the .tmp deleted") {
             val dir = TestLogs.tempDir()
             val tmp = dir.resolve("seg-0000000001.kwal.tmp").also { it.writeBytes(ByteArray(100) { 7 }) }
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 tmp.exists() shouldBe false
                 wal.recovery.records shouldBe 0
                 withTimeout(20_000) { wal.append("a", TestLogs.payload("a", 0)) shouldBe 0 }
@@ -552,26 +552,26 @@ class RecoverySpec :
         test("recovery.records grows with the records of a topic (registry records aside)") {
             val dir = TestLogs.tempDir()
             writeLog(dir, 9)
-            val first = Kwal.open(TestLogs.small(dir)).use { it.recovery.records }
+            val first = Kwal.open(TestLogs.scanned(dir)).use { it.recovery.records }
             first shouldBe 9L
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 withTimeout(20_000) {
                     wal.appendBatch("a", (9L until 14).map { TestLogs.payload("a", it) }) shouldBe 9L..13L
                 }
             }
-            Kwal.open(TestLogs.small(dir)).use { it.recovery.records shouldBe first + 5 }
+            Kwal.open(TestLogs.scanned(dir)).use { it.recovery.records shouldBe first + 5 }
         }
 
         test("recovery.records counts the records recovered") {
             val dir = TestLogs.tempDir()
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 withTimeout(20_000) {
                     for (i in 0L until 7) wal.append("a", TestLogs.payload("a", i))
                     wal.appendBatch("b", (0L until 5).map { TestLogs.payload("b", it) })
                     for (i in 0L until 3) wal.append("c", TestLogs.payload("c", i), Durability.None)
                 }
             }
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.records shouldBe 15
                 wal.recovery.segments shouldBe 1
                 wal.topics() shouldBe setOf("a", "b", "c")
@@ -583,7 +583,7 @@ class RecoverySpec :
             writeLog(dir, 12, batch = 4)
             val block = LogFiles.blocks(dir, 1).last()
             LogFiles.zero(LogFiles.segment(dir, 1), block.end - 10, block.end)
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.records shouldBe 12
                 wal.recovery.droppedRecords shouldBe 4
             }
@@ -593,7 +593,7 @@ class RecoverySpec :
 
         test("an empty directory opens as a fresh log") {
             val dir = TestLogs.tempDir()
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.segments shouldBe 1
                 wal.recovery.records shouldBe 0
                 wal.recovery.truncatedBytes shouldBe 0
@@ -610,7 +610,7 @@ class RecoverySpec :
 
         test("a directory that does not exist yet is created and opens as a fresh log") {
             val dir = TestLogs.tempDir().resolve("nested/wal")
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.records shouldBe 0
                 wal.recovery.truncated shouldBe false
                 withTimeout(20_000) { wal.append("a", TestLogs.payload("a", 0)) shouldBe 0 }
@@ -621,7 +621,7 @@ class RecoverySpec :
         test("a directory holding only the lock file opens as a fresh log") {
             val dir = TestLogs.tempDir()
             Files.createFile(dir.resolve(LogFiles.LOCK_FILE))
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.segments shouldBe 1
                 wal.recovery.records shouldBe 0
                 wal.recovery.truncatedBytes shouldBe 0
@@ -635,8 +635,8 @@ class RecoverySpec :
 
         test("a fresh log closed without appends reopens empty") {
             val dir = TestLogs.tempDir()
-            Kwal.open(TestLogs.small(dir)).close()
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).close()
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.records shouldBe 0
                 wal.recovery.truncatedBytes shouldBe 0
                 wal.recovery.corruption.shouldBeNull()

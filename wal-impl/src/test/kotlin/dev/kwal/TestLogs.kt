@@ -18,6 +18,13 @@ object TestLogs {
             corruptionPolicy = policy,
         )
 
+    /**
+     * [small], but every open reads every segment ([WalOptions.verifyOnOpen]): for specs of recovery's scan that damage
+     * segments an open would otherwise know from their summaries.
+     */
+    fun scanned(dir: Path, durability: Durability = Durability.Sync, policy: CorruptionPolicy = CorruptionPolicy.FAIL) =
+        small(dir, durability, policy).toBuilder().verifyOnOpen(true).build()
+
     fun payload(topic: String, seq: Long, size: Int = 16 + (seq % 50).toInt()): ByteArray {
         val base = "$topic:$seq:".encodeToByteArray()
         return ByteArray(maxOf(size, base.size)) { i -> if (i < base.size) base[i] else (i * 31 + seq).toByte() }

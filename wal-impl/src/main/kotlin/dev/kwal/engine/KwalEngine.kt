@@ -38,8 +38,11 @@ import dev.kwal.engine.storage.ManifestStore
 import dev.kwal.engine.storage.MappingCache
 import dev.kwal.engine.storage.SegmentFiles
 import dev.kwal.engine.storage.SegmentSet
+import dev.kwal.engine.storage.SegmentState
+import dev.kwal.engine.storage.SummaryStore
 import dev.kwal.engine.storage.Topic
 import dev.kwal.engine.storage.TopicTable
+import dev.kwal.engine.summary.SummaryBuilder
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
@@ -223,6 +226,9 @@ internal class KwalEngine private constructor(
     /** The heap [topic]'s block index takes, in bytes: tests look. */
     internal fun indexHeapBytes(topic: String): Long = table[topic]?.index?.heapBytes() ?: 0
 
+    /** Writes segment summaries (set once at open). */
+    internal var summaries: SummaryBuilder? = null
+
     /** Block headers read by [read] and [seek] (not by replay and follow): tests count them. */
     internal val headersRead = LongAdder()
 
@@ -377,6 +383,8 @@ internal class KwalEngine private constructor(
         } finally {
             lifecycle.closed {
                 scope.cancel()
+                // The writer has stopped: the active segment's groups are all written, and can be summarized.
+                summaries?.finish(segments.active)
                 // The writer has stopped: nothing stores through a segment's mapping any more.
                 segments.close()
                 runCatching { lock.close() }
@@ -540,6 +548,15 @@ internal class KwalEngine private constructor(
                     planner,
                     engine.RetentionLog(),
                 ) { minOf(completer.completedThrough.segmentId, segments.activeId) }
+                val summaries = SummaryBuilder(
+                    segments,
+                    SummaryStore(io, files),
+                    recovered.logId,
+                    recovered.summaryResume,
+                ) { lifecycle.failure == null }
+                engine.summaries = summaries
+                segments.onReleased = { summaries.ready(it.id) }
+                for (s in recovered.segments) if (s.state == SegmentState.RELEASED) summaries.readyLater(s.id)
                 engine.start(loop, GroupAcknowledger(completer, written), reclaimer)
                 return engine
             } catch (e: Throwable) {

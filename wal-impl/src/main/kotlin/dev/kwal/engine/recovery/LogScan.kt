@@ -42,21 +42,31 @@ internal class LogScan(private val table: TopicTable, private val start: ScanSta
         class Stopped(val stop: Stop) : SegmentScan
     }
 
-    /** Scans [segments], the probed segment files in id order from the [ScanStart]'s first; there is at least one. */
-    fun scan(segments: List<ProbedSegment>): ScanResult {
-        var logId: Long? = start.manifest?.logId
+    /**
+     * Scans [segments], the probed segment files in id order from [firstId] (the [ScanStart]'s first, unless segment
+     * summaries covered those before), the first from [firstOffset] (a group boundary: where the summaries end); there
+     * is at least one. [knownLogId] is the log's id, if the summaries or the manifest said it.
+     */
+    fun scan(
+        segments: List<ProbedSegment>,
+        firstId: Int = start.firstSegment,
+        firstOffset: Int = SegmentHeader.SIZE,
+        knownLogId: Long? = start.manifest?.logId,
+    ): ScanResult {
+        var logId: Long? = knownLogId
         val dataEnds = ArrayList<Int>()
         var firstEmpty: Int? = null // the first segment with no data, while no later one has data
         fun stopped(stop: Stop) = ScanResult.Stopped(stop, logId, dataEnds, records)
 
         for ((index, segment) in segments.withIndex()) {
-            val id = index + start.firstSegment
+            val id = index + firstId
             val header = when (val h = checkHeader(id, segment, logId)) {
                 is SegmentHeader.Result.Bad -> return stopped(stopAt(LogPosition(id, 0), h.reason, corrupt = true))
                 is SegmentHeader.Result.Ok -> h.header
             }
             logId = header.logId
-            when (val scanned = scanSegment(id, segment, firstEmpty)) {
+            val from = if (index == 0) firstOffset else SegmentHeader.SIZE
+            when (val scanned = scanSegment(id, segment, firstEmpty, from)) {
                 is SegmentScan.Stopped -> return stopped(scanned.stop)
 
                 is SegmentScan.Ended -> {
@@ -96,18 +106,19 @@ internal class LogScan(private val table: TopicTable, private val start: ScanSta
      * where one would start: a power cut may have lost the first sector of a segment the writer had rolled into and
      * kept later ones.
      */
-    private fun scanSegment(id: Int, segment: ProbedSegment, firstEmpty: Int?): SegmentScan = segment.read { map ->
-        if (firstEmpty != null && !BlockHeader.allZero(map, SegmentHeader.SIZE, segment.limit)) {
-            val reason = "segment $firstEmpty is empty but a later one has data"
-            SegmentScan.Stopped(stopAt(LogPosition(firstEmpty, SegmentHeader.SIZE), reason, corrupt = false))
-        } else {
-            scanBlocks(id, map.duplicate(), segment.limit, segment.size)
+    private fun scanSegment(id: Int, segment: ProbedSegment, firstEmpty: Int?, from: Int): SegmentScan =
+        segment.read { map ->
+            if (firstEmpty != null && !BlockHeader.allZero(map, SegmentHeader.SIZE, segment.limit)) {
+                val reason = "segment $firstEmpty is empty but a later one has data"
+                SegmentScan.Stopped(stopAt(LogPosition(firstEmpty, SegmentHeader.SIZE), reason, corrupt = false))
+            } else {
+                scanBlocks(id, map.duplicate(), segment.limit, segment.size, from)
+            }
         }
-    }
 
     /** Checks the blocks of segment [id] in [view] up to [limit] into the group, committed whenever it is complete. */
-    private fun scanBlocks(id: Int, view: ByteBuffer, limit: Int, size: Int): SegmentScan {
-        var at = SegmentHeader.SIZE
+    private fun scanBlocks(id: Int, view: ByteBuffer, limit: Int, size: Int, from: Int): SegmentScan {
+        var at = from
         // The data ends at a block header's worth of zeros, or where no block header fits.
         while (at + BlockHeader.SIZE <= limit && !BlockHeader.isZero(view, at)) {
             val position = LogPosition(id, at)

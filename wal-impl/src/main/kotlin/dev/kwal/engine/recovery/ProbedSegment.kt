@@ -38,10 +38,34 @@ internal class ProbedSegment(
         }
     }
 
+    /** This segment, known from its summary to have a sound header of [size] bytes for [logId] (not read). */
+    fun withHeader(size: Int, logId: Long): ProbedSegment = ProbedSegment(
+        id,
+        file,
+        fileSize,
+        SegmentHeader.Result.Ok(SegmentHeader(id, size, logId, 0)),
+        size,
+        minOf(fileSize, size.toLong()).toInt(),
+    )
+
     /** Opens the file again, for the writer or to truncate it, and notes it in [opened] (closed if recovery fails). */
     fun reopen(files: SegmentFiles, opened: MutableList<LogFile>): LogFile = files.openFile(id).also { opened.add(it) }
 
     companion object {
+        /**
+         * Segment [id] as an open that reads its summary instead needs it: its file's size, the file closed again —
+         * neither synced (it was, before its summary was written) nor read. [withHeader] completes it.
+         */
+        fun known(files: SegmentFiles, id: Int): ProbedSegment {
+            val file = files.openFile(id)
+            try {
+                val size = file.size()
+                return ProbedSegment(id, file, size, SegmentHeader.Result.Bad("not read"), 0, 0)
+            } finally {
+                file.close()
+            }
+        }
+
         /**
          * Opens segment [id], makes it durable, decodes its header and closes it again; [segmentSize] is today's
          * size, assumed when the header does not declare a sound one. Throws what the file system throws, the file

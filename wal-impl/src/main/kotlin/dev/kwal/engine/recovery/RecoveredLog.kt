@@ -1,8 +1,11 @@
 package dev.kwal.engine.recovery
 
 import dev.kwal.RecoveryReport
+import dev.kwal.engine.format.LogPosition
+import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.TopicTable
+import dev.kwal.engine.summary.SummaryResume
 
 /** The state recovery hands to the engine: a consistent log, ready for the writer to continue. */
 internal class RecoveredLog(
@@ -19,4 +22,6 @@ internal class RecoveredLog(
     val newestTimestamp: Long = Long.MIN_VALUE,
     /** Consumer positions the manifest holds (control records before the control topic's first sequence). */
     val consumers: Map<String, Map<String, Long>> = emptyMap(),
+    /** Where the summary builder goes on. */
+    val summaryResume: SummaryResume = SummaryResume(LogPosition(1, SegmentHeader.SIZE), null),
 )

@@ -4,13 +4,16 @@ import dev.kwal.CorruptionPolicy
 import dev.kwal.RecoveryReport
 import dev.kwal.WalCorruptedException
 import dev.kwal.WalOptions
+import dev.kwal.engine.format.LogPosition
 import dev.kwal.engine.format.SegmentHeader
 import dev.kwal.engine.io.FileIo
 import dev.kwal.engine.io.LogFile
 import dev.kwal.engine.storage.ManifestStore
 import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentFiles
+import dev.kwal.engine.storage.SummaryStore
 import dev.kwal.engine.storage.TopicTable
+import dev.kwal.engine.summary.SummaryResume
 import org.slf4j.LoggerFactory
 import java.security.SecureRandom
 
@@ -21,13 +24,17 @@ import java.security.SecureRandom
  *
  * 1. **list** ([listSegmentIds]): delete temporary segment files, collect the segment ids in order. No segment:
  *    create segment 1 of a new log, and stop.
- * 2. **probe** ([ProbedSegment.probe]): open each segment, sync it, decode its header, close it again.
- * 3. **scan** ([LogScan]): every block of every segment, in order, fully checked ([BlockChecker]) and kept in
+ * 2. **summaries** ([SummaryChain]): unless [WalOptions.verifyOnOpen], the segments' summaries, in order, as long as
+ *    they chain, stand for the segments they cover; the rest of the log (the tail) is probed and scanned. A summary
+ *    that disagrees with the log so far makes the open start again without summaries. Summaries past the chain are
+ *    deleted (durably) before anything is truncated; without a chain, all of them.
+ * 3. **probe** ([ProbedSegment.probe]): open each segment of the tail, sync it, decode its header, close it again.
+ * 4. **scan** ([LogScan]): every block of the tail, in order, fully checked ([BlockChecker]) and kept in
  *    whole groups ([PendingGroup]), up to the end of the log ([ScanResult.Clean]) or the first position P that is
  *    no sound continuation ([ScanResult.Stopped]).
- * 4. **classify** ([classify]): a stop is a torn tail or corruption ([Verdict]).
- * 5. **truncate** ([Truncation]): remove everything from P on.
- * 6. **finish** ([Handover]): the segments kept become sealed ones and the active one, and, if nothing was
+ * 5. **classify** ([classify]): a stop is a torn tail or corruption ([Verdict]).
+ * 6. **truncate** ([Truncation]): remove everything from P on.
+ * 7. **finish** ([Handover]): the segments kept become sealed ones and the active one, and, if nothing was
  *    truncated, the empty segments after the active one become spares.
  *
  * The rules:
@@ -46,7 +53,13 @@ import java.security.SecureRandom
  * Thread-safety: none needed. [run] is called once, on the thread opening the log (holding its lock), before any
  * other thread sees the log; an instance is not reused.
  */
-internal class Recovery(private val options: WalOptions, private val io: FileIo, private val files: SegmentFiles) {
+internal class Recovery(
+    private val options: WalOptions,
+    private val io: FileIo,
+    private val files: SegmentFiles,
+    /** Whether segment summaries may stand for segments (see [SummaryChain]); false: every segment is scanned. */
+    private val useSummaries: Boolean = !options.verifyOnOpen,
+) {
     private val log = LoggerFactory.getLogger(Recovery::class.java)
     private val table = TopicTable()
 
@@ -65,29 +78,79 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         val listed = listSegmentIds(io, files.directory) // 1. list
         val ids = listed.filter { it >= start.firstSegment }
         if (ids.isEmpty()) {
-            if (manifest == null) return freshLog(logId = null) { report(started, it, records = 0) }
+            untrusted = SummaryStore(io, files).ids()
+            if (manifest == null) {
+                dropUntrusted()
+                return freshLog(logId = null) { report(started, it, records = 0) }
+            }
             // The manifest's first segment is gone: what it held, and everything after, is lost.
             val missing = "segment file ${SegmentFiles.nameOf(start.firstSegment)} is missing"
             if (options.corruptionPolicy == CorruptionPolicy.FAIL) {
                 throw WalCorruptedException(missing, files.pathOf(start.firstSegment), 0)
             }
             log.warn("kwal: {}; starting the log again there, as CorruptionPolicy.TRUNCATE allows", missing)
+            dropUntrusted()
             assemble(emptyList())
             deleteBelowFirst(listed)
             return freshLog(manifest.logId) { report(started, it, records = 0, corruption = missing) }
         }
+        val summaries = SummaryStore(io, files)
+        val known = HashMap<Int, ProbedSegment>()
+        fun knownSegment(id: Int): ProbedSegment? =
+            known[id] ?: runCatching { ProbedSegment.known(files, id) }.getOrNull()?.also { known[id] = it }
+        val chainer = SummaryChain(summaries, start)
+        val chain = if (useSummaries) chainer.load(ids) { id -> knownSegment(id)?.fileSize } else emptyList()
+        // Summaries past the chain are not to be trusted: deleted, durably, before anything is truncated or written.
+        val lastSummarized = chain.lastOrNull()?.segmentId ?: Int.MIN_VALUE
+        untrusted = summaries.ids().filter { it > lastSummarized || it < start.firstSegment }
+        val relocated = try {
+            chainer.apply(chain, table)
+        } catch (e: SummaryChain.Mismatch) {
+            log.warn("kwal: segment summaries disagree with the log ({}); reading every segment", e.message)
+            return Recovery(options, io, files, useSummaries = false).run()
+        }
+        val tailStart = chain.lastOrNull()?.to ?: LogPosition(start.firstSegment, SegmentHeader.SIZE)
+        resume = SummaryResume(tailStart, chain.lastOrNull { it.segmentId == tailStart.segmentId })
         val opened = ArrayList<LogFile>()
         try {
-            val segments = ids.map { ProbedSegment.probe(files, it, options.segmentSize) } // 2. probe
+            val tailAt = ids.indexOf(tailStart.segmentId).coerceAtLeast(0)
+            val logId = chain.lastOrNull()?.logId ?: manifest?.logId
+            val head = ids.subList(0, tailAt).map { id ->
+                val size = chain.first { it.segmentId == id }.segmentSize
+                knownSegment(id)!!.withHeader(size, logId!!)
+            }
+            val tail = ids.subList(tailAt, ids.size).map { ProbedSegment.probe(files, it, options.segmentSize) } // 3.
             val scanner = LogScan(table, start)
-            val result = scanner.scan(segments) // 3. scan
-            newestTimestamp = scanner.newestTimestamp
+            val scanned = scanner.scan(tail, tailStart.segmentId, tailStart.offset, logId) // 4. scan
+            newestTimestamp = maxOf(scanner.newestTimestamp, chain.maxOfOrNull { it.newestTimestamp } ?: Long.MIN_VALUE)
             table.registry.reserved = maxOf(table.registry.reserved, table.count.toLong())
             table.registry.acked = table.registry.reserved
-            assemble(scanner.relocated)
-            val recovered = when (val scan = result) {
-                is ScanResult.Clean -> continueLog(scan, segments, opened, started)
-                is ScanResult.Stopped -> truncateAndContinue(scan, segments, opened, started)
+            assemble(relocated + scanner.relocated)
+            segmentsScanned = tail.size
+            val segments = head + tail
+            val headEnds = head.map { it.limit }
+            val summarized = chain.sumOf { it.records }
+            val recovered = when (scanned) {
+                is ScanResult.Clean ->
+                    continueLog(
+                        ScanResult.Clean(scanned.logId, headEnds + scanned.dataEnds, summarized + scanned.records),
+                        segments,
+                        opened,
+                        started,
+                    )
+
+                is ScanResult.Stopped ->
+                    truncateAndContinue(
+                        ScanResult.Stopped(
+                            scanned.stop,
+                            scanned.logId ?: logId,
+                            headEnds + scanned.dataEnds,
+                            summarized + scanned.records,
+                        ),
+                        segments,
+                        opened,
+                        started,
+                    )
             }
             deleteBelowFirst(listed)
             return recovered
@@ -96,6 +159,21 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
             throw e
         }
     }
+
+    /** Summaries not to be trusted: [dropUntrusted] deletes them before the open changes anything else. */
+    private var untrusted: List<Int> = emptyList()
+
+    /** Deletes the [untrusted] summaries, durably: an open that refuses the log changes nothing, one that goes on this. */
+    private fun dropUntrusted() {
+        SummaryStore(io, files).delete(untrusted)
+        untrusted = emptyList()
+    }
+
+    /** Where the summary builder goes on (see [SummaryResume]): where the summaries end, or the log's start. */
+    private lateinit var resume: SummaryResume
+
+    /** How many segments the scan read. */
+    private var segmentsScanned = 0
 
     /** Where the scan starts; what the manifest, if any, says. */
     private lateinit var start: ScanStart
@@ -144,6 +222,7 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         opened: MutableList<LogFile>,
         started: Long,
     ): RecoveredLog {
+        dropUntrusted()
         val active = scan.dataEnds.indexOfLast { it > SegmentHeader.SIZE }.coerceAtLeast(0)
         val handover = Handover(options.segmentSize, io, files, opened)
         val spares = handover.spares(segments.subList(active + 1, segments.size)) // 6. finish
@@ -163,6 +242,7 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         val stop = scan.stop
         val verdict = classify(stop, segments, start.firstSegment) // 4. classify
         applyPolicy(stop, verdict)
+        dropUntrusted()
         val cut = Truncation(io, files, opened).truncate(stop.position, segments, start.firstSegment) // 5. truncate
         val corruption = (verdict as? Verdict.Corruption)?.description
         fun reportOf(segments: Int) = report(started, segments, scan.records, cut.bytes, verdict.dropped, corruption)
@@ -221,7 +301,24 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         spares: List<Segment>,
         tail: Int,
         report: RecoveryReport,
-    ) = RecoveredLog(logId, kept, spares, tail, table, report, newestTimestamp, start.manifest?.consumers.orEmpty())
+    ) = RecoveredLog(
+        logId,
+        kept,
+        spares,
+        tail,
+        table,
+        report,
+        newestTimestamp,
+        start.manifest?.consumers.orEmpty(),
+        if (::resume.isInitialized) {
+            resume
+        } else {
+            SummaryResume(
+                LogPosition(start.firstSegment, SegmentHeader.SIZE),
+                null,
+            )
+        },
+    )
 
     private fun report(
         started: Long,
@@ -237,5 +334,6 @@ internal class Recovery(private val options: WalOptions, private val io: FileIo,
         dropped,
         listOfNotNull(corruption, lacking).joinToString("; ").ifEmpty { null },
         (System.nanoTime() - started) / 1_000_000,
+        segmentsScanned,
     )
 }

@@ -148,6 +148,26 @@ internal class BlockIndex(private val topicId: Int) {
         bytes += length
     }
 
+    /**
+     * Adds a whole run at once (an open, from a segment summary): [blocks] blocks of [runBytes] bytes from the block at
+     * [position] whose first record is [firstSeq], the topic's next, in log order. Later blocks may continue it.
+     */
+    @Synchronized
+    fun addRun(firstSeq: Long, position: LogPosition, blocks: Int, runBytes: Long) {
+        val s = samples
+        var data = s.data
+        val k = s.held
+        if (3 * k + 3 > data.size) data = data.copyOf(maxOf(12, data.size * 2))
+        data[3 * k] = firstSeq
+        data[3 * k + 1] = position.packed
+        data[3 * k + 2] = bytes
+        samples = Samples(data, s.base, s.count + 1)
+        runSegment = position.segmentId
+        runOffset = position.offset
+        runBlocks = blocks
+        bytes += runBytes
+    }
+
     /** Notes [count] records from [firstSeq], a block of [length] bytes, copied by retention to [position]. */
     @Synchronized
     fun move(firstSeq: Long, count: Int, position: LogPosition, length: Int) {

@@ -64,8 +64,11 @@ internal class SegmentFiles(
 
     fun open(id: Int, size: Int): Segment = Segment(id, size, openFile(id), mappings)
 
-    /** Deletes segment [id]'s file; the caller syncs the directory ([syncDirectory]). */
-    fun delete(id: Int) = io.delete(pathOf(id))
+    /** Deletes segment [id]'s summary, then its file; the caller syncs the directory ([syncDirectory]). */
+    fun delete(id: Int) {
+        io.delete(directory.resolve(SummaryStore.nameOf(id)))
+        io.delete(pathOf(id))
+    }
 
     /** Makes the directory's entries durable. */
     fun syncDirectory() = io.syncDirectory(directory)

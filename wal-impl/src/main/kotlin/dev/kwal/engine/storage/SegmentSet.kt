@@ -165,11 +165,15 @@ internal class SegmentSet(
         val sync = CompletableFuture.runAsync({
             s.file.force()
             s.release()
+            onReleased?.invoke(s)
         }, background)
         releasing.add(sync)
         sync.whenComplete { _, _ -> releasing.remove(sync) }
         return sync
     }
+
+    /** Called with each segment [syncAndRelease] made durable and released (the summary builder listens). */
+    @Volatile var onReleased: ((Segment) -> Unit)? = null
 
     /** Set when a roll waits for the spare being built: it is then built at full speed. */
     @Volatile private var hurry = false

@@ -1,0 +1,79 @@
+package dev.kwal.engine.storage
+
+import dev.kwal.engine.format.SegmentSummary
+import dev.kwal.engine.io.FileIo
+import java.nio.file.Path
+
+/**
+ * Reads, writes and deletes segment summaries (`seg-NNNNNNNNNN.sum`, see [SegmentSummary]) through the log's [FileIo].
+ *
+ * A summary is written whole or not at all: to a temporary file, synced, then renamed over its name. A summary that
+ * cannot be read, or reads as no sound summary, is as good as none: the open scans that segment instead. Summaries are
+ * deleted before anything that would make them stale — a segment deleted or truncated — and the directory synced.
+ *
+ * Thread-safety: the summary builder writes, one at a time; an open reads and deletes before the builder runs;
+ * retention deletes a segment's summary with the segment.
+ */
+internal class SummaryStore(private val io: FileIo, private val files: SegmentFiles) {
+    fun pathOf(id: Int): Path = files.directory.resolve(nameOf(id))
+
+    /** Segment [id]'s summary, or null if it has none, or none that is sound. */
+    fun read(id: Int): SegmentSummary? {
+        val bytes = runCatching {
+            val file = files.openOther(pathOf(id), create = false)
+            try {
+                val size = file.size()
+                if (size > MAX_SIZE || size < SegmentSummary.HEADER) return null
+                val map = file.map(size)
+                try {
+                    ByteArray(size.toInt()).also { map.duplicate().get(it) }
+                } finally {
+                    file.unmap(map)
+                }
+            } finally {
+                file.close()
+            }
+        }.getOrNull() ?: return null
+        return SegmentSummary.decode(bytes)
+    }
+
+    /** Writes [summary] for its segment, replacing any, durably (the directory is not synced: a lost rename is none). */
+    fun write(summary: SegmentSummary) {
+        val path = pathOf(summary.segmentId)
+        val tmp = path.resolveSibling(path.fileName.toString() + SegmentFiles.TMP_SUFFIX)
+        io.delete(tmp)
+        val file = files.openOther(tmp, create = true)
+        try {
+            file.writeBlocking(summary.encode(), 0)
+            file.force()
+        } finally {
+            file.close()
+        }
+        io.move(tmp, path)
+    }
+
+    /** The segment ids of the summaries (and their temporary files) in the directory. */
+    fun ids(): List<Int> = io.list(files.directory).mapNotNull { idOf(it.fileName.toString()) }.distinct().sorted()
+
+    /** Deletes the summaries of [ids] (and their temporary files), then syncs the directory once if there were any. */
+    fun delete(ids: Collection<Int>) {
+        if (ids.isEmpty()) return
+        for (id in ids) {
+            val path = pathOf(id)
+            io.delete(path.resolveSibling(path.fileName.toString() + SegmentFiles.TMP_SUFFIX))
+            io.delete(path)
+        }
+        files.syncDirectory()
+    }
+
+    companion object {
+        private val NAME = Regex("""seg-(\d{10})\.sum(\.tmp)?""")
+
+        /** Far more than a summary of a 1 GiB segment of single records takes. */
+        private const val MAX_SIZE = 1L shl 30
+
+        fun nameOf(id: Int): String = "seg-" + "%010d".format(id.toLong() and 0xFFFF_FFFFL) + ".sum"
+
+        fun idOf(fileName: String): Int? = NAME.matchEntire(fileName)?.groupValues?.get(1)?.toLongOrNull()?.toInt()
+    }
+}

@@ -1,0 +1,183 @@
+package dev.kwal
+
+import dev.kwal.engine.Kwal
+import dev.kwal.engine.KwalEngine
+import dev.kwal.engine.format.SegmentSummary
+import dev.kwal.engine.storage.SummaryStore
+import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.assertions.withClue
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.ints.shouldBeGreaterThan
+import io.kotest.matchers.ints.shouldBeLessThanOrEqual
+import io.kotest.matchers.shouldBe
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.withTimeout
+import java.nio.ByteBuffer
+import java.nio.channels.FileChannel
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.StandardOpenOption
+import kotlin.io.path.name
+
+/**
+ * Fast reopen: segment summaries (`seg-N.sum`) stand for sealed segments at open, so an open reads the summaries and
+ * scans only the tail; what that leaves unchecked at open is checked at read, and `verifyOnOpen` checks it all.
+ */
+class FastReopenSpec :
+    FunSpec({
+        val newDir = Contract.dirs(this)
+        val topics = listOf("a", "b", "c")
+        val n = 3000L
+
+        fun options(dir: Path) = TestLogs.small(dir, Durability.None).toBuilder().retentionIntervalMillis(0).build()
+
+        /** Records 0 until [n] of each topic, interleaved, about 40 segments of 64 KiB. */
+        suspend fun fill(wal: Wal, from: Long = 0, until: Long = n) {
+            for (s in from until until) for (t in topics) wal.append(t, TestLogs.payload(t, s, 200)) shouldBe s
+        }
+
+        suspend fun Wal.holds(until: Long = n) {
+            for (t in topics) {
+                val got = replay(t).toList()
+                got.map { it.sequence } shouldBe (0L until until).toList()
+                got.forEach { it.payload.toList() shouldBe TestLogs.payload(t, it.sequence, 200).toList() }
+            }
+            read("b", until / 2)!!.payload.toList() shouldBe TestLogs.payload("b", until / 2, 200).toList()
+        }
+
+        fun segments(dir: Path): List<Path> =
+            Files.list(dir).use { s -> s.filter { it.name.matches(Regex("seg-\\d+\\.kwal")) }.toList().sorted() }
+
+        fun flip(file: Path, at: Long) = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE).use {
+            val b = ByteBuffer.allocate(1)
+            it.read(b, at)
+            b.put(0, (b.get(0).toInt() xor 0x10).toByte()).rewind()
+            it.write(b, at)
+        }
+
+        test("after a clean close an open scans only the last segment; appends go on and the next open does the same") {
+            val dir = newDir()
+            Kwal.open(options(dir)).use { fill(it) }
+            val total = segments(dir).size
+            total shouldBeGreaterThan 20
+            Kwal.open(options(dir)).use { wal ->
+                withClue(wal.recovery) {
+                    // The last segment, from where its summary ends, and the spare after it (a pre-built empty one).
+                    wal.recovery.segmentsScanned shouldBeLessThanOrEqual 2
+                    wal.recovery.records shouldBe 3 * n // from the summaries, and the last segment's scan
+                }
+                wal.holds()
+                fill(wal, n, n + 500)
+            }
+            Kwal.open(options(dir)).use { wal ->
+                wal.recovery.segmentsScanned shouldBeLessThanOrEqual 2
+                wal.holds(n + 500)
+            }
+            // A full check of the same log agrees.
+            Kwal.open(options(dir).toBuilder().verifyOnOpen(true).build()).use { wal ->
+                wal.recovery.segmentsScanned shouldBe segments(dir).size
+                wal.recovery.records shouldBe 3 * (n + 500)
+                wal.holds(n + 500)
+            }
+        }
+
+        test("after a crash (the files as a killed process leaves them) an open scans only what was not summarized") {
+            val dir = newDir()
+            val copy = newDir()
+            Kwal.open(options(dir)).use { wal ->
+                fill(wal)
+                val summaries = (wal as KwalEngine).summaries!!
+                withTimeout(30_000) { while (summaries.written < segments(dir).size - 2) delay(10) }
+                // What a SIGKILL leaves: every write the process made (in the page cache), no close.
+                Files.list(dir).use { s -> s.toList() }.filter { !it.name.endsWith(".lock") }.forEach {
+                    Files.copy(it, copy.resolve(it.name))
+                }
+            }
+            val total = segments(copy).size
+            Kwal.open(options(copy)).use { wal ->
+                withClue(wal.recovery) { wal.recovery.segmentsScanned shouldBeLessThanOrEqual 4 }
+                wal.holds()
+            }
+            total shouldBeGreaterThan 20
+        }
+
+        test(
+            "a damaged record in a summarized segment: the open goes on, the read refuses it; verifyOnOpen refuses the open",
+        ) {
+            val dir = newDir()
+            Kwal.open(options(dir)).use { wal ->
+                fill(wal)
+                // Synced, and a later block says so: damage before it is corruption, not a torn tail.
+                wal.sync()
+                fill(wal, n, n + 1)
+            }
+            // A payload byte of a record in segment 2, well inside its data.
+            val file = segments(dir)[1]
+            flip(file, 20_000)
+            Kwal.open(options(dir)).use { wal ->
+                wal.recovery.segmentsScanned shouldBeLessThanOrEqual 2
+                wal.recovery.corruption shouldBe null
+                shouldThrow<WalCorruptedException> { for (t in topics) wal.replay(t).toList() }
+            }
+            val e = shouldThrow<WalCorruptedException> {
+                Kwal.open(options(dir).toBuilder().verifyOnOpen(true).build()).close()
+            }
+            e.file shouldBe file
+        }
+
+        test("a torn, missing or foreign summary is no summary: the open scans from the last sound one") {
+            val dir = newDir()
+            Kwal.open(options(dir)).use { fill(it) }
+            val total = segments(dir).size
+            val store = SummaryStore.nameOf(6)
+            // Torn: cut short, as a crash in the middle of writing it (were it not written to a temporary file first).
+            val torn = dir.resolve(store)
+            Files.write(torn, Files.readAllBytes(torn).copyOf(40))
+            Files.write(dir.resolve(SummaryStore.nameOf(9) + ".tmp"), ByteArray(10)) // a write a crash cut short
+            Kwal.open(options(dir)).use { wal ->
+                withClue(wal.recovery) { wal.recovery.segmentsScanned shouldBe total - 4 } // from where 5's ends
+                wal.holds()
+            }
+            Files.exists(dir.resolve(SummaryStore.nameOf(9) + ".tmp")) shouldBe false
+            // The next open finds them written again (the close summarizes what was behind).
+            Kwal.open(options(dir)).use { wal ->
+                wal.recovery.segmentsScanned shouldBeLessThanOrEqual 2
+                wal.holds()
+            }
+            // Another log's summary in place of segment 3's: not chained, so no summary from there on.
+            val other = newDir()
+            Kwal.open(options(other)).use { fill(it) }
+            Files.copy(
+                other.resolve(SummaryStore.nameOf(3)),
+                dir.resolve(SummaryStore.nameOf(3)),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+            )
+            Kwal.open(options(dir)).use { wal ->
+                wal.recovery.segmentsScanned shouldBe total - 1 // from where 2's ends
+                wal.holds()
+            }
+        }
+
+        test("summaries that disagree with the log make the open read every segment") {
+            val dir = newDir()
+            Kwal.open(options(dir)).use { fill(it) }
+            val total = segments(dir).size
+            // Segment 4's summary, sound and chained, but saying its first run holds one record more than it does.
+            val path = dir.resolve(SummaryStore.nameOf(4))
+            val s = SegmentSummary.decode(Files.readAllBytes(path))!!
+            val r = s.runs[0]
+            val wrong = SegmentSummary(
+                s.segmentId, s.segmentSize, s.logId, s.from, s.to, s.records, s.newestTimestamp, s.firstName,
+                s.namesAt, s.names,
+                listOf(SegmentSummary.Run(r.topicId, r.firstSeq, r.position, r.blocks, r.bytes, r.records + 1)) +
+                    s.runs.drop(1),
+                s.relocated,
+            )
+            Files.write(path, wrong.encode().let { b -> ByteArray(b.remaining()).also { b.get(it) } })
+            Kwal.open(options(dir)).use { wal ->
+                withClue(wal.recovery) { wal.recovery.segmentsScanned shouldBe total }
+                wal.holds()
+            }
+        }
+    })
