@@ -55,6 +55,9 @@ internal class Completer(
     /** Background syncs of sealed segments not yet known to be done, oldest first. */
     private val sealing = ArrayDeque<CompletableFuture<Void?>>()
 
+    /** Resumes the callers of the groups [finish] completes, in bulk; flushed at the end of each [finish]. */
+    private val resumer = Resumer()
+
     /** Groups handed to the acknowledger and not finished yet. */
     val inFlight = AtomicInteger()
 
@@ -96,10 +99,12 @@ internal class Completer(
         try {
             for (g in groups) if (failed) fail(g) else complete(g)
             if (!failed) for (g in groups) for (s in g.sealed) syncInBackground(s)
+            resumer.flush() // the last chunk of callers: the others were dispatched as they filled
         } catch (e: Throwable) {
             // A bug: stop the log rather than leave callers waiting.
             log.error("kwal failed while acknowledging", e)
             lifecycle.stop(e)
+            resumer.discard() // its callers are failed below
             for (g in groups) runCatching { fail(g) }
             return false
         }
@@ -139,7 +144,7 @@ internal class Completer(
             topic.wake()
         }
         if (g.end > completedThrough) completedThrough = g.end
-        g.completeWaiters()
+        g.completeWaiters(resumer)
     }
 
     private fun fail(g: Group) {

@@ -168,9 +168,12 @@ internal class Group {
         }
     }
 
-    /** Tells every caller in this group that its request is done. */
-    fun completeWaiters() {
-        for (r in appends) r.complete()
+    /**
+     * Tells every caller in this group that its request is done; appenders through [resumer], which dispatches them
+     * when its chunks fill or on [Resumer.flush].
+     */
+    fun completeWaiters(resumer: Resumer) {
+        for (r in appends) r.complete(resumer)
         for (r in relocations) r.complete()
         for (s in syncs) s.complete()
     }

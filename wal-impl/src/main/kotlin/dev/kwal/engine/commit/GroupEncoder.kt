@@ -102,6 +102,9 @@ internal class GroupEncoder(
     private var lastBlockStart = 0
     private var lastBlockPosition = LogPosition.ZERO
 
+    /** Whether the group's last block so far was written final (no CONTINUED flag), so needs no rewrite. */
+    private var lastBlockFinal = false
+
     /**
      * Encodes [g], whose every block records [syncedThrough] as the position through which the log is durable. A group
      * without appends (a barrier) encodes to nothing. Throws if a roll fails (the disk is full): then [undo] it.
@@ -128,6 +131,7 @@ internal class GroupEncoder(
             }
             endRun()
         }
+        lastBlockFinal = false
         for (i in g.topics.indices) {
             beginRun(g.topics[i])
             var r: AppendRequest? = g.runHead(i)
@@ -137,7 +141,8 @@ internal class GroupEncoder(
                 for (k in 0 until r.count) frame(r.payloadAt(k))
                 r = r.next
             }
-            endRun()
+            // The last run's last block is the group's last if no relocated copy follows: written final at once.
+            endRun(last = i == g.topics.size - 1 && g.relocations.isEmpty())
         }
         g.releaseTopics()
         for (r in g.relocations) {
@@ -150,7 +155,7 @@ internal class GroupEncoder(
                 }
             }
         }
-        if (g.blockCount() > 0) {
+        if (g.blockCount() > 0 && !lastBlockFinal) {
             // The group's last block says so: recovery keeps the group only if this block is there and sound.
             val lastFlags =
                 buffer.get(lastBlockStart + BlockHeader.OFF_FLAGS).toInt() and BlockHeader.FLAG_CONTINUED.inv()
@@ -170,8 +175,9 @@ internal class GroupEncoder(
         blockOpen = false
     }
 
-    private fun endRun() {
-        if (blockOpen) closeBlock()
+    /** Ends the run; [last]: its last block is the group's last, and is closed without CONTINUED (see [closeBlock]). */
+    private fun endRun(last: Boolean = false) {
+        if (blockOpen) closeBlock(last)
         runTopic!!.reserved = seq
     }
 
@@ -222,13 +228,14 @@ internal class GroupEncoder(
     }
 
     /**
-     * Closes the open block as CONTINUED; [encode] clears the flag on the group's last block. A user topic's block of
-     * at least [compressionThreshold] bytes of frames is compressed, if compression is on and that makes it smaller.
+     * Closes the open block as CONTINUED, or, if it is the group's [last] block, without: else [encode] clears the flag
+     * on the group's last block afterwards (rewriting its header CRC). A user topic's block of at least
+     * [compressionThreshold] bytes of frames is compressed, if compression is on and that makes it smaller.
      */
-    private fun closeBlock() {
+    private fun closeBlock(last: Boolean = false) {
         val topic = runTopic!!
         val position = LogPosition(segments.active.id, filePosition(blockStart))
-        var flags = BlockHeader.FLAG_CONTINUED
+        var flags = if (last) 0 else BlockHeader.FLAG_CONTINUED
         var body = buffer.position() - blockStart - BlockHeader.SIZE
         var codec = CompressedBody.CODEC_NONE
         if (compressor != null && topic.id != 0 && body >= compressionThreshold) {
@@ -247,6 +254,7 @@ internal class GroupEncoder(
         group.addBlock(topic, blockFirstSeq, blockRecords, position, BlockHeader.SIZE + body)
         lastBlockStart = blockStart
         lastBlockPosition = position
+        lastBlockFinal = last
         blockOpen = false
     }
 
@@ -289,6 +297,7 @@ internal class GroupEncoder(
             group.addRelocated(b.topic, b.firstSeq, buffer.getInt(start + BlockHeader.OFF_COUNT), position, b.length)
             lastBlockStart = start
             lastBlockPosition = position
+            lastBlockFinal = false
             return true
         } finally {
             source.returnMapping()

@@ -82,6 +82,12 @@ internal class AppendRequest(
         cont?.resume(firstSeq)
     }
 
+    /** As [complete], but the caller is resumed through [resumer], in bulk with others (see [Resumer]). */
+    fun complete(resumer: Resumer) {
+        onAcked?.invoke(firstSeq)
+        cont?.let { resumer.resume(it, firstSeq) }
+    }
+
     override fun fail(e: Throwable) {
         cont?.resumeWithException(e)
     }
