@@ -47,7 +47,7 @@ class CompressionSpec :
             threshold: Int = 256,
             durability: Durability = Durability.Sync,
             policy: CorruptionPolicy = CorruptionPolicy.FAIL,
-        ) = TestLogs.small(dir, durability, policy).toBuilder()
+        ) = TestLogs.scanned(dir, durability, policy).toBuilder()
             .compression(compression).compressionThreshold(threshold).build()
 
         /** The codec id of every block of [dir], registry blocks aside. */

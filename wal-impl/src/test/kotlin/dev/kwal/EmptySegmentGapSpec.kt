@@ -37,7 +37,7 @@ class EmptySegmentGapSpec :
             // 64 KiB segments, single appends (a unit never spans segments; each append is its own group): segment 1
             // fills (21 records), the writer rolls into segment 2 and prepares segment 3. The last appends, those
             // in segment 2, are made under Durability.None.
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 repeat(25) { i ->
                     wal.append("t", ByteArray(3000) { 1 }, if (i < 15) Durability.Sync else Durability.None)
                 }
@@ -52,7 +52,7 @@ class EmptySegmentGapSpec :
             LogFiles.zero(seg2, SegmentHeader.SIZE, seg2.toFile().length().toInt())
             LogFiles.write(LogFiles.segment(dir, 3), 512, ByteArray(700) { 0x5A })
 
-            val acked = Kwal.open(TestLogs.small(dir)).use { wal ->
+            val acked = Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.corruption.shouldBeNull() // a torn tail: no block says the bytes of segment 3 were synced
                 wal.nextSequence("t") shouldBe inFirst.toLong()
                 List(10) { wal.append("t", ByteArray(3000) { 2 }) } // acknowledged under Durability.Sync
@@ -60,13 +60,13 @@ class EmptySegmentGapSpec :
             // Fails: WalCorruptedException "corruption at segment 2 offset 64: segment 2 is empty but a later one has
             // data (later blocks show it had been synced)". Segment 2 was left empty, and the appends went to
             // segment 3.
-            Kwal.open(TestLogs.small(dir)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir)).use { wal ->
                 wal.recovery.corruption.shouldBeNull()
                 wal.replay("t").toList().map { it.sequence }.takeLast(10) shouldBe acked
             }
             // Under TRUNCATE the same log opens (checked with this test enabled: it drops the 10 acknowledged records,
             // "truncatedBytes=30600, droppedRecords=10, corruption=corruption at segment 2 offset 64").
-            Kwal.open(TestLogs.small(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
+            Kwal.open(TestLogs.scanned(dir, policy = CorruptionPolicy.TRUNCATE)).use { wal ->
                 wal.replay("t").toList().size shouldBe inFirst + 10
             }
         }

@@ -75,7 +75,13 @@ class RecoveryRegressionSpec :
         // ---- segmentSize changed between opens, with an empty active segment ----
 
         val bigger = { dir: Path ->
-            WalOptions(dir, segmentSize = 1 shl 20, blockSize = 256 shl 10, maxRecordSize = 128 shl 10)
+            WalOptions(
+                dir,
+                segmentSize = 1 shl 20,
+                blockSize = 256 shl 10,
+                maxRecordSize = 128 shl 10,
+                verifyOnOpen = true,
+            )
         }
         val big = ByteArray(100 shl 10) { (it * 7).toByte() } // fits a 1 MiB segment, not a 64 KiB one
 
@@ -126,7 +132,14 @@ class RecoveryRegressionSpec :
                 LogFiles.zero(LogFiles.segment(dir, 2), first.at + first.size / 2, first.end)
                 val reopened = if (truncateCorruption) {
                     shouldThrow<WalCorruptedException> { Kwal.open(bigger(dir)).close() }
-                    WalOptions(dir, 1 shl 20, 256 shl 10, 128 shl 10, corruptionPolicy = CorruptionPolicy.TRUNCATE)
+                    WalOptions(
+                        dir,
+                        1 shl 20,
+                        256 shl 10,
+                        128 shl 10,
+                        corruptionPolicy = CorruptionPolicy.TRUNCATE,
+                        verifyOnOpen = true,
+                    )
                 } else {
                     bigger(dir)
                 }

@@ -96,8 +96,7 @@ internal class Recovery(
         }
         val summaries = SummaryStore(io, files)
         val known = HashMap<Int, ProbedSegment>()
-        fun knownSegment(id: Int): ProbedSegment? =
-            known[id] ?: runCatching { ProbedSegment.known(files, id) }.getOrNull()?.also { known[id] = it }
+        fun knownSegment(id: Int): ProbedSegment? = known[id] ?: ProbedSegment.known(files, id).also { known[id] = it }
         val chainer = SummaryChain(summaries, start)
         val chain = if (useSummaries) chainer.load(ids) { id -> knownSegment(id)?.fileSize } else emptyList()
         // Summaries past the chain are not to be trusted: deleted, durably, before anything is truncated or written.

@@ -23,10 +23,12 @@ internal class SummaryChain(private val store: SummaryStore, private val start: 
     /** The longest chain of sound summaries of [ids] (the segment ids from the first, in order). */
     fun load(ids: List<Int>, sizes: (Int) -> Long?): List<SegmentSummary> {
         val out = ArrayList<SegmentSummary>()
+        val present = store.ids().toHashSet()
         var logId = start.manifest?.logId
         var prevTo = LogPosition(start.firstSegment, SegmentHeader.SIZE)
         for (id in ids) {
             if (id != (out.lastOrNull()?.segmentId?.plus(1) ?: start.firstSegment)) break // a segment is missing
+            if (id !in present) break
             val s = store.read(id) ?: break
             if (s.segmentId != id || (logId != null && s.logId != logId)) break
             val first = out.isEmpty()

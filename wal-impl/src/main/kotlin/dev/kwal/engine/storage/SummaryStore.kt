@@ -17,23 +17,24 @@ import java.nio.file.Path
 internal class SummaryStore(private val io: FileIo, private val files: SegmentFiles) {
     fun pathOf(id: Int): Path = files.directory.resolve(nameOf(id))
 
-    /** Segment [id]'s summary, or null if it has none, or none that is sound. */
+    /**
+     * Segment [id]'s summary, or null if it has none (a summary file must be in [ids]), or none that is sound. Throws
+     * what the file system throws: an open does not go on past a disk that fails it.
+     */
     fun read(id: Int): SegmentSummary? {
-        val bytes = runCatching {
-            val file = files.openOther(pathOf(id), create = false)
+        val file = files.openOther(pathOf(id), create = false)
+        val bytes = try {
+            val size = file.size()
+            if (size > MAX_SIZE || size < SegmentSummary.HEADER) return null
+            val map = file.map(size)
             try {
-                val size = file.size()
-                if (size > MAX_SIZE || size < SegmentSummary.HEADER) return null
-                val map = file.map(size)
-                try {
-                    ByteArray(size.toInt()).also { map.duplicate().get(it) }
-                } finally {
-                    file.unmap(map)
-                }
+                ByteArray(size.toInt()).also { map.duplicate().get(it) }
             } finally {
-                file.close()
+                file.unmap(map)
             }
-        }.getOrNull() ?: return null
+        } finally {
+            file.close()
+        }
         return SegmentSummary.decode(bytes)
     }
 

@@ -117,7 +117,20 @@ internal class SummaryBuilder(
                 if (!stopped && !lagging && next == active.id && healthy()) summarize(active, sync = true)
             }
         }.getOrNull()
-        runCatching { task?.get(timeoutMillis, TimeUnit.MILLISECONDS) }
+        // Uninterruptibly: a close from an interrupted thread still finishes, and keeps the interrupt.
+        var interrupted = false
+        val deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis)
+        while (task != null) {
+            try {
+                task.get(maxOf(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)
+                break
+            } catch (e: InterruptedException) {
+                interrupted = true
+            } catch (e: Exception) {
+                break
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt()
         stop()
     }
 
