@@ -9,10 +9,9 @@ import java.nio.ByteBuffer
  * ### Validity
  * A view is valid only while the action it was passed to runs. The reader reuses one view object for every record of
  * a read: when the action returns, the same object moves on to the next record. Do not keep a view, or hand it to
- * another thread: to keep a record, copy it ([toRecord], [copyPayloadTo]). Every member of a view checks that the
- * view is valid and throws [IllegalStateException] if it is not — once the action has returned and until the next
- * call of the action, and for good once the read has ended. (A reference kept from one call to the next of the same
- * read shows the later record: the check cannot tell two calls apart.)
+ * another thread: to keep a record, copy it ([toRecord], [copyPayloadTo]). Once the read has ended — returned, thrown
+ * or been cancelled — every member of the view throws [IllegalStateException]. During the read the check cannot tell
+ * one call of the action from the next: a reference kept from one call shows the record of the later call.
  *
  * ### Checks
  * The record was checked before the action was called, as [Wal.replay] checks it (its CRC32C, bound to its topic and

@@ -158,9 +158,10 @@ public interface Wal : AutoCloseable {
      * nothing is allocated per record: each view reads its record in place, in the segment's mapping (or the reader's
      * buffer of a decompressed block), and one view object serves the whole read.
      *
-     * **Validity.** A view is valid only while [action] runs on it; every member of it throws
-     * [IllegalStateException] afterwards. Copy what must outlive the call ([RecordView.toRecord],
-     * [RecordView.copyPayloadTo]); never let a view escape [action]. See [RecordView].
+     * **Validity.** A view is valid only while [action] runs on it: the next call gets the same object showing the
+     * next record, and once this call has ended every member of it throws [IllegalStateException]. Copy what must
+     * outlive the call ([RecordView.toRecord], [RecordView.copyPayloadTo]); never let a view escape [action]. See
+     * [RecordView].
      *
      * **Checks.** Under [RecordChecks.ALL] (the default) every record's checksum is verified before [action] sees it,
      * as [replay] does: a record that fails ends the call with [WalCorruptedException], and [action] never sees it

@@ -97,11 +97,10 @@ class RecordViewSpec :
                         while (bytes < 300_000 || LogFiles.dataSegments(options.directory).size < 2) {
                             val topic = topics[rnd.nextInt(topics.size)]
 
-                            // Half compressible text, half noise; sizes from empty to the largest record.
-                            fun payload(): ByteArray {
-                                val n = if (rnd.nextInt(10) ==
-                                    0
-                                ) {
+                            // Half compressible text, half noise; a lone record's size from empty to the largest
+                            // record, a batch's records' up to 299 bytes (a batch must fit in one segment).
+                            fun payload(large: Boolean): ByteArray {
+                                val n = if (large && rnd.nextInt(10) == 0) {
                                     rnd.nextInt(options.maxRecordSize + 1)
                                 } else {
                                     rnd.nextInt(300)
@@ -110,11 +109,12 @@ class RecordViewSpec :
                                     rnd.nextBytes(n)
                                 } else {
                                     ByteArray(n) {
-                                        (it % 7 + 'a'.code).toByte()
+                                        (it % 7 + 97).toByte()
                                     }
                                 }
                             }
-                            val batch = List(if (rnd.nextInt(4) == 0) 1 + rnd.nextInt(20) else 1) { payload() }
+                            val n = if (rnd.nextInt(4) == 0) 2 + rnd.nextInt(19) else 1
+                            val batch = List(n) { payload(large = n == 1) }
                             if (batch.size > 1) wal.appendBatch(topic, batch) else wal.append(topic, batch[0])
                             bytes += batch.sumOf { it.size + RecordFrame.HEADER_SIZE }
                         }
@@ -257,7 +257,7 @@ class RecordViewSpec :
             }
         }
 
-        test("a view used after its action has returned throws IllegalStateException") {
+        test("a view kept past its read throws IllegalStateException") {
             Kwal.open(TestLogs.small(newDir())).use { wal ->
                 wal.appendBatch("t", List(3) { TestLogs.payload("t", it.toLong()) })
                 var kept: RecordView? = null
@@ -282,7 +282,7 @@ class RecordViewSpec :
                     "toRecord" to { v.toRecord() },
                 )
                 for ((name, use) in uses) withClue(name) { shouldThrow<IllegalStateException> { use() } }
-                v.toString() shouldBe "RecordView(invalid: its action has returned)"
+                v.toString() shouldBe "RecordView(invalid: its read has ended)"
                 // A view that escaped an action that threw is dead too.
                 var escaped: RecordView? = null
                 shouldThrow<IllegalArgumentException> {

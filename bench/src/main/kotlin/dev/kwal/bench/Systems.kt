@@ -2,6 +2,7 @@ package dev.kwal.bench
 
 import com.squareup.tape2.QueueFile
 import dev.kwal.Durability
+import dev.kwal.RecordChecks
 import dev.kwal.Wal
 import dev.kwal.WalOptions
 import dev.kwal.engine.Kwal
@@ -216,6 +217,22 @@ class KwalSubject(durable: Boolean, private val segmentSize: Int? = null, name: 
         wal.replay(topic).collect {
             n++
             bytes += it.payload.size
+        }
+        n to bytes
+    }
+
+    /**
+     * [replay] through [Wal.replayViews]: each record's payload copied into one reused array (as Chronicle's tailer
+     * reads into one reused buffer), nothing allocated per record.
+     */
+    fun replayViews(topic: String, checks: RecordChecks = RecordChecks.ALL): Pair<Long, Long> = runBlocking {
+        var n = 0L
+        var bytes = 0L
+        val scratch = ByteArray(1 shl 20)
+        wal.replayViews(topic, 0, checks) { v ->
+            v.copyPayloadTo(scratch, 0)
+            n++
+            bytes += v.payloadSize
         }
         n to bytes
     }

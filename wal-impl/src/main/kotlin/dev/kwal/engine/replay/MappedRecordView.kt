@@ -8,11 +8,11 @@ import java.util.Objects
 
 /**
  * The one [RecordView] of a [TopicReader.readViews]: the reader points it at each checked frame's payload in turn
- * ([show]) and marks it valid only while the action runs on it. Every member checks [valid] first (one field read),
- * so a view kept past its action throws instead of reading a buffer that may be unmapped by then.
+ * ([show]); it is valid from the read's start until its end ([end]). Every member checks [valid] first (one field
+ * read), so a view kept past the read throws instead of reading a buffer that may be unmapped by then.
  */
 internal class MappedRecordView(private val topicName: String) : RecordView {
-    /** Whether the action this view was passed to is running. */
+    /** Whether the read this view serves is under way. */
     @JvmField var valid = false
 
     private var buffer: ByteBuffer = EMPTY
@@ -93,11 +93,11 @@ internal class MappedRecordView(private val topicName: String) : RecordView {
     override fun toString(): String = if (valid) {
         "RecordView(topic=$topicName, sequence=$seq, timestampMillis=$timestamp, payload=$length bytes)"
     } else {
-        "RecordView(invalid: its action has returned)"
+        "RecordView(invalid: its read has ended)"
     }
 
     private companion object {
         val EMPTY: ByteBuffer = ByteBuffer.allocate(0)
-        const val INVALID = "a RecordView is valid only while the action it was passed to runs"
+        const val INVALID = "a RecordView is valid only while the action it was passed to runs; its read has ended"
     }
 }

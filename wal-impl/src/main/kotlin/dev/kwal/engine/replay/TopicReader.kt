@@ -133,7 +133,7 @@ internal class TopicReader(
     /**
      * Calls [action] with a view of each record [from, end) of [topic], in order; [end] must not exceed what was
      * acknowledged. One [MappedRecordView] serves the whole read: it points into the open block (the segment's mapping,
-     * or the decompressed body) and is valid only while [action] runs, so nothing is allocated per record. Each frame
+     * or the decompressed body) and is valid until the read ends, so nothing is allocated per record. Each frame
      * is checked before [action] sees it — its bounds and magic always, its CRC unless [skipSealed] and its block lies
      * in a segment before the active one. [job], if given, is checked for cancellation at every block and every
      * [CANCEL_CHECK_EVERY] records. Whatever ends the read (the end, an exception from [action], corruption,
@@ -146,12 +146,9 @@ internal class TopicReader(
         skipSealedChecks = skipSealed
         this.job = job
         untilCancelCheck = CANCEL_CHECK_EVERY
+        view.valid = true
         try {
-            while (nextView(view)) {
-                view.valid = true
-                action(view)
-                view.valid = false
-            }
+            while (nextView(view)) action(view)
         } finally {
             view.end()
             giveBack()
