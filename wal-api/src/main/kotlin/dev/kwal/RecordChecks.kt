@@ -17,8 +17,9 @@ public enum class RecordChecks {
      *
      * What is given up: a record of a sealed segment damaged on disk *after* it was verified (bit rot, a stray write
      * to the file) is handed out as it now reads, instead of failing with [WalCorruptedException]; damage that breaks
-     * a block header or a frame's length or magic is still caught. What is gained: the CRC32C of each payload, about
-     * a third of the cost of viewing a 1 KiB record (see the README's Guarantees).
+     * a block header or a frame's length or magic is still caught. What is gained: the CRC32C of each record, most of
+     * the cost of viewing a small one (measured, page cache hot: about 30 of 43 ns a record at 100 B, 17 of 61 ns at
+     * 1 KiB; see the README's Guarantees).
      */
     SKIP_SEALED,
 }

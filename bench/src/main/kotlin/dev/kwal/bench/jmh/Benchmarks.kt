@@ -167,6 +167,9 @@ open class SealedLog {
     lateinit var dir: Path
     lateinit var wal: Wal
 
+    /** Where each payload is copied. */
+    val scratch = ByteArray(64 shl 10)
+
     @Setup(Level.Trial)
     fun fill() {
         val payload = Random(size).nextBytes(size)
@@ -196,12 +199,11 @@ open class SealedLog {
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 open class ViewReplayBench {
-    private val scratch = ByteArray(64 shl 10)
-
     @Benchmark
     @OperationsPerInvocation(FilledLog.RECORDS)
     fun views(log: SealedLog, bh: Blackhole) = runBlocking {
         var n = 0
+        val scratch = log.scratch
         log.wal.replayViews("t", 0, RecordChecks.valueOf(log.checks)) { v ->
             v.copyPayloadTo(scratch, 0)
             n++
