@@ -171,7 +171,7 @@ public interface Wal : AutoCloseable {
      * **Context.** [action] runs on the calling thread, one record after another; the read does not suspend (it
      * reads through memory maps: a page fault blocks the thread, so over a cold log call it in `Dispatchers.IO`).
      * [action] must not suspend either: to hand records to a coroutine, copy them. [action] may call the log again
-     * (append, read, replay), but not close it.
+     * (append, read, replay, even close it: the read then runs to its end, as [replay] does).
      *
      * **Cancellation.** Cancelling the calling coroutine stops the read at the next block or within 1,024 records,
      * with [kotlinx.coroutines.CancellationException].
