@@ -343,6 +343,21 @@ class RecordViewSpec :
             }
         }
 
+        test("an action may close the log: the read runs to its end, and the closed log holds no mapping after it") {
+            val dir = newDir().toRealPath()
+            val wal = KwalEngine.open(TestLogs.small(dir), RealFileIo, idleMappings = 0)
+            repeat(10) { i -> wal.appendBatch("t", List(15) { TestLogs.payload("t", 15L * i + it, 4000) }) }
+            val seen = mutableListOf<Long>()
+            wal.replayViews("t") { v ->
+                if (v.sequence == 20L) wal.close()
+                v.toRecord().payload shouldBe TestLogs.payload("t", v.sequence, 4000)
+                seen += v.sequence
+            }
+            seen shouldBe (0 until 150L).toList()
+            if (linux) withClue(mapLines(dir).joinToString("\n")) { mapsOf(dir) shouldBe 0 }
+            shouldThrow<WalClosedException> { wal.replayViews("t") {} }
+        }
+
         test("cancelling the reading coroutine stops the read within 1,024 records and gives its mapping back") {
             val dir = newDir().toRealPath()
             val options = WalOptions(dir, durability = Durability.None)
