@@ -168,6 +168,46 @@ public class AsyncWal private constructor(
     public fun follow(topic: String, consumer: String, action: Consumer<Record>): CompletableFuture<Void?> =
         collectOnCallbacks(wal.follow(topic, consumer), action)
 
+    /**
+     * See [Wal.replayViews]: calls [action] with a [RecordView] of each acknowledged record of [topic] from [from], in
+     * order, every record checked ([RecordChecks.ALL]), on the callback executor (see "Where callbacks run"), one call
+     * at a time. A view is valid only while [action] runs on it (see [RecordView]): copy what must outlive it. The
+     * future completes after the last record acknowledged when the read started, exceptionally if [action] throws or
+     * a record fails its check; cancelling it stops the read (within a block or 1,024 records).
+     */
+    public fun replayViews(topic: String, from: Long, action: Consumer<RecordView>): CompletableFuture<Void?> =
+        replayViews(topic, from, RecordChecks.ALL, action)
+
+    /** Like [replayViews], with the record checks [checks] (see [RecordChecks]). */
+    public fun replayViews(
+        topic: String,
+        from: Long,
+        checks: RecordChecks,
+        action: Consumer<RecordView>,
+    ): CompletableFuture<Void?> = GlobalScope.future(dispatcher) {
+        wal.replayViews(topic, from, checks, action::accept)
+        null
+    }
+
+    /**
+     * See [Wal.followViews]: like [replayViews], then with each new record as it is acknowledged, on the callback
+     * executor, one call at a time. Cancel the returned future to stop; it completes normally when the log closes,
+     * and exceptionally if [action] throws, a record fails its checks or the log fails.
+     */
+    public fun followViews(topic: String, from: Long, action: Consumer<RecordView>): CompletableFuture<Void?> =
+        followViews(topic, from, RecordChecks.ALL, action)
+
+    /** Like [followViews], with the record checks [checks] (see [RecordChecks]). */
+    public fun followViews(
+        topic: String,
+        from: Long,
+        checks: RecordChecks,
+        action: Consumer<RecordView>,
+    ): CompletableFuture<Void?> = GlobalScope.future(dispatcher) {
+        wal.followViews(topic, from, checks, action::accept)
+        null
+    }
+
     /** See [Wal.truncateBefore]. */
     public fun truncateBefore(topic: String, sequence: Long): CompletableFuture<Void?> = launch(0) {
         wal.truncateBefore(topic, sequence)

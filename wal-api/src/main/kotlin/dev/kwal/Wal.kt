@@ -152,6 +152,61 @@ public interface Wal : AutoCloseable {
     public fun follow(topic: String, from: Instant): Flow<Record>
 
     /**
+     * Calls [action] with a [RecordView] of each acknowledged record of [topic] whose sequence is at least [from], in
+     * sequence order, up to the last record acknowledged when the call started, and returns after the last. The
+     * records are those [replay] emits, with the same topic, sequence, timestamp and payload; the difference is that
+     * nothing is allocated per record: each view reads its record in place, in the segment's mapping (or the reader's
+     * buffer of a decompressed block), and one view object serves the whole read.
+     *
+     * **Validity.** A view is valid only while [action] runs on it: the next call gets the same object showing the
+     * next record, and once this call has ended every member of it throws [IllegalStateException]. Copy what must
+     * outlive the call ([RecordView.toRecord], [RecordView.copyPayloadTo]); never let a view escape [action]. See
+     * [RecordView].
+     *
+     * **Checks.** Under [RecordChecks.ALL] (the default) every record's checksum is verified before [action] sees it,
+     * as [replay] does: a record that fails ends the call with [WalCorruptedException], and [action] never sees it
+     * (it has seen the records before it). [RecordChecks.SKIP_SEALED] skips the records' own checksums in sealed
+     * segments (block headers and frame bounds are still checked); see there what that gives up.
+     *
+     * **Context.** [action] runs on the calling thread, one record after another; the read does not suspend (it
+     * reads through memory maps: a page fault blocks the thread, so over a cold log call it in `Dispatchers.IO`).
+     * [action] must not suspend either: to hand records to a coroutine, copy them. [action] may call the log again
+     * (append, read, replay, even close it: the read then runs to its end, as [replay] does).
+     *
+     * **Cancellation.** Cancelling the calling coroutine stops the read at the next block or within 1,024 records,
+     * with [kotlinx.coroutines.CancellationException].
+     *
+     * **Errors.** An exception thrown by [action] ends the read and is rethrown as is; the read releases everything it
+     * held (mappings) first, as it does on every other end.
+     *
+     * @throws InvalidTopicException if [topic] is not a valid name.
+     * @throws WalCorruptedException if a record or block fails its check.
+     * @throws WalClosedException as [replay] (when collected).
+     * @throws WalException if a segment cannot be mapped while the log is open.
+     */
+    public suspend fun replayViews(
+        topic: String,
+        from: Long = 0,
+        checks: RecordChecks = RecordChecks.ALL,
+        action: (RecordView) -> Unit,
+    )
+
+    /**
+     * Like [replayViews], but never returns on its own: after the last acknowledged record it suspends until new ones
+     * are acknowledged and calls [action] with each, as [follow] emits them. It returns when the log closes (after
+     * the last record acknowledged), and throws the [WalFailedException] every other call gets if the log stops after
+     * a failure. Cancel the calling coroutine to stop following. [action] runs on the calling coroutine's thread (the
+     * thread it resumes on after each wait), never while the coroutine is suspended; the views' validity, checks and
+     * errors are those of [replayViews].
+     */
+    public suspend fun followViews(
+        topic: String,
+        from: Long = 0,
+        checks: RecordChecks = RecordChecks.ALL,
+        action: (RecordView) -> Unit,
+    )
+
+    /**
      * The acknowledged record [sequence] of [topic], checked, or null if there is none: [sequence] is at or past
      * [nextSequence] (not acknowledged yet) or below [firstSequence] (truncated), or [topic] does not exist.
      *

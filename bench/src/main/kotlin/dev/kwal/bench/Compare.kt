@@ -1,5 +1,6 @@
 package dev.kwal.bench
 
+import dev.kwal.RecordChecks
 import dev.kwal.WalOptions
 import dev.kwal.engine.Kwal
 import kotlinx.coroutines.runBlocking
@@ -186,6 +187,18 @@ class MachineSample(
 private const val SEG_VARIANT = "kwal-seg1MiB"
 private const val SMALL_SEGMENT = 1 shl 20
 
+/**
+ * Replay variants through `Wal.replayViews`: on the log the `kwal` row replays (one or a few 64 MiB segments), and on
+ * a second log of about 16 smaller segments (all but the last sealed; few enough to stay mapped between rounds), with
+ * and without the records' CRC32C in sealed segments.
+ */
+private const val VIEWS = "kwal-views"
+private const val VIEWS_SMALL = "kwal-views-smallseg"
+private const val VIEWS_NOCRC = "kwal-views-smallseg-skipsealed"
+
+/** The segment size of the second log: a power of two near 1/16 of [bytes] of records, 4 MiB at least. */
+private fun viewsSegment(bytes: Long): Int = java.lang.Long.highestOneBit(maxOf(4L shl 20, bytes / 16)).toInt()
+
 /** Others' average CPU use under which a run counts as idle. */
 private const val IDLE_OTHERS = 0.10
 
@@ -342,7 +355,7 @@ class Compare(private val opt: Opts) {
             "tape" to { TapeSubject() },
         )
 
-    private val variantNames = setOf(SEG_VARIANT, "ceiling-growing", "kwal-clean")
+    private val variantNames = setOf(SEG_VARIANT, "ceiling-growing", "kwal-clean", VIEWS, VIEWS_SMALL, VIEWS_NOCRC)
 
     private fun row(
         w: String,
@@ -565,7 +578,8 @@ class Compare(private val opt: Opts) {
             if (!wanted(w)) continue
             begin("$w: filling $count records")
             val payload = Random(size).nextBytes(size)
-            val subjects = listOf(KwalSubject(false), RocksSubject(false), ChronicleSubject(false))
+            val small = KwalSubject(false, viewsSegment(count.toLong() * (size + 12)), "kwal-smallseg")
+            val subjects = listOf(KwalSubject(false), small, RocksSubject(false), ChronicleSubject(false))
             val dirs = subjects.map { freshDir(it.name) }
             val ceilingFile = opt.dir.resolve("replay-ceiling.dat")
             Ceiling.fill(ceilingFile, count.toLong() * size)
@@ -584,16 +598,24 @@ class Compare(private val opt: Opts) {
                     heap[s.name] = (heapAfterGc() - before).toDouble() / count
                 }
                 heapPerRecord[w] = heap.getValue("kwal")
+                heap.remove(small.name) // a second kwal log, for the view variants only
                 log("$w: replaying")
                 val cpu = mutableMapOf<String, MutableList<Double>>()
-                val res = rounds(subjects.map { it.name } + "ceiling") { name ->
+                val kwal = subjects[0] as KwalSubject
+                val systems = listOf("kwal", VIEWS, VIEWS_SMALL, VIEWS_NOCRC) +
+                    subjects.drop(2).map { it.name } + "ceiling"
+                val res = rounds(systems) { name ->
                     val c0 = processCpuNanos()
                     val rate = if (name == "ceiling") {
                         Ceiling.readAndCrc(ceilingFile) / size
                     } else {
-                        val s = subjects.first { it.name == name }
                         val start = System.nanoTime()
-                        val (n, bytes) = s.replay("t")
+                        val (n, bytes) = when (name) {
+                            VIEWS -> kwal.replayViews("t")
+                            VIEWS_SMALL -> small.replayViews("t")
+                            VIEWS_NOCRC -> small.replayViews("t", RecordChecks.SKIP_SEALED)
+                            else -> subjects.first { it.name == name }.replay("t")
+                        }
                         val el = System.nanoTime() - start
                         check(n == count.toLong() && bytes == n * size) {
                             "$name replayed $n records, $bytes bytes; expected $count"
@@ -614,6 +636,11 @@ class Compare(private val opt: Opts) {
                         "MB/s: " + med.entries.joinToString { "${it.key} %.0f".format(it.value * size / 1e6) },
                         "kwal: Wal.replay(topic).collect; rocksdb: iterator over the topic's key prefix; " +
                             "chronicle: one tailer, readBytes; tape: n/a (filling it costs one sync per record)",
+                        "$VIEWS (variant): the same log through Wal.replayViews, each payload copied into one reused " +
+                            "array (RecordView.copyPayloadTo), every record's CRC32C checked; $VIEWS_SMALL: the same " +
+                            "on a second log of ${viewsSegment(count.toLong() * (size + 12)) shr 20} MiB segments " +
+                            "(about 16: all but the last sealed, all mapped between rounds); $VIEWS_NOCRC: " +
+                            "that log with RecordChecks.SKIP_SEALED (no per-record CRC32C in sealed segments)",
                         "ceiling = FileChannel reading the same bytes in 64 KiB chunks with CRC32C over them",
                         "CPU ns/record = process CPU over all rounds / records replayed in all rounds (the clock " +
                             "ticks at 10 ms, so short replays are coarse)",
@@ -737,6 +764,11 @@ class Compare(private val opt: Opts) {
             val pv = row.peers[p] ?: Double.NaN
             (row.kwal / pv).let { it to "%.2fx (%s vs %s %s)".format(it, fmt(row.kwal), fmt(pv), row.unit) }
         }
+        fun viewsVs(p: String) = { row: Row ->
+            val k = row.variants[VIEWS] ?: Double.NaN
+            val pv = row.peers[p] ?: Double.NaN
+            (k / pv).let { it to "%.2fx (%s vs %s %s)".format(it, fmt(k), fmt(pv), row.unit) }
+        }
         fun cpuVs(p: String) = { row: Row ->
             val k = row.cpu["kwal"] ?: Double.NaN
             val pv = row.cpu[p] ?: Double.NaN
@@ -805,6 +837,22 @@ class Compare(private val opt: Opts) {
             t("non-durable batches 1 KiB vs pre-written ceiling", ">= 0.8", "batch_1KiB_b256", true, 0.8, ::vsCeiling),
             t("replay 100 B vs Chronicle's tailer", "> 1x", "replay_100B", true, 1.0 + 1e-9, vsPeer("chronicle")),
             t("replay 1 KiB vs Chronicle's tailer", "> 1x", "replay_1KiB", true, 1.0 + 1e-9, vsPeer("chronicle")),
+            t(
+                "replay 100 B, views, vs Chronicle's tailer",
+                "> 1x",
+                "replay_100B",
+                true,
+                1.0 + 1e-9,
+                viewsVs("chronicle"),
+            ),
+            t(
+                "replay 1 KiB, views, vs Chronicle's tailer",
+                "> 1x",
+                "replay_1KiB",
+                true,
+                1.0 + 1e-9,
+                viewsVs("chronicle"),
+            ),
             t(
                 "10,000 topics vs single topic, durable c1024",
                 ">= 0.8",

@@ -2,6 +2,7 @@ package dev.kwal.bench
 
 import com.squareup.tape2.QueueFile
 import dev.kwal.Durability
+import dev.kwal.RecordChecks
 import dev.kwal.Wal
 import dev.kwal.WalOptions
 import dev.kwal.engine.Kwal
@@ -180,7 +181,7 @@ class LongList {
 /**
  * kwal through its public API; concurrent appenders are coroutines on [Dispatchers.Default]. [segmentSize] null
  * = the default (64 MiB); a small one makes segment rolls happen inside short windows (a labelled variant; its
- * maxRecordSize is a quarter of the segment, as a block must fit in a segment).
+ * maxRecordSize is a quarter of the segment, at most 1 MiB, as a block must fit in a segment).
  */
 class KwalSubject(durable: Boolean, private val segmentSize: Int? = null, name: String = "kwal") :
     Subject(name, durable) {
@@ -192,8 +193,9 @@ class KwalSubject(durable: Boolean, private val segmentSize: Int? = null, name: 
         this.dir = dir
         wal = Kwal.open(
             // a block must hold the largest record, and blocks fit in a segment: small segments take smaller records
+            // (at most the default 1 MiB)
             segmentSize?.let {
-                WalOptions(dir, segmentSize = it, maxRecordSize = it / 4, durability = durability)
+                WalOptions(dir, segmentSize = it, maxRecordSize = minOf(it / 4, 1 shl 20), durability = durability)
             }
                 ?: WalOptions(dir, durability = durability),
         )
@@ -216,6 +218,22 @@ class KwalSubject(durable: Boolean, private val segmentSize: Int? = null, name: 
         wal.replay(topic).collect {
             n++
             bytes += it.payload.size
+        }
+        n to bytes
+    }
+
+    /**
+     * [replay] through [Wal.replayViews]: each record's payload copied into one reused array (as Chronicle's tailer
+     * reads into one reused buffer), nothing allocated per record.
+     */
+    fun replayViews(topic: String, checks: RecordChecks = RecordChecks.ALL): Pair<Long, Long> = runBlocking {
+        var n = 0L
+        var bytes = 0L
+        val scratch = ByteArray(1 shl 20)
+        wal.replayViews(topic, 0, checks) { v ->
+            v.copyPayloadTo(scratch, 0)
+            n++
+            bytes += v.payloadSize
         }
         n to bytes
     }

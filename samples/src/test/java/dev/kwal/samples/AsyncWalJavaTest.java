@@ -15,6 +15,8 @@ import dev.kwal.AsyncWal;
 import dev.kwal.BatchPositions;
 import dev.kwal.Durability;
 import dev.kwal.Record;
+import dev.kwal.RecordChecks;
+import dev.kwal.RecordView;
 import dev.kwal.RecoveryReport;
 import dev.kwal.Retention;
 import dev.kwal.RetentionReport;
@@ -222,6 +224,49 @@ class AsyncWalJavaTest {
             // b ends normally when the log closes
             wal.close();
             assertNull(b.get(30, TimeUnit.SECONDS));
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void recordViewsReplayAndFollowOnTheCallbackExecutor() throws Exception {
+        ExecutorService pool = Executors.newSingleThreadExecutor(r -> new Thread(r, "java-callbacks"));
+        try (AsyncWal wal = AsyncWal.of(Kwal.open(small(dir)), AsyncWal.DEFAULT_MAX_PENDING_BYTES,
+            AsyncWal.WhenFull.WAIT, pool)) {
+            for (int i = 0; i < 5; i++) await(wal.append("v", bytes("view " + i)));
+            byte[] buf = new byte[64];
+            List<String> seen = new CopyOnWriteArrayList<>();
+            List<String> threads = new CopyOnWriteArrayList<>();
+            AtomicReference<RecordView> kept = new AtomicReference<>();
+            assertNull(await(wal.replayViews("v", 2, v -> {
+                v.copyPayloadTo(buf, 0);
+                seen.add(v.getSequence() + ":" + new String(buf, 0, v.getPayloadSize(), UTF_8));
+                threads.add(thread());
+                kept.set(v);
+            })));
+            assertEquals(List.of("2:view 2", "3:view 3", "4:view 4"), seen);
+            assertEquals(Set.of("java-callbacks"), Set.copyOf(threads));
+            assertThrows(IllegalStateException.class, () -> kept.get().getSequence());
+            // An exception from the action fails the future with it.
+            CompletableFuture<Void> failing = wal.replayViews("v", 0, RecordChecks.ALL, v -> {
+                throw new IllegalArgumentException("no");
+            });
+            ExecutionException e = assertThrows(ExecutionException.class, () -> failing.get(30, TimeUnit.SECONDS));
+            assertInstanceOf(IllegalArgumentException.class, e.getCause());
+            // followViews: live, then ends normally when the log closes.
+            CountDownLatch six = new CountDownLatch(2);
+            List<Record> followed = new CopyOnWriteArrayList<>();
+            CompletableFuture<Void> f = wal.followViews("v", 4, RecordChecks.SKIP_SEALED, v -> {
+                followed.add(v.toRecord());
+                six.countDown();
+            });
+            await(wal.append("v", bytes("view 5")));
+            assertTrue(six.await(30, TimeUnit.SECONDS));
+            assertEquals(List.of("view 4", "view 5"), followed.stream().map(AsyncWalJavaTest::text)
+                .collect(Collectors.toList()));
+            wal.close();
+            assertNull(f.get(30, TimeUnit.SECONDS));
         } finally {
             pool.shutdownNow();
         }

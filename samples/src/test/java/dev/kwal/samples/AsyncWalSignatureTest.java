@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kwal.AsyncWal;
 import dev.kwal.BatchPositions;
+import dev.kwal.RecordChecks;
+import dev.kwal.RecordView;
 import dev.kwal.Wal;
 import dev.kwal.typed.AsyncTypedTopic;
 import dev.kwal.typed.RecordDecodingException;
@@ -34,14 +36,15 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 
 /**
- * The Java facade speaks Java: no public signature of {@link AsyncWal}, its public nested types or
- * {@link BatchPositions} mentions a type of a {@code kotlin.} package (kotlin.Unit, LongRange, Continuation,
+ * The Java facade speaks Java: no public signature of {@link AsyncWal}, its public nested types,
+ * {@link BatchPositions}, or the {@link RecordView} and {@link RecordChecks} its view calls take, mentions a type of a {@code kotlin.} package (kotlin.Unit, LongRange, Continuation,
  * kotlin.jvm.functions.*, kotlin.time.*, Kotlin collections...), as a parameter, return, exception, field or generic
  * argument, at any depth. Synthetic members (Kotlin's {@code $default} bridges and accessors) are invisible to
  * javac and skipped.
  *
  * <p>One exemption, checked to be the only one: the static {@code getEntries()} that the Kotlin compiler adds to every
- * enum class (here {@code AsyncWal.WhenFull}); it cannot be switched off, and Java has {@code values()} for it.
+ * enum class (here {@code AsyncWal.WhenFull} and {@code RecordChecks}); it cannot be switched off, and Java has
+ * {@code values()} for it.
  */
 class AsyncWalSignatureTest {
 
@@ -113,7 +116,7 @@ class AsyncWalSignatureTest {
 
     @Test
     void noPublicSignatureOfTheJavaFacadeMentionsAKotlinType() {
-        List<String> found = kotlinTypesIn(AsyncWal.class, BatchPositions.class);
+        List<String> found = kotlinTypesIn(AsyncWal.class, BatchPositions.class, RecordView.class, RecordChecks.class);
         assertEquals(List.of(), found, "Kotlin types in the Java facade's public signatures");
     }
 
@@ -141,10 +144,12 @@ class AsyncWalSignatureTest {
     }
 
     @Test
-    void theOnlyExemptionIsTheEnumEntriesOfWhenFull() throws Exception {
+    void theOnlyExemptionIsTheEnumEntriesOfTheEnums() throws Exception {
         Method entries = AsyncWal.WhenFull.class.getMethod("getEntries");
         assertTrue(isEnumEntries(AsyncWal.WhenFull.class, entries));
         assertEquals(List.of(AsyncWal.WhenFull.WAIT, AsyncWal.WhenFull.FAIL), List.of(AsyncWal.WhenFull.values()));
+        assertTrue(isEnumEntries(RecordChecks.class, RecordChecks.class.getMethod("getEntries")));
+        assertEquals(List.of(RecordChecks.ALL, RecordChecks.SKIP_SEALED), List.of(RecordChecks.values()));
     }
 
     /** Every public call of Wal has a counterpart of the same name in AsyncWal (properties as methods). */

@@ -2,7 +2,9 @@ package dev.kwal.engine
 
 import dev.kwal.Durability
 import dev.kwal.Record
+import dev.kwal.RecordChecks
 import dev.kwal.RecordTooLargeException
+import dev.kwal.RecordView
 import dev.kwal.RecoveryReport
 import dev.kwal.RetentionReport
 import dev.kwal.TopicNames
@@ -52,6 +54,7 @@ import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.dropWhile
@@ -219,6 +222,43 @@ internal class KwalEngine private constructor(
         val millis = ceilMillis(from)
         emitAll(follow(topic, seek(topic, millis)).dropWhile { it.timestampMillis < millis })
     }
+
+    override suspend fun replayViews(topic: String, from: Long, checks: RecordChecks, action: (RecordView) -> Unit) {
+        TopicNames.validate(topic)
+        if (lifecycle.isClosed) throw WalClosedException()
+        val t = table[topic] ?: return
+        val skip = checks == RecordChecks.SKIP_SEALED
+        TopicReader(segments, lifecycle).readViews(t, maxOf(from, t.first), t.acked, skip, currentJob(), action)
+    }
+
+    override suspend fun followViews(topic: String, from: Long, checks: RecordChecks, action: (RecordView) -> Unit) {
+        TopicNames.validate(topic)
+        if (lifecycle.isClosed) throw WalClosedException()
+        val reader = TopicReader(segments, lifecycle)
+        val skip = checks == RecordChecks.SKIP_SEALED
+        val job = currentJob()
+        var next = from
+        while (true) {
+            // Read before the topic's end: once closed, nothing more is acknowledged, so that end is the last.
+            val closed = lifecycle.isClosed
+            // As follow: until the topic exists, wait on the registry.
+            val t = table[topic]
+            val signal = (t ?: table.registry).signal()
+            val version = signal.value
+            val end = t?.acked ?: 0
+            if (t != null) next = maxOf(next, t.first)
+            if (t != null && next < end) {
+                reader.readViews(t, next, end, skip, job, action)
+                next = end
+                continue
+            }
+            if (lifecycle.failure != null) throw lifecycle.unavailable()
+            if (closed) return
+            signal.first { it != version }
+        }
+    }
+
+    private suspend fun currentJob(): Job? = currentCoroutineContext()[Job]
 
     /** The entries [topic]'s block index holds now (retention drops those of truncated blocks): tests look. */
     internal fun indexEntries(topic: String): Int = table[topic]?.index?.heldEntries ?: 0

@@ -1,6 +1,7 @@
 package dev.kwal.bench.jmh
 
 import dev.kwal.Durability
+import dev.kwal.RecordChecks
 import dev.kwal.Wal
 import dev.kwal.WalOptions
 import dev.kwal.engine.Kwal
@@ -145,6 +146,69 @@ open class ReplayBench {
             bh.consume(it)
             n++
         }
+        check(n == FilledLog.RECORDS)
+    }
+}
+
+/**
+ * A log of [FilledLog.RECORDS] records of one topic in about 16 segments (1 or 4 MiB), so that most of it lies in
+ * sealed segments (where [RecordChecks.SKIP_SEALED] applies) and every segment stays mapped between invocations.
+ */
+@State(Scope.Benchmark)
+open class SealedLog {
+    @Param("100", "1024")
+    @JvmField
+    var size: Int = 100
+
+    @Param("ALL", "SKIP_SEALED")
+    @JvmField
+    var checks: String = "ALL"
+
+    lateinit var dir: Path
+    lateinit var wal: Wal
+
+    /** Where each payload is copied. */
+    val scratch = ByteArray(64 shl 10)
+
+    @Setup(Level.Trial)
+    fun fill() {
+        val payload = Random(size).nextBytes(size)
+        dir = Files.createTempDirectory("kwal-jmh-views")
+        val segment = java.lang.Long.highestOneBit(maxOf(1L shl 20, FilledLog.RECORDS.toLong() * (size + 12) / 16))
+        wal = Kwal.open(
+            WalOptions(dir, segmentSize = segment.toInt(), maxRecordSize = 64 shl 10, durability = Durability.None),
+        )
+        runBlocking {
+            val batch = List(1000) { payload }
+            repeat(FilledLog.RECORDS / 1000) { wal.appendBatch("t", batch) }
+            wal.sync()
+        }
+    }
+
+    @TearDown(Level.Trial)
+    fun close() {
+        wal.close()
+        dir.toFile().deleteRecursively()
+    }
+}
+
+/** [Wal.replayViews] over [SealedLog]: each payload copied into one reused array. Ops = records. */
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Fork(1)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+open class ViewReplayBench {
+    @Benchmark
+    @OperationsPerInvocation(FilledLog.RECORDS)
+    fun views(log: SealedLog, bh: Blackhole) = runBlocking {
+        var n = 0
+        val scratch = log.scratch
+        log.wal.replayViews("t", 0, RecordChecks.valueOf(log.checks)) { v ->
+            v.copyPayloadTo(scratch, 0)
+            n++
+        }
+        bh.consume(scratch)
         check(n == FilledLog.RECORDS)
     }
 }

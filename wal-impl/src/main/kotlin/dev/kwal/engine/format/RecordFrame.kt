@@ -91,8 +91,11 @@ internal object RecordFrame {
             return if (crc.value.toInt() == b.getInt(at)) payload else null
         }
 
-        /** The payload length of the frame at [at] if its header is sound and its payload ends by [end], or -1. */
-        private fun soundLength(b: ByteBuffer, at: Int, end: Int): Int {
+        /**
+         * The payload length of the frame at [at] if its header is sound and its payload ends by [end], or -1: its
+         * bounds and magic, not its checksum. Absolute reads only.
+         */
+        fun soundLength(b: ByteBuffer, at: Int, end: Int): Int {
             if (end - at < HEADER_SIZE) return -1
             val length = b.getInt(at + 4)
             if (length < 0 || length > end - at - HEADER_SIZE) return -1

@@ -1,6 +1,7 @@
 package dev.kwal.engine.replay
 
 import dev.kwal.Record
+import dev.kwal.RecordView
 import dev.kwal.WalClosedException
 import dev.kwal.WalCorruptedException
 import dev.kwal.engine.format.BlockHeader
@@ -15,6 +16,8 @@ import dev.kwal.engine.storage.Segment
 import dev.kwal.engine.storage.SegmentSet
 import dev.kwal.engine.storage.SegmentState
 import dev.kwal.engine.storage.Topic
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.ensureActive
 import kotlinx.coroutines.flow.FlowCollector
 import java.nio.ByteBuffer
 import java.util.concurrent.atomic.LongAdder
@@ -25,7 +28,8 @@ import java.util.zip.CRC32C
  * segment's too: a reader never looks past what was acknowledged, and acknowledged bytes are in the page cache the
  * mapping shows, whichever way they were written. Every block header and record checksum is verified before a
  * record is handed out; a failure raises [WalCorruptedException] and nothing of the bad record is returned.
- * Each record handed out owns its payload array: nothing handed out points into a mapping.
+ * Each record handed out owns its payload array: nothing handed out points into a mapping — but for the one view of a
+ * [readViews], which points into the open block and is valid only while its action runs.
  *
  * A reader borrows one segment's mapping at a time ([Segment.borrowMapping]): the segment it is reading. It gives it
  * back when it moves on to another segment, and always when [read] ends — normally, by an exception, or cancelled
@@ -35,7 +39,8 @@ import java.util.zip.CRC32C
  *
  * The read is a cursor over one block at a time: [nextRecord] (plain, not suspending) checks and decodes one
  * frame, and [read] only hands each record to its collector, so the per-record work is a small method that
- * compiles early and nothing is allocated per record but the [Record] and its payload.
+ * compiles early and nothing is allocated per record but the [Record] and its payload. [nextView] is its
+ * counterpart for [readViews]: it checks a frame and points the read's one view at its payload, allocating nothing.
  *
  * One reader per collection (it holds scratch state and the cursor of the read in progress); not thread-safe.
  */
@@ -123,6 +128,31 @@ internal class TopicReader(
             }
             return out
         } finally {
+            giveBack()
+        }
+    }
+
+    /**
+     * Calls [action] with a view of each record [from, end) of [topic], in order; [end] must not exceed what was
+     * acknowledged. One [MappedRecordView] serves the whole read: it points into the open block (the segment's mapping,
+     * or the decompressed body) and is valid until the read ends, so nothing is allocated per record. Each frame
+     * is checked before [action] sees it — its bounds and magic always, its CRC unless [skipSealed] and its block lies
+     * in a segment before the active one. [job], if given, is checked for cancellation at every block and every
+     * [CANCEL_CHECK_EVERY] records. Whatever ends the read (the end, an exception from [action], corruption,
+     * cancellation), the view is invalidated and the mapping given back.
+     */
+    fun readViews(topic: Topic, from: Long, end: Long, skipSealed: Boolean, job: Job?, action: (RecordView) -> Unit) {
+        if (from >= end) return
+        start(topic, from, end)
+        val view = MappedRecordView(topic.name)
+        skipSealedChecks = skipSealed
+        this.job = job
+        untilCancelCheck = CANCEL_CHECK_EVERY
+        view.valid = true
+        try {
+            while (nextView(view)) action(view)
+        } finally {
+            view.end()
             giveBack()
         }
     }
@@ -216,6 +246,48 @@ internal class TopicReader(
             seq = s + 1
             next = s + 1
             return Record(topicName, s, timestamp, payload)
+        }
+    }
+
+    // The view read in progress (set by [readViews]).
+    private var skipSealedChecks = false
+    private var job: Job? = null
+    private var untilCancelCheck = 0
+
+    /** Whether the open block's frames get their CRC checked ([readViews]). */
+    private var checkFrames = true
+
+    /**
+     * Points [out] at the next record of the read, its frame checked (see [readViews]); false when the read is done.
+     * Frames before the first record asked for are checked the same way, and skipped.
+     */
+    private fun nextView(out: MappedRecordView): Boolean {
+        val job = job
+        if (job != null && --untilCancelCheck <= 0) {
+            untilCancelCheck = CANCEL_CHECK_EVERY
+            job.ensureActive()
+        }
+        while (true) {
+            if (seq >= end) return false
+            if (seq == blockEndSeq) {
+                job?.ensureActive()
+                if (!openBlock()) return false
+                checkFrames = !skipSealedChecks || position.segmentId >= segments.activeId
+            }
+            val s = seq
+            val at = framePos
+            val length = if (checkFrames) {
+                codec.check(view, at, bodyEnd, topicId, s)
+            } else {
+                codec.soundLength(view, at, bodyEnd)
+            }
+            if (length < 0) throw corrupt("record $s of topic $topicName fails its checksum", position)
+            framePos = at + RecordFrame.HEADER_SIZE + length
+            seq = s + 1
+            if (s < next) continue
+            next = s + 1
+            out.show(view, at + RecordFrame.HEADER_SIZE, length, s, timestamp)
+            return true
         }
     }
 
@@ -346,5 +418,8 @@ internal class TopicReader(
 
         /** The most entries [readList] reserves up front. */
         const val LIST_CAPACITY = 1024L
+
+        /** How many records [readViews] hands out between two checks for cancellation (besides one per block). */
+        const val CANCEL_CHECK_EVERY = 1024
     }
 }
