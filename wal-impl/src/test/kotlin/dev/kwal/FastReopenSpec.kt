@@ -130,6 +130,14 @@ class FastReopenSpec :
             val dir = newDir()
             Kwal.open(options(dir)).use { fill(it) }
             val total = segments(dir).size
+            // A crash between writing a summary and renaming it into place: only the temporary file is there (KillSpec
+            // found an open that took it for a summary).
+            Files.move(dir.resolve(SummaryStore.nameOf(4)), dir.resolve(SummaryStore.nameOf(4) + ".tmp"))
+            Kwal.open(options(dir)).use { wal ->
+                withClue(wal.recovery) { wal.recovery.segmentsScanned shouldBe total - 2 } // from where 3's ends
+                wal.holds()
+            }
+            Files.exists(dir.resolve(SummaryStore.nameOf(4) + ".tmp")) shouldBe false
             val store = SummaryStore.nameOf(6)
             // Torn: cut short, as a crash in the middle of writing it (were it not written to a temporary file first).
             val torn = dir.resolve(store)

@@ -78,7 +78,10 @@ internal class Recovery(
         val listed = listSegmentIds(io, files.directory) // 1. list
         val ids = listed.filter { it >= start.firstSegment }
         if (ids.isEmpty()) {
-            untrusted = SummaryStore(io, files).ids()
+            SummaryStore(io, files).list().let { (sums, tmps) ->
+                untrusted = sums
+                temporaries = tmps
+            }
             if (manifest == null) {
                 dropUntrusted()
                 return freshLog(logId = null) { report(started, it, records = 0) }
@@ -98,10 +101,16 @@ internal class Recovery(
         val known = HashMap<Int, ProbedSegment>()
         fun knownSegment(id: Int): ProbedSegment? = known[id] ?: ProbedSegment.known(files, id).also { known[id] = it }
         val chainer = SummaryChain(summaries, start)
-        val chain = if (useSummaries) chainer.load(ids) { id -> knownSegment(id)?.fileSize } else emptyList()
+        val (present, temporary) = summaries.list()
+        val chain = if (useSummaries) {
+            chainer.load(ids, present.toHashSet()) { id -> knownSegment(id)?.fileSize }
+        } else {
+            emptyList()
+        }
         // Summaries past the chain are not to be trusted: deleted, durably, before anything is truncated or written.
         val lastSummarized = chain.lastOrNull()?.segmentId ?: Int.MIN_VALUE
-        untrusted = summaries.ids().filter { it > lastSummarized || it < start.firstSegment }
+        untrusted = present.filter { it > lastSummarized || it < start.firstSegment }
+        temporaries = temporary
         val relocated = try {
             chainer.apply(chain, table)
         } catch (e: SummaryChain.Mismatch) {
@@ -164,9 +173,13 @@ internal class Recovery(
 
     /** Deletes the [untrusted] summaries, durably: an open that refuses the log changes nothing, one that goes on this. */
     private fun dropUntrusted() {
-        SummaryStore(io, files).delete(untrusted)
+        SummaryStore(io, files).delete(untrusted, temporaries)
         untrusted = emptyList()
+        temporaries = emptyList()
     }
+
+    /** Summaries being written when the log last stopped: deleted with [untrusted]. */
+    private var temporaries: List<Int> = emptyList()
 
     /** Where the summary builder goes on (see [SummaryResume]): where the summaries end, or the log's start. */
     private lateinit var resume: SummaryResume

@@ -20,10 +20,12 @@ internal class SummaryChain(private val store: SummaryStore, private val start: 
     /** Summaries that disagree with the log as the chain built it so far. */
     class Mismatch(what: String) : Exception(what)
 
-    /** The longest chain of sound summaries of [ids] (the segment ids from the first, in order). */
-    fun load(ids: List<Int>, sizes: (Int) -> Long?): List<SegmentSummary> {
+    /**
+     * The longest chain of sound summaries of [ids] (the segment ids from the first, in order), of those [present] (the
+     * ids with a summary file).
+     */
+    fun load(ids: List<Int>, present: Set<Int>, sizes: (Int) -> Long?): List<SegmentSummary> {
         val out = ArrayList<SegmentSummary>()
-        val present = store.ids().toHashSet()
         var logId = start.manifest?.logId
         var prevTo = LogPosition(start.firstSegment, SegmentHeader.SIZE)
         for (id in ids) {

@@ -53,16 +53,27 @@ internal class SummaryStore(private val io: FileIo, private val files: SegmentFi
         io.move(tmp, path)
     }
 
-    /** The segment ids of the summaries (and their temporary files) in the directory. */
-    fun ids(): List<Int> = io.list(files.directory).mapNotNull { idOf(it.fileName.toString()) }.distinct().sorted()
+    /**
+     * The segment ids of the summaries in the directory, and those of the temporary files of summaries being written (a
+     * crash may leave one, with or without the summary it was to replace).
+     */
+    fun list(): Pair<List<Int>, List<Int>> {
+        val names = io.list(files.directory).map { it.fileName.toString() }
+        val sums = names.mapNotNull { n -> idOf(n)?.takeIf { !n.endsWith(SegmentFiles.TMP_SUFFIX) } }.sorted()
+        val tmps = names.mapNotNull { n -> idOf(n)?.takeIf { n.endsWith(SegmentFiles.TMP_SUFFIX) } }.sorted()
+        return sums to tmps
+    }
 
-    /** Deletes the summaries of [ids] (and their temporary files), then syncs the directory once if there were any. */
-    fun delete(ids: Collection<Int>) {
-        if (ids.isEmpty()) return
-        for (id in ids) {
+    /**
+     * Deletes the summaries of [ids] and their temporary files, and the temporary files of [temporaryOnly], then syncs
+     * the directory once if there were any.
+     */
+    fun delete(ids: Collection<Int>, temporaryOnly: Collection<Int> = emptyList()) {
+        if (ids.isEmpty() && temporaryOnly.isEmpty()) return
+        for (id in ids + temporaryOnly) {
             val path = pathOf(id)
             io.delete(path.resolveSibling(path.fileName.toString() + SegmentFiles.TMP_SUFFIX))
-            io.delete(path)
+            if (id in ids) io.delete(path)
         }
         files.syncDirectory()
     }
