@@ -28,7 +28,7 @@ fun main(args: Array<String>) {
         i++
     }
     if (sizes.isEmpty()) sizes.addAll(listOf(1.0, 4.0, 10.0))
-    println("REOPEN_SCALE record=$record load=${loadAverage()}")
+    println("REOPEN_SCALE record=$record load=${reopenLoad()}")
     for (gib in sizes) {
         val bytes = (gib * (1L shl 30)).toLong()
         for (mode in listOf("kwal-clean", "kwal")) {
@@ -56,7 +56,7 @@ fun main(args: Array<String>) {
                         times.sorted()[times.size / 2],
                     )} " +
                         "all_ms=${times.joinToString(",") { "%.1f".format(it) }} segments=$segments " +
-                        "scanned=$scanned load=${loadAverage()}",
+                        "scanned=$scanned load=${reopenLoad()}",
                 )
             } finally {
                 log.toFile().deleteRecursively()
@@ -65,5 +65,5 @@ fun main(args: Array<String>) {
     }
 }
 
-private fun loadAverage(): String =
+private fun reopenLoad(): String =
     runCatching { Files.readString(Path.of("/proc/loadavg")).split(" ").take(3).joinToString(" ") }.getOrDefault("?")

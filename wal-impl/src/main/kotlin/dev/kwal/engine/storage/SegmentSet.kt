@@ -196,7 +196,7 @@ internal class SegmentSet(
 
     @Synchronized
     private fun closeFiles() {
-        for (sync in releasing.toList()) runCatching { sync.join() }
+        for (sync in ArrayList(releasing)) runCatching { sync.join() } // a copy by toArray: the set changes meanwhile
         for (s in byId.values) runCatching { s.closeFile() }
         for (s in spares) runCatching { s.file.close() }
         preparing?.let { p -> runCatching { p.get().file.close() } }
