@@ -10,6 +10,7 @@ import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.future.future
 import kotlinx.coroutines.jdk9.asPublisher
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.yield
 import java.nio.file.Path
 import java.time.Instant
 import java.util.concurrent.CompletableFuture
@@ -371,7 +372,7 @@ public class AsyncWal private constructor(
         // Room is given back before the future completes, so a dependent action may call again at once.
         return GlobalScope.future(dispatcher, CoroutineStart.UNDISPATCHED) {
             try {
-                block()
+                onCallbackExecutor(block)
             } finally {
                 room.release(cost)
             }
@@ -383,7 +384,19 @@ public class AsyncWal private constructor(
      * while pending, so they are not counted against the bound: a read never waits behind appends.
      */
     private fun <T> now(block: suspend () -> T): CompletableFuture<T> =
-        GlobalScope.future(dispatcher, CoroutineStart.UNDISPATCHED) { block() }
+        GlobalScope.future(dispatcher, CoroutineStart.UNDISPATCHED) { onCallbackExecutor(block) }
+
+    /**
+     * Runs [block], started on the caller's thread (so one thread's calls reach the log in the order it made them),
+     * and returns on the callback executor: a call that finished without suspending (an inline append whose sync was
+     * made on the caller's thread, say) is dispatched there before its future completes.
+     */
+    private suspend fun <T> onCallbackExecutor(block: suspend () -> T): T {
+        val caller = Thread.currentThread()
+        val result = block()
+        if (Thread.currentThread() === caller) yield()
+        return result
+    }
 
     public companion object {
         /** The default bound on pending calls' bytes: 32 MiB. */
