@@ -184,3 +184,13 @@ internal interface LogFile : Closeable {
      */
     override fun close()
 }
+
+/** The first [size] bytes of this file, copied out of a mapping made and unmapped for it (small files only). */
+internal fun LogFile.readBytes(size: Long): ByteArray {
+    val map = map(size)
+    try {
+        return ByteArray(size.toInt()).also { map.duplicate().get(it) }
+    } finally {
+        unmap(map)
+    }
+}

@@ -93,7 +93,8 @@ internal class SummaryChain(private val store: SummaryStore, private val start: 
         if (s.names.isNotEmpty()) {
             // The scan would not see a registry block of a deleted segment: its names are the manifest's.
             if (s.namesAt.segmentId >= start.firstSegment) start.seen(0)
-            table.registry.reserved = maxOf(table.registry.reserved, s.firstName + s.names.size)
+            // As the scan does: the registry goes on from its last block, even below the manifest's count.
+            table.registry.reserved = s.firstName + s.names.size
             table.registry.acked = table.registry.reserved
         }
     }

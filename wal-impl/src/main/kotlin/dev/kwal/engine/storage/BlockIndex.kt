@@ -132,16 +132,7 @@ internal class BlockIndex(private val topicId: Int) {
             position.offset - runOffset >= STRIDE_BYTES ||
             runBlocks >= STRIDE_BLOCKS
         ) {
-            var data = s.data
-            val k = s.held
-            if (3 * k + 3 > data.size) data = data.copyOf(maxOf(12, data.size * 2))
-            data[3 * k] = firstSeq
-            data[3 * k + 1] = position.packed
-            data[3 * k + 2] = bytes
-            samples = Samples(data, s.base, s.count + 1)
-            runSegment = position.segmentId
-            runOffset = position.offset
-            runBlocks = 1
+            startRun(firstSeq, position, 1)
         } else {
             runBlocks++
         }
@@ -154,6 +145,12 @@ internal class BlockIndex(private val topicId: Int) {
      */
     @Synchronized
     fun addRun(firstSeq: Long, position: LogPosition, blocks: Int, runBytes: Long) {
+        startRun(firstSeq, position, blocks)
+        bytes += runBytes
+    }
+
+    /** Appends a sample for the block at [position] from [firstSeq], starting a run of [blocks] blocks so far. */
+    private fun startRun(firstSeq: Long, position: LogPosition, blocks: Int) {
         val s = samples
         var data = s.data
         val k = s.held
@@ -165,7 +162,6 @@ internal class BlockIndex(private val topicId: Int) {
         runSegment = position.segmentId
         runOffset = position.offset
         runBlocks = blocks
-        bytes += runBytes
     }
 
     /** Notes [count] records from [firstSeq], a block of [length] bytes, copied by retention to [position]. */

@@ -3,6 +3,7 @@ package dev.kwal.engine.storage
 import dev.kwal.WalCorruptedException
 import dev.kwal.engine.format.Manifest
 import dev.kwal.engine.io.FileIo
+import dev.kwal.engine.io.readBytes
 import java.nio.ByteBuffer
 import java.nio.file.Path
 
@@ -29,12 +30,7 @@ internal class ManifestStore(private val io: FileIo, private val files: SegmentF
         val bytes = try {
             val size = file.size()
             if (size > MAX_SIZE) throw WalCorruptedException("manifest of $size bytes is too large", path, 0)
-            val map = file.map(size)
-            try {
-                ByteArray(size.toInt()).also { map.duplicate().get(it) }
-            } finally {
-                file.unmap(map)
-            }
+            file.readBytes(size)
         } finally {
             file.close()
         }

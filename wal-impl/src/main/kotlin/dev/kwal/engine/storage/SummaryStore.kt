@@ -2,6 +2,7 @@ package dev.kwal.engine.storage
 
 import dev.kwal.engine.format.SegmentSummary
 import dev.kwal.engine.io.FileIo
+import dev.kwal.engine.io.readBytes
 import java.nio.file.Path
 
 /**
@@ -26,12 +27,7 @@ internal class SummaryStore(private val io: FileIo, private val files: SegmentFi
         val bytes = try {
             val size = file.size()
             if (size > MAX_SIZE || size < SegmentSummary.HEADER) return null
-            val map = file.map(size)
-            try {
-                ByteArray(size.toInt()).also { map.duplicate().get(it) }
-            } finally {
-                file.unmap(map)
-            }
+            file.readBytes(size)
         } finally {
             file.close()
         }
