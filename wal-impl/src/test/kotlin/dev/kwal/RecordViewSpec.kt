@@ -319,6 +319,11 @@ class RecordViewSpec :
             try {
                 repeat(30) { i -> wal.appendBatch("t", List(15) { TestLogs.payload("t", 15L * i + it, 4000) }) }
                 LogFiles.dataSegments(dir).size shouldBeGreaterThan 3
+                // The summary builder maps each sealed segment once, in the background: let it finish first.
+                val summaries = wal.summaries!!
+                kotlinx.coroutines.withTimeout(30_000) {
+                    while (summaries.written < LogFiles.dataSegments(dir).size - 1) kotlinx.coroutines.delay(10)
+                }
                 val before = if (linux) mapsOf(dir) else 0
                 val boom = RuntimeException("the action failed")
                 for (at in listOf(0L, 20L, 200L, 449L)) {
