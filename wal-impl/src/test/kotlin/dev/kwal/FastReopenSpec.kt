@@ -49,6 +49,20 @@ class FastReopenSpec :
         fun segments(dir: Path): List<Path> =
             Files.list(dir).use { s -> s.filter { it.name.matches(Regex("seg-\\d+\\.kwal")) }.toList().sorted() }
 
+        /**
+         * Copies the log's files as a killed process leaves them (the page cache's content); a file that goes while the
+         * directory is listed (a spare's temporary file, renamed) is left out, as a crash a moment later would.
+         */
+        fun crashCopy(dir: Path, copy: Path) {
+            for (f in Files.list(dir).use { s -> s.toList() }.filter { !it.name.endsWith(".lock") }) {
+                try {
+                    Files.copy(f, copy.resolve(f.name))
+                } catch (e: java.nio.file.NoSuchFileException) {
+                    // renamed or deleted meanwhile
+                }
+            }
+        }
+
         fun flip(file: Path, at: Long) = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE).use {
             val b = ByteBuffer.allocate(1)
             it.read(b, at)
@@ -90,9 +104,7 @@ class FastReopenSpec :
                 val summaries = (wal as KwalEngine).summaries!!
                 withTimeout(30_000) { while (summaries.written < segments(dir).size - 2) delay(10) }
                 // What a SIGKILL leaves: every write the process made (in the page cache), no close.
-                Files.list(dir).use { s -> s.toList() }.filter { !it.name.endsWith(".lock") }.forEach {
-                    Files.copy(it, copy.resolve(it.name))
-                }
+                crashCopy(dir, copy)
             }
             val total = segments(copy).size
             Kwal.open(options(copy)).use { wal ->
@@ -184,9 +196,7 @@ class FastReopenSpec :
                 val summaries = (wal as KwalEngine).summaries!!
                 withTimeout(30_000) { while (summaries.written < 3) delay(10) }
                 // What a SIGKILL leaves: no summary of the active segment, whose registry block names "c".
-                Files.list(dir).use { s -> s.toList() }.filter { !it.name.endsWith(".lock") }.forEach {
-                    Files.copy(it, copy.resolve(it.name))
-                }
+                crashCopy(dir, copy)
             }
             Kwal.open(options(copy).toBuilder().corruptionPolicy(CorruptionPolicy.FAIL).build()).use { wal ->
                 withClue(wal.recovery) {

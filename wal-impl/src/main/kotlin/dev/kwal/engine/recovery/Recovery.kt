@@ -99,11 +99,11 @@ internal class Recovery(
         }
         val summaries = SummaryStore(io, files)
         val known = HashMap<Int, ProbedSegment>()
-        fun knownSegment(id: Int): ProbedSegment? = known[id] ?: ProbedSegment.known(files, id).also { known[id] = it }
+        fun knownSegment(id: Int): ProbedSegment = known[id] ?: ProbedSegment.known(files, id).also { known[id] = it }
         val chainer = SummaryChain(summaries, start)
         val (present, temporary) = summaries.list()
         val chain = if (useSummaries) {
-            chainer.load(ids, present.toHashSet()) { id -> knownSegment(id)?.fileSize }
+            chainer.load(ids, present.toHashSet()) { id -> knownSegment(id).fileSize }
         } else {
             emptyList()
         }
@@ -123,10 +123,8 @@ internal class Recovery(
         try {
             val tailAt = ids.indexOf(tailStart.segmentId).coerceAtLeast(0)
             val logId = chain.lastOrNull()?.logId ?: manifest?.logId
-            val head = ids.subList(0, tailAt).map { id ->
-                val size = chain.first { it.segmentId == id }.segmentSize
-                knownSegment(id)!!.withHeader(size, logId!!)
-            }
+            val sizes = chain.associate { it.segmentId to it.segmentSize }
+            val head = ids.subList(0, tailAt).map { id -> knownSegment(id).withHeader(sizes.getValue(id), logId!!) }
             val tail = ids.subList(tailAt, ids.size).map { ProbedSegment.probe(files, it, options.segmentSize) } // 3.
             val scanner = LogScan(table, start)
             val scanned = scanner.scan(tail, tailStart.segmentId, tailStart.offset, logId) // 4. scan

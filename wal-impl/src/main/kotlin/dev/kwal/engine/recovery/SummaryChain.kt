@@ -36,7 +36,7 @@ internal class SummaryChain(private val store: SummaryStore, private val start: 
             val first = out.isEmpty()
             val chained = s.from == prevTo || (first && s.from.segmentId < start.firstSegment)
             if (!chained || s.to < s.from) break
-            if (s.to.segmentId != id && !(s.to == s.from)) break
+            if (s.to.segmentId != id && s.to != s.from) break // it ends in its segment, or covers nothing
             if (s.to.segmentId < start.firstSegment) break // nothing of it is left: the log starts after it
             val fileSize = sizes(id) ?: break
             if (fileSize < s.to.offset.toLong() && s.to.segmentId == id) break
