@@ -187,6 +187,12 @@ class MachineSample(
 private const val SEG_VARIANT = "kwal-seg1MiB"
 private const val SMALL_SEGMENT = 1 shl 20
 
+/** The log size of the reopen-scale workload ([Compare.reopenScale]): 10 GiB (`-Dcompare.scaleGiB=N` to try it). */
+private val SCALE_BYTES = (System.getProperty("compare.scaleGiB")?.toLong() ?: 10L) shl 30
+
+/** What each later round's child appends to the reopen-scale log before it is killed. */
+private const val SCALE_KILL_TOP_UP = 16L shl 20
+
 /**
  * Replay variants through `Wal.replayViews`: on the log the `kwal` row replays (one or a few 64 MiB segments), and on
  * a second log of about 16 smaller segments (all but the last sealed; few enough to stay mapped between rounds), with
@@ -250,11 +256,14 @@ class Compare(private val opt: Opts) {
         try {
             warmup(ceiling)
             durable(ceiling)
+            durableShort(ceiling)
             nonDurable(ceiling)
             batches(ceiling)
             topics(ceiling)
             replay()
             reopen()
+            // Last and longest (two logs of 10 GiB): a failure here must not lose the run's other rows.
+            runCatching { reopenScale() }.onFailure { log("reopen scale failed: $it") }
         } finally {
             ceiling.close()
         }
@@ -449,6 +458,33 @@ class Compare(private val opt: Opts) {
         }
     }
 
+    /**
+     * Full mode: durable 100 B appends of one appender in the quick mode's short windows, each right after the
+     * system's open (where a background segment build would compete with the appender's syncs), so that one run
+     * answers for short windows and long ones.
+     */
+    private fun durableShort(ceiling: Ceiling) {
+        val w = "durable_100B_c1_short"
+        val short = MODES.getValue("quick").seconds
+        if (mode.seconds <= short || !wanted(w)) return
+        begin(w)
+        val load = Load(1, Random(101).nextBytes(100), short)
+        val systems = linkedMapOf<String, () -> LoadResult>("kwal" to { measure({ KwalSubject(true) }, load) })
+        for ((name, make) in durablePeers) systems[name] = { measure(make, load) }
+        systems["ceiling"] = { ceiling.groups(100, 1, true, short, false) }
+        val res = roundRobin(systems)
+        rows += row(
+            w,
+            "rec/s",
+            medRate(res),
+            listOf(
+                "as durable_100B_c1, in windows of $short s (the quick mode's) right after each open, " +
+                    "${mode.rounds} rounds",
+            ) + timingNotes(res),
+            medCpu(res),
+        )
+    }
+
     private fun nonDurable(ceiling: Ceiling) {
         for (size in listOf(100, 1024)) {
             for (n in listOf(1, 16)) {
@@ -604,18 +640,26 @@ class Compare(private val opt: Opts) {
                 val kwal = subjects[0] as KwalSubject
                 val systems = listOf("kwal", VIEWS, VIEWS_SMALL, VIEWS_NOCRC) +
                     subjects.drop(2).map { it.name } + "ceiling"
+                fun replayOnce(name: String) = when (name) {
+                    VIEWS -> kwal.replayViews("t")
+                    VIEWS_SMALL -> small.replayViews("t")
+                    VIEWS_NOCRC -> small.replayViews("t", RecordChecks.SKIP_SEALED)
+                    else -> subjects.first { it.name == name }.replay("t")
+                }
+                // The same warm-up for every reader: replays of the whole log for the mode's warm-up time (at least
+                // one), so that each is measured JIT-compiled, and the page cache is hot for all.
+                for (name in systems) {
+                    if (name == "ceiling") continue
+                    val until = System.nanoTime() + (mode.warmup * 1e9).toLong()
+                    do replayOnce(name) while (System.nanoTime() < until)
+                }
                 val res = rounds(systems) { name ->
                     val c0 = processCpuNanos()
                     val rate = if (name == "ceiling") {
                         Ceiling.readAndCrc(ceilingFile) / size
                     } else {
                         val start = System.nanoTime()
-                        val (n, bytes) = when (name) {
-                            VIEWS -> kwal.replayViews("t")
-                            VIEWS_SMALL -> small.replayViews("t")
-                            VIEWS_NOCRC -> small.replayViews("t", RecordChecks.SKIP_SEALED)
-                            else -> subjects.first { it.name == name }.replay("t")
-                        }
+                        val (n, bytes) = replayOnce(name)
                         val el = System.nanoTime() - start
                         check(n == count.toLong() && bytes == n * size) {
                             "$name replayed $n records, $bytes bytes; expected $count"
@@ -631,8 +675,9 @@ class Compare(private val opt: Opts) {
                     "rec/s",
                     med,
                     listOf(
-                        "read back all $count records of $size B of one topic, page cache hot (the first round " +
-                            "warms it), every record's checksum checked where the system has one",
+                        "read back all $count records of $size B of one topic, page cache hot, every record's " +
+                            "checksum checked where the system has one; before the rounds, each reader replays the " +
+                            "whole log for ${mode.warmup} s (at least once) to warm up",
                         "MB/s: " + med.entries.joinToString { "${it.key} %.0f".format(it.value * size / 1e6) },
                         "kwal: Wal.replay(topic).collect; rocksdb: iterator over the topic's key prefix; " +
                             "chronicle: one tailer, readBytes; tape: n/a (filling it costs one sync per record)",
@@ -725,6 +770,76 @@ class Compare(private val opt: Opts) {
         )
     }
 
+    /**
+     * kwal only: the open of a [SCALE_BYTES] log, against the mode's reopen size measured just before ([reopen]), so
+     * that the table shows whether open grows with the log. Full mode, or asked for by `--only`. After a clean close:
+     * the median of the mode's rounds of opens. After a kill: the first open after the child wrote the whole log, then
+     * each round a child opens it again, appends [SCALE_KILL_TOP_UP] more without closing and is killed.
+     */
+    private fun reopenScale() {
+        val w = "reopen_${SCALE_BYTES shr 30}GiB"
+        val asked = opt.only?.containsMatchIn(w) == true
+        if (!asked && !(mode.name == "full" && wanted(w))) return
+        begin("$w: writing two logs of ${SCALE_BYTES shr 30} GiB")
+        val times = linkedMapOf<String, List<Double>>()
+        val segments = linkedMapOf<String, String>()
+        for (name in listOf("kwal", "kwal-clean")) {
+            val dir = freshDir("reopen-scale-$name")
+            try {
+                writeAndKill(name, dir, SCALE_BYTES, 1024)
+                var records = SCALE_BYTES / 1024
+                times[name] = (1..mode.rounds).map { round ->
+                    if (name == "kwal" && round > 1) {
+                        writeAndKill(name, dir, SCALE_KILL_TOP_UP, 1024)
+                        records += SCALE_KILL_TOP_UP / 1024
+                    }
+                    val start = System.nanoTime()
+                    Kwal.open(WalOptions(dir)).use { wal ->
+                        val ms = (System.nanoTime() - start) / 1e6
+                        check(wal.nextSequence("t") == records) {
+                            "kwal recovered ${wal.nextSequence("t")} records of $records"
+                        }
+                        segments[name] = "${wal.recovery.segmentsScanned} of ${wal.recovery.segments} segments scanned"
+                        ms
+                    }
+                }
+            } finally {
+                dir.toFile().deleteRecursively()
+            }
+        }
+        val small = rows.firstOrNull { it.workload == "reopen_${reopenLabel()}" }
+        val med = mapOf(
+            "kwal" to median(times.getValue("kwal")),
+            "kwal-clean" to median(times.getValue("kwal-clean")),
+            "ceiling" to Double.NaN,
+        )
+        scaleSmallClean = small?.variants?.get("kwal-clean") ?: Double.NaN
+        rows += row(
+            w,
+            "ms",
+            med,
+            listOf(
+                "kwal only: a child JVM writes ${SCALE_BYTES shr 30} GiB of 1 KiB records with non-durable appends " +
+                    "and is killed with SIGKILL (kwal-clean: after closing its log), then Kwal.open is timed " +
+                    "(page cache hot). After a kill, each later round's child first reopens the log, appends " +
+                    "${SCALE_KILL_TOP_UP shr 20} MiB more and is killed without a close",
+                "all opens: " + times.entries.joinToString("; ") { (k, v) ->
+                    "$k " + v.joinToString(", ") { "%.1f".format(it) } + " ms (${segments[k]})"
+                },
+                "the same opens of a ${reopenLabel()} log in this run (row reopen_${reopenLabel()}): " +
+                    "%.1f ms after a kill, %.1f ms after a clean close".format(
+                        small?.kwal ?: Double.NaN,
+                        small?.variants?.get("kwal-clean") ?: Double.NaN,
+                    ),
+                "no ceiling: targets are absolute (under 100 ms after a clean close, under 1 s after a kill)",
+            ),
+            higherIsBetter = false,
+        )
+    }
+
+    /** The kwal-clean open time of the mode's reopen size, for the scale target. */
+    private var scaleSmallClean = Double.NaN
+
     /** One row of the issue-13 target table. */
     class Target(val name: String, val target: String, val value: String, val met: Boolean?)
 
@@ -794,14 +909,29 @@ class Compare(private val opt: Opts) {
                 ::vsCeiling,
             ),
             t(
+                "durable 100 B, 1 appender vs ceiling (${MODES.getValue("quick").seconds} s windows after open)",
+                ">= 0.9",
+                "durable_100B_c1_short",
+                true,
+                0.9,
+                ::vsCeiling,
+            ),
+            t(
                 "durable 100 B, 16 appenders vs RocksDB sync=true at 16",
-                ">= 1x (provisional)",
+                ">= 1x",
                 "durable_100B_c16",
                 true,
                 1.0,
                 vsPeer("rocksdb-sync"),
             ),
-            t("durable 100 B, 1,024 appenders vs ceiling", ">= 0.8", "durable_100B_c1024", true, 0.8, ::vsCeiling),
+            t("durable 100 B, 1,024 appenders vs ceiling", ">= 0.5", "durable_100B_c1024", true, 0.5, ::vsCeiling),
+            t(
+                "durable 100 B, 1,024 appenders, records/s",
+                "about 1 M (idle machine)",
+                "durable_100B_c1024",
+                true,
+                1e6,
+            ) { row -> row.kwal to "%s rec/s".format(fmt(row.kwal)) },
             t(
                 "durable p99, 256 appenders vs bare fdatasync",
                 "<= 2x",
@@ -812,10 +942,10 @@ class Compare(private val opt: Opts) {
             ),
             t(
                 "durable p99.9, 256 appenders vs bare fdatasync",
-                "<= 2x",
+                "<= 4x",
                 "latency_p999_durable_100B_c256",
                 false,
-                2.0,
+                4.0,
                 ::vsCeiling,
             ),
             t(
@@ -834,7 +964,24 @@ class Compare(private val opt: Opts) {
                 1.0 + 1e-9,
                 vsPeer("chronicle"),
             ),
-            t("non-durable batches 1 KiB vs pre-written ceiling", ">= 0.8", "batch_1KiB_b256", true, 0.8, ::vsCeiling),
+            t(
+                "non-durable 100 B, 16 appenders vs 1 appender (kwal)",
+                ">= 1x",
+                "nondurable_100B_c16",
+                true,
+                1.0,
+            ) { row ->
+                val one = r("nondurable_100B_c1")?.kwal ?: Double.NaN
+                (row.kwal / one).let { it to "%.2fx (%s vs %s rec/s)".format(it, fmt(row.kwal), fmt(one)) }
+            },
+            t(
+                "(earlier target) non-durable batches 1 KiB vs pre-written ceiling",
+                ">= 0.8",
+                "batch_1KiB_b256",
+                true,
+                0.8,
+                ::vsCeiling,
+            ),
             t("replay 100 B vs Chronicle's tailer", "> 1x", "replay_100B", true, 1.0 + 1e-9, vsPeer("chronicle")),
             t("replay 1 KiB vs Chronicle's tailer", "> 1x", "replay_1KiB", true, 1.0 + 1e-9, vsPeer("chronicle")),
             t(
@@ -869,16 +1016,36 @@ class Compare(private val opt: Opts) {
             t("reopen ${reopenLabel()} after clean close", reopenTarget, w, false, reopenMs) { row ->
                 (row.variants["kwal-clean"] ?: Double.NaN).let { it to "%.1f ms".format(it) }
             },
+            t(
+                "reopen ${SCALE_BYTES shr 30} GiB after clean close",
+                "< 100 ms",
+                "reopen_${SCALE_BYTES shr 30}GiB",
+                false,
+                100.0,
+            ) { row ->
+                (row.variants["kwal-clean"] ?: Double.NaN).let {
+                    it to "%.1f ms (%.1f ms at ${reopenLabel()})".format(it, scaleSmallClean)
+                }
+            },
+            t(
+                "reopen ${SCALE_BYTES shr 30} GiB after kill",
+                "< 1,000 ms",
+                "reopen_${SCALE_BYTES shr 30}GiB",
+                false,
+                1000.0,
+            ) { row ->
+                row.kwal to "%.1f ms".format(row.kwal)
+            },
             heapPerRecord["replay_100B"].let { h ->
                 if (h == null) {
-                    Target("heap per stored record (100 B)", "<= 1 B (provisional)", "not run", null)
+                    Target("heap per stored record (100 B)", "<= ~1 B", "not run", null)
                 } else {
-                    Target("heap per stored record (100 B)", "<= 1 B (provisional)", "%.2f B".format(h), h <= 1.0)
+                    Target("heap per stored record (100 B)", "<= ~1 B", "%.2f B".format(h), h <= 1.0)
                 }
             },
             t(
                 "CPU ns/record, non-durable 100 B c1 vs Chronicle",
-                "<= 1x (provisional)",
+                "reported (no target; <= 1x shown)",
                 "nondurable_100B_c1",
                 false,
                 1.0,
@@ -886,7 +1053,7 @@ class Compare(private val opt: Opts) {
             ),
             t(
                 "CPU ns/record, durable 100 B c1024 vs RocksDB sync at 1024",
-                "<= 1x (provisional)",
+                "reported (no target; <= 1x shown)",
                 "durable_100B_c1024",
                 false,
                 1.0,
