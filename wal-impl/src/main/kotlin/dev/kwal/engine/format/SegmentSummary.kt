@@ -1,7 +1,5 @@
 package dev.kwal.engine.format
 
-import java.io.ByteArrayOutputStream
-import java.io.DataOutputStream
 import java.nio.BufferUnderflowException
 import java.nio.ByteBuffer
 import java.util.zip.CRC32C
@@ -64,58 +62,63 @@ internal class SegmentSummary(
     class Relocated(val topicId: Int, val firstSeq: Long, val count: Int, val position: LogPosition, val length: Int)
 
     fun encode(): ByteBuffer {
-        val out = ByteArrayOutputStream()
-        val d = DataOutputStream(out)
-        d.writeInt(segmentId)
-        d.writeInt(segmentSize)
-        d.writeLong(logId)
-        d.writeLong(from.packed)
-        d.writeLong(to.packed)
-        d.writeLong(records)
-        d.writeLong(newestTimestamp)
-        d.writeLong(firstName)
-        d.writeLong(namesAt.packed)
-        d.writeInt(names.size)
-        for (n in names) {
-            val b = n.encodeToByteArray()
-            d.writeShort(b.size)
-            d.write(b)
+        val nameBytes = names.map { it.encodeToByteArray() }
+        val bodySize = FIXED + nameBytes.sumOf { 2 + it.size } + 4 + RUN * runs.size + 4 + RELOCATED * relocated.size
+        // Written in place, sized exactly: a summary of many interleaved topics holds a run per block (megabytes).
+        val d = ByteBuffer.allocate(HEADER + bodySize)
+        d.position(HEADER)
+        d.putInt(segmentId)
+        d.putInt(segmentSize)
+        d.putLong(logId)
+        d.putLong(from.packed)
+        d.putLong(to.packed)
+        d.putLong(records)
+        d.putLong(newestTimestamp)
+        d.putLong(firstName)
+        d.putLong(namesAt.packed)
+        d.putInt(names.size)
+        for (b in nameBytes) {
+            d.putShort(b.size.toShort())
+            d.put(b)
         }
-        d.writeInt(runs.size)
+        d.putInt(runs.size)
         for (r in runs) {
-            d.writeInt(r.topicId)
-            d.writeLong(r.firstSeq)
-            d.writeLong(r.position.packed)
-            d.writeInt(r.blocks)
-            d.writeLong(r.bytes)
-            d.writeLong(r.records)
+            d.putInt(r.topicId)
+            d.putLong(r.firstSeq)
+            d.putLong(r.position.packed)
+            d.putInt(r.blocks)
+            d.putLong(r.bytes)
+            d.putLong(r.records)
         }
-        d.writeInt(relocated.size)
+        d.putInt(relocated.size)
         for (r in relocated) {
-            d.writeInt(r.topicId)
-            d.writeLong(r.firstSeq)
-            d.writeInt(r.count)
-            d.writeLong(r.position.packed)
-            d.writeInt(r.length)
+            d.putInt(r.topicId)
+            d.putLong(r.firstSeq)
+            d.putInt(r.count)
+            d.putLong(r.position.packed)
+            d.putInt(r.length)
         }
-        d.flush()
-        val body = out.toByteArray()
-        val crc = CRC32C().apply { update(body) }.value.toInt()
-        return ByteBuffer.allocate(HEADER + body.size).apply {
-            putInt(MAGIC)
-            putShort(VERSION.toShort())
-            putShort(0)
-            putInt(body.size)
-            putInt(crc)
-            put(body)
-            flip()
-        }
+        check(d.position() == HEADER + bodySize)
+        val crc = CRC32C().apply { update(d.array(), HEADER, bodySize) }.value.toInt()
+        d.putInt(0, MAGIC)
+        d.putShort(4, VERSION.toShort())
+        d.putShort(6, 0)
+        d.putInt(8, bodySize)
+        d.putInt(12, crc)
+        return d.flip()
     }
 
     companion object {
         const val MAGIC = 0x4B57534D
         const val VERSION = 1
         const val HEADER = 16
+
+        /** The body's fixed fields before the names: two ints, seven longs, the names' count. */
+        private const val FIXED = 2 * 4 + 7 * 8 + 4
+
+        /** Bytes per run and per relocated block in the body. */
+        private const val RUN = 4 + 8 + 8 + 4 + 8 + 8
+        private const val RELOCATED = 4 + 8 + 4 + 8 + 4
 
         /** The summary in [bytes], or null if they hold none that is whole and sound. */
         fun decode(bytes: ByteArray): SegmentSummary? = try {

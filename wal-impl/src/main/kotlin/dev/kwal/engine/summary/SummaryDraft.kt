@@ -20,19 +20,49 @@ internal class SummaryDraft(seed: SegmentSummary? = null) {
     val names = ArrayList(seed?.names.orEmpty())
     val relocated = ArrayList(seed?.relocated.orEmpty())
 
-    /** Runs as mutable rows: topic id, first sequence, position, blocks, bytes, records. */
-    private val runs = ArrayList<LongArray>()
+    // Runs as columns (a run per block when many topics interleave: hundreds of thousands per segment, so no object
+    // per run): topic id, first sequence, position, blocks, bytes, records; [count] rows in use.
+    private var topics = IntArray(INITIAL)
+    private var firstSeqs = LongArray(INITIAL)
+    private var positions = LongArray(INITIAL)
+    private var blocks = IntArray(INITIAL)
+    private var bytes = LongArray(INITIAL)
+    private var counts = LongArray(INITIAL)
+    private var count = 0
 
-    /** Each topic's last run, an index into [runs]. */
-    private val lastRun = HashMap<Int, Int>()
+    /** Each topic's last run, a row of the columns, by topic id (ids are dense); -1 for none. */
+    private var lastRun = IntArray(INITIAL) { -1 }
 
     init {
-        for (r in seed?.runs.orEmpty()) {
-            lastRun[r.topicId] = runs.size
-            runs.add(
-                longArrayOf(r.topicId.toLong(), r.firstSeq, r.position.packed, r.blocks.toLong(), r.bytes, r.records),
-            )
+        for (r in seed?.runs.orEmpty()) startRun(r.topicId, r.firstSeq, r.position, r.blocks, r.bytes, r.records)
+    }
+
+    private fun startRun(topicId: Int, firstSeq: Long, position: LogPosition, blocks: Int, bytes: Long, records: Long) {
+        val i = count
+        if (i == topics.size) grow()
+        if (topicId >= lastRun.size) {
+            val old = lastRun.size
+            lastRun = lastRun.copyOf(maxOf(topicId + 1, old * 2))
+            lastRun.fill(-1, old, lastRun.size)
         }
+        topics[i] = topicId
+        firstSeqs[i] = firstSeq
+        positions[i] = position.packed
+        this.blocks[i] = blocks
+        this.bytes[i] = bytes
+        counts[i] = records
+        lastRun[topicId] = i
+        count = i + 1
+    }
+
+    private fun grow() {
+        val n = topics.size * 2
+        topics = topics.copyOf(n)
+        firstSeqs = firstSeqs.copyOf(n)
+        positions = positions.copyOf(n)
+        blocks = blocks.copyOf(n)
+        bytes = bytes.copyOf(n)
+        counts = counts.copyOf(n)
     }
 
     /**
@@ -52,24 +82,22 @@ internal class SummaryDraft(seed: SegmentSummary? = null) {
 
     /** Adds a topic's block in place; false if it does not continue the topic's records here. */
     fun addBlock(topicId: Int, firstSeq: Long, count: Int, position: LogPosition, length: Int): Boolean {
-        val i = lastRun[topicId]
-        if (i != null) {
-            val r = runs[i]
-            if (firstSeq != r[1] + r[5]) return false
-            val p = LogPosition(r[2])
+        val i = if (topicId < lastRun.size) lastRun[topicId] else -1
+        if (i >= 0) {
+            if (firstSeq != firstSeqs[i] + counts[i]) return false
+            val p = LogPosition(positions[i])
             if (p.segmentId == position.segmentId &&
                 position.offset - p.offset < BlockIndex.STRIDE_BYTES &&
-                r[3] < BlockIndex.STRIDE_BLOCKS
+                blocks[i] < BlockIndex.STRIDE_BLOCKS
             ) {
-                r[3]++
-                r[4] += length
-                r[5] += count
+                blocks[i]++
+                bytes[i] += length
+                counts[i] += count
                 records += count
                 return true
             }
         }
-        lastRun[topicId] = runs.size
-        runs.add(longArrayOf(topicId.toLong(), firstSeq, position.packed, 1, length.toLong(), count.toLong()))
+        startRun(topicId, firstSeq, position, 1, length.toLong(), count.toLong())
         records += count
         return true
     }
@@ -86,9 +114,13 @@ internal class SummaryDraft(seed: SegmentSummary? = null) {
         firstName,
         namesAt,
         names.toList(),
-        runs.map {
-            SegmentSummary.Run(it[0].toInt(), it[1], LogPosition(it[2]), it[3].toInt(), it[4], it[5])
+        List(count) {
+            SegmentSummary.Run(topics[it], firstSeqs[it], LogPosition(positions[it]), blocks[it], bytes[it], counts[it])
         },
         relocated.toList(),
     )
+
+    private companion object {
+        const val INITIAL = 64
+    }
 }
