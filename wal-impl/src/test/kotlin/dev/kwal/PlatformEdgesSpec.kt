@@ -128,6 +128,36 @@ class PlatformEdgesSpec :
             Kwal.open(TestLogs.small(dir)).use { it.nextSequence("t") shouldBe 1L } // the lock was released
         }
 
+        /**
+         * 4 MiB segments; [fill] appends batches of 16 records of 60 KB: after five the log has rolled once, and the next
+         * segment's background build is paced behind the new active one's fill, so it is still being built.
+         */
+        fun spareInProgress(dir: Path) = TestLogs.small(
+            dir,
+            Durability.None,
+        ).toBuilder().segmentSize(4 shl 20).blockSize(128 shl 10).maxRecordSize(64 shl 10).maxGroupBytes(1 shl 20)
+            .build()
+
+        suspend fun Wal.fill(batches: Int) {
+            for (b in 0 until batches) {
+                appendBatch("t", List(16) { TestLogs.payload("t", 16L * b + it, 60_000) })
+            }
+        }
+
+        test("close() from an interrupted thread while a spare is being built keeps the interrupt") {
+            // It waited for the spare with an interruptible get(), which threw at once and cleared the flag.
+            val dir = newDir()
+            val wal = Kwal.open(spareInProgress(dir))
+            wal.fill(5)
+            LogFiles.dataSegments(dir) shouldBe listOf(1, 2)
+            val (result, stillInterrupted) = onInterruptedThread { wal.close() }
+            withClue("close's own result: $result") {
+                result.isSuccess shouldBe true
+                stillInterrupted shouldBe true
+            }
+            Kwal.open(spareInProgress(dir)).use { it.nextSequence("t") shouldBe 80L }
+        }
+
         // ---- Java callbacks (futures completed on kwal's threads ran user code there) ----
 
         test("a future's callback may append and wait, or close the log, without stalling it").config(

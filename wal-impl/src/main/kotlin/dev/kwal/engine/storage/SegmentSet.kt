@@ -199,7 +199,7 @@ internal class SegmentSet(
         for (sync in ArrayList(releasing)) runCatching { sync.join() } // a copy by toArray: the set changes meanwhile
         for (s in byId.values) runCatching { s.closeFile() }
         for (s in spares) runCatching { s.file.close() }
-        preparing?.let { p -> runCatching { p.get().file.close() } }
+        preparing?.let { p -> runCatching { p.join().file.close() } } // uninterruptible: close keeps the interrupt
         files.mappings.retire(byId.values)
     }
 
