@@ -51,7 +51,7 @@ internal interface FileIo {
 
     /**
      * The first [size] bytes of the small file [path] — fewer if it is shorter — read in one go, without keeping it
-     * open or mapping it (summaries, the manifest). Throws [java.nio.file.NoSuchFileException] if there is none.
+     * open or mapping it (summaries, the manifest). Throws an [java.io.IOException] if it cannot (no such file, say).
      * Crash model: it changes nothing.
      */
     fun read(path: Path, size: Int): ByteArray
