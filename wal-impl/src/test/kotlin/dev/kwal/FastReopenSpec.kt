@@ -3,6 +3,7 @@ package dev.kwal
 import dev.kwal.engine.Kwal
 import dev.kwal.engine.KwalEngine
 import dev.kwal.engine.format.SegmentSummary
+import dev.kwal.engine.io.FaultyFileIo
 import dev.kwal.engine.storage.SummaryStore
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.assertions.withClue
@@ -94,6 +95,32 @@ class FastReopenSpec :
                 wal.recovery.records shouldBe 3 * (n + 500)
                 wal.holds(n + 500)
             }
+        }
+
+        test("an open opens, maps and lists no more for a long log than for a short one: one read per summary") {
+            /** The seam calls of an open (and close) of a log of [until] records of each topic, closed cleanly. */
+            suspend fun openCalls(until: Long): Pair<Map<FaultyFileIo.Op, Int>, Int> {
+                val dir = newDir()
+                Kwal.open(options(dir)).use { fill(it, until = until) }
+                val io = FaultyFileIo()
+                return KwalEngine.open(options(dir), io).use { wal ->
+                    wal.recovery.segmentsScanned shouldBeLessThanOrEqual 2 // the active segment, and a spare if any
+                    io.counts() to wal.recovery.segments - 1
+                }
+            }
+            val (short, shortSealed) = openCalls(150)
+            val (long, longSealed) = openCalls(n)
+            shortSealed shouldBeGreaterThan 0
+            longSealed shouldBeGreaterThan shortSealed + 20
+            // The same files: the active segment, and spares (one log may have a spare the other lacks, or be building
+            // one in the background). Opening the sealed segments, or mapping the summaries, would take dozens more.
+            for (op in listOf(FaultyFileIo.Op.OPEN, FaultyFileIo.Op.MAP, FaultyFileIo.Op.FORCE)) {
+                withClue("$op: $short vs $long") { long.getValue(op) shouldBeLessThanOrEqual short.getValue(op) + 4 }
+            }
+            long.getValue(FaultyFileIo.Op.LIST) shouldBe 1
+            // The manifest (if any) and one summary per segment summarized, each read once.
+            (long.getValue(FaultyFileIo.Op.READ) - short.getValue(FaultyFileIo.Op.READ)) shouldBe
+                longSealed - shortSealed
         }
 
         test("after a crash (the files as a killed process leaves them) an open scans only what was not summarized") {

@@ -69,7 +69,7 @@ class ReadFailureSpec :
             val probe = FaultyFileIo()
             KwalEngine.open(TestLogs.small(dir), probe).close()
             val before = snapshot(dir)
-            for (op in listOf(Op.CREATE_DIRS, Op.LOCK, Op.LIST, Op.OPEN, Op.MAP, Op.FORCE)) {
+            for (op in listOf(Op.CREATE_DIRS, Op.LOCK, Op.LIST, Op.READ, Op.OPEN, Op.MAP, Op.FORCE)) {
                 for (n in 1..maxOf(1, minOf(3, probe.count(op)))) {
                     val io = FaultyFileIo().apply { failNth(op, n) }
                     val result = runCatching { KwalEngine.open(TestLogs.small(dir), io).close() }

@@ -151,7 +151,7 @@ class PowerCutSpec :
                     it.force()
                 }
                 disk.delete(a)
-                disk.list(dir) shouldBe listOf(b)
+                disk.list(dir).map { it.path } shouldBe listOf(b)
                 disk.cut(Random(i))
                 if (disk.exists(b)) {
                     stayed++
@@ -180,7 +180,7 @@ class PowerCutSpec :
             shouldThrow<IOException> { session.delete(a) }
             shouldThrow<IOException> { session.open(dir.resolve("new"), create = true, executor, perms) }
             disk.contentOf(a) shouldBe bytes(600, 1)
-            disk.list(dir) shouldBe listOf(a)
+            disk.list(dir).map { it.path } shouldBe listOf(a)
         }
 
         test("an armed cut fires inside the nth seam call, which fails") {
@@ -217,7 +217,7 @@ class PowerCutSpec :
                             wal.close()
                         }
                     }
-                    val segments = disk.list(logDir).map { it.fileName.toString() }
+                    val segments = disk.list(logDir).map { it.name }
                         .filter { it.startsWith("seg-") }.sorted()
                     val victim = disk.session().open(logDir.resolve(segments[1]), create = false, executor, perms)
                     victim.writeBlocking(ByteBuffer.wrap(ByteArray(8) { -1 }), SegmentHeader.SIZE + 4L + 2000)

@@ -44,10 +44,25 @@ internal interface FileIo {
     fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>)
 
     /**
-     * The regular files directly in [dir]: its entries as they are now, or, after a crash or a cut, as they
-     * survived. Changes nothing.
+     * The regular files directly in [dir], with their sizes: its entries as they are now, or, after a crash or a cut,
+     * as they survived. Changes nothing.
      */
-    fun list(dir: Path): List<Path>
+    fun list(dir: Path): List<Listed>
+
+    /**
+     * The first [size] bytes of the small file [path] — fewer if it is shorter — read in one go, without keeping it
+     * open or mapping it (summaries, the manifest). Throws an [java.io.IOException] if it cannot (no such file, say).
+     * Crash model: it changes nothing.
+     */
+    fun read(path: Path, size: Int): ByteArray
+
+    /**
+     * A handle to the existing file [path] that opens nothing: it names the file ([LogFile.path]) and maps it by path
+     * ([LogFile.map], [LogFile.unmap]), as a [LogFile] does after [LogFile.close]; [LogFile.close] does nothing, and
+     * its other operations fail as on a closed file. For sealed segments, which readers map when they need them: an
+     * open of a long log opens no file per sealed segment. Crash model: it changes nothing.
+     */
+    fun unopened(path: Path): LogFile
 
     /**
      * Opens [path] for reading and writing, creating it if [create] (with [permissions]). Suspending writes run on
@@ -96,6 +111,13 @@ internal interface FileIo {
      * creation like [open]'s, and a power cut may undo it too.
      */
     fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable?
+}
+
+/** A regular file [FileIo.list] found: its [path], and its [size] when listed. */
+internal class Listed(val path: Path, val size: Long) {
+    val name: String get() = path.fileName.toString()
+
+    override fun toString(): String = "$path ($size bytes)"
 }
 
 /**
@@ -183,14 +205,4 @@ internal interface LogFile : Closeable {
      * to a power cut as before, until a [force] through another handle of the file makes them durable.
      */
     override fun close()
-}
-
-/** The first [size] bytes of this file, copied out of a mapping made and unmapped for it (small files only). */
-internal fun LogFile.readBytes(size: Long): ByteArray {
-    val map = map(size)
-    try {
-        return ByteArray(size.toInt()).also { map.duplicate().get(it) }
-    } finally {
-        unmap(map)
-    }
 }

@@ -2,6 +2,7 @@ package dev.kwal.engine.io
 
 import kotlinx.coroutines.suspendCancellableCoroutine
 import java.io.Closeable
+import java.io.FileInputStream
 import java.io.IOException
 import java.lang.reflect.InvocationTargetException
 import java.lang.reflect.Method
@@ -22,6 +23,7 @@ import java.nio.file.StandardOpenOption
 import java.nio.file.StandardOpenOption.CREATE
 import java.nio.file.StandardOpenOption.READ
 import java.nio.file.StandardOpenOption.WRITE
+import java.nio.file.attribute.BasicFileAttributes
 import java.nio.file.attribute.FileAttribute
 import java.nio.file.attribute.PosixFilePermission
 import java.nio.file.attribute.PosixFilePermissions
@@ -46,8 +48,34 @@ internal object RealFileIo : FileIo {
             emptyArray()
         }
 
-    override fun list(dir: Path): List<Path> =
-        Files.list(dir).use { s -> s.filter { Files.isRegularFile(it) }.toList() }
+    override fun list(dir: Path): List<Listed> = Files.list(dir).use { s ->
+        s.toList().mapNotNull { p ->
+            // One stat per entry, as Files.isRegularFile makes: it gives the size too. An entry deleted meanwhile is
+            // not listed.
+            val a = try {
+                Files.readAttributes(p, BasicFileAttributes::class.java)
+            } catch (_: NoSuchFileException) {
+                null
+            }
+            if (a != null && a.isRegularFile) Listed(p, a.size()) else null
+        }
+    }
+
+    override fun read(path: Path, size: Int): ByteArray {
+        // A FileInputStream, not a FileChannel: an interrupt of the caller's thread does not cut it short.
+        FileInputStream(path.toFile()).use { input ->
+            val bytes = ByteArray(size)
+            var n = 0
+            while (n < size) {
+                val r = input.read(bytes, n, size - n)
+                if (r < 0) return bytes.copyOf(n)
+                n += r
+            }
+            return bytes
+        }
+    }
+
+    override fun unopened(path: Path): LogFile = RealLogFile(path, null)
 
     override fun open(
         path: Path,
@@ -201,7 +229,9 @@ private object Unmapper {
  * status is restored afterwards (see [uninterruptibly]). Mappings outlive the channel that made them, and since every
  * [map] opens the file by path, a mapping can be made after [close] too; [unmap] releases one.
  */
-private class RealLogFile(override val path: Path, private val async: AsynchronousFileChannel) : LogFile {
+private class RealLogFile(override val path: Path, private val channel: AsynchronousFileChannel?) : LogFile {
+    /** The open channel; none for a file [RealFileIo.unopened] made, which is as if closed. */
+    private val async: AsynchronousFileChannel get() = channel ?: throw ClosedChannelException()
 
     override suspend fun write(src: ByteBuffer, position: Long) {
         var at = position
@@ -262,7 +292,7 @@ private class RealLogFile(override val path: Path, private val async: Asynchrono
             writable.also { writable = null }
         }
         try {
-            async.close()
+            channel?.close()
         } finally {
             // Pages dirtied through it stay in the page cache like any other: unmapping loses nothing.
             mapping?.let(Unmapper::unmap)

@@ -53,18 +53,12 @@ internal class ProbedSegment(
 
     companion object {
         /**
-         * Segment [id] as an open that reads its summary instead needs it: its file's size, the file closed again —
-         * neither synced (it was, before its summary was written) nor read. [withHeader] completes it.
+         * Segment [id] as an open that reads its summary instead needs it: its file's size as listed ([fileSize]),
+         * and a handle that opens nothing ([SegmentFiles.unopenedFile]) — neither opened, synced (it was, before its
+         * summary was written) nor read. [withHeader] completes it.
          */
-        fun known(files: SegmentFiles, id: Int): ProbedSegment {
-            val file = files.openFile(id)
-            try {
-                val size = file.size()
-                return ProbedSegment(id, file, size, SegmentHeader.Result.Bad("not read"), 0, 0)
-            } finally {
-                file.close()
-            }
-        }
+        fun known(files: SegmentFiles, id: Int, fileSize: Long): ProbedSegment =
+            ProbedSegment(id, files.unopenedFile(id), fileSize, SegmentHeader.Result.Bad("not read"), 0, 0)
 
         /**
          * Opens segment [id], makes it durable, decodes its header and closes it again; [segmentSize] is today's

@@ -22,10 +22,12 @@ import java.security.SecureRandom
  * topic's block index from what it finds, cuts off what is not a sound continuation of the log, and hands the
  * writer a consistent log ([RecoveredLog]). `FORMAT.md` ("Recovery") specifies it; it runs in phases:
  *
- * 1. **list** ([listSegmentIds]): delete temporary segment files, collect the segment ids in order. No segment:
+ * 1. **list** ([listSegmentIds]): one listing of the directory, with each file's size, serves the whole open (the
+ *    manifest, the segments, the summaries); delete temporary segment files, collect the segment ids in order. No segment:
  *    create segment 1 of a new log, and stop.
  * 2. **summaries** ([SummaryChain]): unless [WalOptions.verifyOnOpen], the segments' summaries, in order, as long as
- *    they chain, stand for the segments they cover; the rest of the log (the tail) is probed and scanned. A summary
+ *    they chain, stand for the segments they cover (each summary read in one read; the segment files it covers not
+ *    opened at all, their sizes the listing's: [ProbedSegment.known]); the rest of the log (the tail) is probed and scanned. A summary
  *    that disagrees with the log so far makes the open start again without summaries. Summaries past the chain are
  *    deleted (durably) before anything is truncated; without a chain, all of them.
  * 3. **probe** ([ProbedSegment.probe]): open each segment of the tail, sync it, decode its header, close it again.
@@ -72,14 +74,16 @@ internal class Recovery(
      */
     fun run(): RecoveredLog {
         val started = System.nanoTime()
-        val manifest = ManifestStore(io, files).read()
+        // One listing of the directory serves the whole open: nothing else changes it while the lock is held.
+        val listing = io.list(files.directory)
+        val manifest = ManifestStore(io, files).read(listing)
         start = ScanStart(manifest?.firstSegment ?: 1, manifest)
         start.seed(table)
-        val listed = listSegmentIds(io, files.directory) // 1. list
+        val listed = listSegmentIds(io, files.directory, listing) // 1. list
         val ids = listed.filter { it >= start.firstSegment }
         if (ids.isEmpty()) {
-            SummaryStore(io, files).list().let { (sums, tmps) ->
-                untrusted = sums
+            SummaryStore(io, files).list(listing).let { (sums, tmps) ->
+                untrusted = sums.keys.toList()
                 temporaries = tmps
             }
             if (manifest == null) {
@@ -99,17 +103,20 @@ internal class Recovery(
         }
         val summaries = SummaryStore(io, files)
         val known = HashMap<Int, ProbedSegment>()
-        fun knownSegment(id: Int): ProbedSegment = known[id] ?: ProbedSegment.known(files, id).also { known[id] = it }
+        val segmentSizes = HashMap<Int, Long>()
+        for (f in listing) SegmentFiles.idOf(f.name)?.let { segmentSizes[it] = f.size }
+        fun knownSegment(id: Int): ProbedSegment = known[id]
+            ?: ProbedSegment.known(files, id, segmentSizes.getValue(id)).also { known[id] = it }
         val chainer = SummaryChain(summaries, start)
-        val (present, temporary) = summaries.list()
+        val (present, temporary) = summaries.list(listing)
         val chain = if (useSummaries) {
-            chainer.load(ids, present.toHashSet()) { id -> knownSegment(id).fileSize }
+            chainer.load(ids, present) { id -> knownSegment(id).fileSize }
         } else {
             emptyList()
         }
         // Summaries past the chain are not to be trusted: deleted, durably, before anything is truncated or written.
         val lastSummarized = chain.lastOrNull()?.segmentId ?: Int.MIN_VALUE
-        untrusted = present.filter { it > lastSummarized || it < start.firstSegment }
+        untrusted = present.keys.filter { it > lastSummarized || it < start.firstSegment }
         temporaries = temporary
         val relocated = try {
             chainer.apply(chain, table)

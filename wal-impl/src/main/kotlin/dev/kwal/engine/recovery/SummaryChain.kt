@@ -22,16 +22,16 @@ internal class SummaryChain(private val store: SummaryStore, private val start: 
 
     /**
      * The longest chain of sound summaries of [ids] (the segment ids from the first, in order), of those [present] (the
-     * ids with a summary file).
+     * ids with a summary file, and its size); [sizes] are the segment files' sizes.
      */
-    fun load(ids: List<Int>, present: Set<Int>, sizes: (Int) -> Long?): List<SegmentSummary> {
+    fun load(ids: List<Int>, present: Map<Int, Long>, sizes: (Int) -> Long?): List<SegmentSummary> {
         val out = ArrayList<SegmentSummary>()
         var logId = start.manifest?.logId
         var prevTo = LogPosition(start.firstSegment, SegmentHeader.SIZE)
         for (id in ids) {
             if (id != (out.lastOrNull()?.segmentId?.plus(1) ?: start.firstSegment)) break // a segment is missing
-            if (id !in present) break
-            val s = store.read(id) ?: break
+            val summarySize = present[id] ?: break
+            val s = store.read(id, summarySize) ?: break
             if (s.segmentId != id || (logId != null && s.logId != logId)) break
             val first = out.isEmpty()
             val chained = s.from == prevTo || (first && s.from.segmentId < start.firstSegment)

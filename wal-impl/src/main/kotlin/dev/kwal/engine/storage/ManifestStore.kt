@@ -3,7 +3,7 @@ package dev.kwal.engine.storage
 import dev.kwal.WalCorruptedException
 import dev.kwal.engine.format.Manifest
 import dev.kwal.engine.io.FileIo
-import dev.kwal.engine.io.readBytes
+import dev.kwal.engine.io.Listed
 import java.nio.ByteBuffer
 import java.nio.file.Path
 
@@ -21,19 +21,14 @@ internal class ManifestStore(private val io: FileIo, private val files: SegmentF
     private val tmp: Path = files.directory.resolve(Manifest.TMP)
 
     /**
-     * The manifest, or null if the log has none. Throws [WalCorruptedException] if the file is there but holds no
+     * The manifest, or null if the log has none: [listing] (of the directory) lists no manifest.
+     * One read, no file kept open. Throws [WalCorruptedException] if the file is there but holds no
      * sound manifest: the log's first segments are gone, and what they held cannot be known without it.
      */
-    fun read(): Manifest? {
-        if (io.list(files.directory).none { it.fileName.toString() == Manifest.FILE }) return null
-        val file = files.openOther(path, create = false)
-        val bytes = try {
-            val size = file.size()
-            if (size > MAX_SIZE) throw WalCorruptedException("manifest of $size bytes is too large", path, 0)
-            file.readBytes(size)
-        } finally {
-            file.close()
-        }
+    fun read(listing: List<Listed>): Manifest? {
+        val size = listing.firstOrNull { it.name == Manifest.FILE }?.size ?: return null
+        if (size > MAX_SIZE) throw WalCorruptedException("manifest of $size bytes is too large", path, 0)
+        val bytes = io.read(path, size.toInt())
         return when (val r = Manifest.decode(bytes)) {
             is Manifest.Result.Ok -> r.manifest
             is Manifest.Result.Bad -> throw WalCorruptedException("bad manifest: ${r.reason}", path, 0)

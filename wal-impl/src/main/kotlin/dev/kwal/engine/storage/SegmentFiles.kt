@@ -76,6 +76,9 @@ internal class SegmentFiles(
     /** Opens [path], another file of the log's directory (the manifest), creating it if [create]. */
     fun openOther(path: Path, create: Boolean): LogFile = io.open(path, create, writeExecutor, permissions)
 
+    /** A handle to the file of segment [id] that opens nothing ([FileIo.unopened]). */
+    fun unopenedFile(id: Int): LogFile = io.unopened(pathOf(id))
+
     /** Opens the file of segment [id], which must exist. */
     fun openFile(id: Int): LogFile = io.open(pathOf(id), create = false, writeExecutor, permissions)
 

@@ -2,14 +2,14 @@ package dev.kwal.engine.storage
 
 import dev.kwal.engine.format.SegmentSummary
 import dev.kwal.engine.io.FileIo
-import dev.kwal.engine.io.readBytes
+import dev.kwal.engine.io.Listed
 import java.nio.file.Path
 
 /**
  * Reads, writes and deletes segment summaries (`seg-NNNNNNNNNN.sum`, see [SegmentSummary]) through the log's [FileIo].
  *
  * A summary is written whole or not at all: to a temporary file, synced, then renamed over its name. A summary that
- * cannot be read, or reads as no sound summary, is as good as none: the open scans that segment instead. Summaries are
+ * reads as no sound summary, is as good as none: the open scans that segment instead. Summaries are
  * deleted before anything that would make them stale — a segment deleted or truncated — and the directory synced.
  *
  * Thread-safety: the summary builder writes, one at a time; an open reads and deletes before the builder runs;
@@ -19,19 +19,12 @@ internal class SummaryStore(private val io: FileIo, private val files: SegmentFi
     fun pathOf(id: Int): Path = files.directory.resolve(nameOf(id))
 
     /**
-     * Segment [id]'s summary, or null if it has none (a summary file must be in [ids]), or none that is sound. Throws
-     * what the file system throws: an open does not go on past a disk that fails it.
+     * Segment [id]'s summary, listed with [size] bytes, or null if it holds none that is sound. One read, no file kept
+     * open. Throws what the file system throws: an open does not go on past a disk that fails it.
      */
-    fun read(id: Int): SegmentSummary? {
-        val file = files.openOther(pathOf(id), create = false)
-        val bytes = try {
-            val size = file.size()
-            if (size > MAX_SIZE || size < SegmentSummary.HEADER) return null
-            file.readBytes(size)
-        } finally {
-            file.close()
-        }
-        return SegmentSummary.decode(bytes)
+    fun read(id: Int, size: Long): SegmentSummary? {
+        if (size > MAX_SIZE || size < SegmentSummary.HEADER) return null
+        return SegmentSummary.decode(io.read(pathOf(id), size.toInt()))
     }
 
     /** Writes [summary] for its segment, replacing any, durably (the directory is not synced: a lost rename is none). */
@@ -50,13 +43,19 @@ internal class SummaryStore(private val io: FileIo, private val files: SegmentFi
     }
 
     /**
-     * The segment ids of the summaries in the directory, and those of the temporary files of summaries being written (a
-     * crash may leave one, with or without the summary it was to replace).
+     * The summaries in [listing] (of the directory): their segment ids and sizes, in id order; and the segment ids of
+     * the temporary files of summaries being written (a crash may leave one, with or without the summary it was to
+     * replace).
      */
-    fun list(): Pair<List<Int>, List<Int>> {
-        val names = io.list(files.directory).map { it.fileName.toString() }
-        val sums = names.mapNotNull { n -> idOf(n)?.takeIf { !n.endsWith(SegmentFiles.TMP_SUFFIX) } }.sorted()
-        val tmps = names.mapNotNull { n -> idOf(n)?.takeIf { n.endsWith(SegmentFiles.TMP_SUFFIX) } }.sorted()
+    fun list(listing: List<Listed>): Pair<Map<Int, Long>, List<Int>> {
+        val sums = java.util.TreeMap<Int, Long>()
+        val tmps = ArrayList<Int>()
+        for (f in listing) {
+            val n = f.name
+            val id = idOf(n) ?: continue
+            if (n.endsWith(SegmentFiles.TMP_SUFFIX)) tmps.add(id) else sums[id] = f.size
+        }
+        tmps.sort()
         return sums to tmps
     }
 

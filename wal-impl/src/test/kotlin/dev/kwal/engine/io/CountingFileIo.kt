@@ -50,15 +50,19 @@ internal class CountingFileIo(private val delegate: FileIo = RealFileIo) : FileI
 
     override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) =
         delegate.createDirectories(dir, permissions)
-    override fun list(dir: Path): List<Path> = delegate.list(dir)
+    override fun list(dir: Path): List<Listed> = delegate.list(dir)
+    override fun read(path: Path, size: Int): ByteArray = delegate.read(path, size)
+
+    /** Counts its mappings, but not as an open file: it opens none. */
+    override fun unopened(path: Path): LogFile = Counted(delegate.unopened(path), counted = false)
     override fun move(from: Path, to: Path) = delegate.move(from, to)
     override fun delete(path: Path) = delegate.delete(path)
     override fun syncDirectory(dir: Path) = delegate.syncDirectory(dir)
     override fun tryLock(path: Path, permissions: Set<PosixFilePermission>): Closeable? =
         delegate.tryLock(path, permissions)
 
-    private inner class Counted(private val file: LogFile) : LogFile by file {
-        private val closed = AtomicBoolean()
+    private inner class Counted(private val file: LogFile, counted: Boolean = true) : LogFile by file {
+        private val closed = AtomicBoolean(!counted)
 
         override fun map(size: Long): ByteBuffer = file.map(size).also {
             maxMaps.accumulateAndGet(maps.incrementAndGet(), ::maxOf)

@@ -19,7 +19,21 @@ import java.util.concurrent.atomic.AtomicLong
 internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo {
 
     /** The kinds of call the engine makes through the seam. */
-    enum class Op { CREATE_DIRS, LIST, OPEN, MOVE, DELETE, SYNC_DIR, LOCK, WRITE, WRITE_BLOCKING, STORE, FORCE, MAP }
+    enum class Op {
+        CREATE_DIRS,
+        LIST,
+        READ,
+        OPEN,
+        MOVE,
+        DELETE,
+        SYNC_DIR,
+        LOCK,
+        WRITE,
+        WRITE_BLOCKING,
+        STORE,
+        FORCE,
+        MAP,
+    }
 
     private class Rule(val op: Op, val nth: Int, val sticky: Boolean, val short: Boolean) {
         val seen = AtomicInteger()
@@ -87,10 +101,15 @@ internal class FaultyFileIo(private val delegate: FileIo = RealFileIo) : FileIo 
         check(Op.CREATE_DIRS)
         delegate.createDirectories(dir, permissions)
     }
-    override fun list(dir: Path): List<Path> {
+    override fun list(dir: Path): List<Listed> {
         check(Op.LIST)
         return delegate.list(dir)
     }
+    override fun read(path: Path, size: Int): ByteArray {
+        check(Op.READ)
+        return delegate.read(path, size)
+    }
+    override fun unopened(path: Path): LogFile = FaultyLogFile(delegate.unopened(path))
     override fun open(
         path: Path,
         create: Boolean,

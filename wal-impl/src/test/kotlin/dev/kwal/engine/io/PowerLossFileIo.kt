@@ -203,7 +203,9 @@ internal class PowerLossFileIo(
 
     override fun createDirectories(dir: Path, permissions: Set<PosixFilePermission>) =
         session().createDirectories(dir, permissions)
-    override fun list(dir: Path): List<Path> = session().list(dir)
+    override fun list(dir: Path): List<Listed> = session().list(dir)
+    override fun read(path: Path, size: Int): ByteArray = session().read(path, size)
+    override fun unopened(path: Path): LogFile = session().unopened(path)
     override fun open(
         path: Path,
         create: Boolean,
@@ -404,9 +406,23 @@ internal class PowerLossFileIo(
             }
         }
 
-        override fun list(dir: Path): List<Path> = synchronized(monitor) {
+        override fun list(dir: Path): List<Listed> = synchronized(monitor) {
             enter(gen, "list")
-            dirOf(dir).vol.keys.sorted().map { dir.resolve(it) }
+            dirOf(dir).vol.entries.sortedBy { it.key }.map { (name, inode) ->
+                Listed(dir.resolve(name), inode.volSize.toLong())
+            }
+        }
+
+        override fun read(path: Path, size: Int): ByteArray = synchronized(monitor) {
+            enter(gen, "read of $path")
+            val inode = dirOf(path.parent).vol[path.fileName.toString()] ?: throw NoSuchFileException(path.toString())
+            inode.vol.copyOf(minOf(size, inode.volSize))
+        }
+
+        /** Opens nothing: a closed handle, which maps by path (see [Handle.map]). Not a seam call. */
+        override fun unopened(path: Path): LogFile = synchronized(monitor) {
+            val inode = dirOf(path.parent).vol[path.fileName.toString()] ?: Inode(-1)
+            Handle(inode, path, gen).apply { close() }
         }
 
         override fun open(
