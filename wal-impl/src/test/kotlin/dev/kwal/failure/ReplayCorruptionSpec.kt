@@ -21,11 +21,8 @@ import kotlinx.coroutines.flow.take
 class ReplayCorruptionSpec :
     FunSpec({
 
-        val size = 3000
-        val count = 60
-
-        /** Collects [flow] until it fails; returns the sequences it emitted and the failure. */
-        suspend fun collectUntilFailure(flow: Flow<Record>): Pair<List<Long>, WalCorruptedException> {
+        /** Collects [flow] of [size]-byte records until it fails; returns the sequences it emitted and the failure. */
+        suspend fun collectUntilFailure(flow: Flow<Record>, size: Int): Pair<List<Long>, WalCorruptedException> {
             val seen = mutableListOf<Long>()
             val e = shouldThrow<WalCorruptedException> {
                 flow.collect { r ->
@@ -36,11 +33,15 @@ class ReplayCorruptionSpec :
             return seen to e
         }
 
-        for (where in listOf("sealed", "active")) {
+        // Both ways RecordFrame.Codec.decode checks a payload: small ones in one checksum call over a copy behind
+        // the seed, larger ones in the array handed out.
+        for (size in listOf(100, 3000)) for (where in listOf("sealed", "active")) {
             test(
-                "a payload bit flipped in the $where segment: replay and follow stop before the record, " +
-                    "with WalCorruptedException",
+                "a payload bit flipped in a $size B record in the $where segment: replay and follow stop before the " +
+                    "record, with WalCorruptedException",
             ) {
+                // Enough records to fill more than one 64 KiB segment.
+                val count = if (size < 1000) 1200 else 60
                 val dir = TestLogs.tempDir("kwal-replay-corrupt")
                 Kwal.open(TestLogs.small(dir)).use { wal ->
                     // Pairs: each batch is one group, one block of two records (8 KiB blocks hold two of 3000 B).
@@ -62,15 +63,15 @@ class ReplayCorruptionSpec :
                     )
                     (block.segment == active) shouldBe (where == "active")
 
-                    val (replayed, e) = collectUntilFailure(wal.replay("t"))
+                    val (replayed, e) = collectUntilFailure(wal.replay("t"), size)
                     replayed shouldBe (0 until victim).toList()
                     e.file?.fileName shouldBe LogFiles.segment(dir, block.segment).fileName
 
                     // From the damaged record itself, and from a record before it in the same block.
-                    collectUntilFailure(wal.replay("t", victim)).first shouldBe emptyList()
-                    collectUntilFailure(wal.replay("t", block.firstSeq)).first shouldBe listOf(block.firstSeq)
+                    collectUntilFailure(wal.replay("t", victim), size).first shouldBe emptyList()
+                    collectUntilFailure(wal.replay("t", block.firstSeq), size).first shouldBe listOf(block.firstSeq)
                     // A follower fails the same way instead of waiting for more.
-                    collectUntilFailure(wal.follow("t").take(count)).first shouldBe (0 until victim).toList()
+                    collectUntilFailure(wal.follow("t").take(count), size).first shouldBe (0 until victim).toList()
                     // Records after the damaged block are still readable on their own.
                     val after = block.firstSeq + block.count
                     if (after < count) {
