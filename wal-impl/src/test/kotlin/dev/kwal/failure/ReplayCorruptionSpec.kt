@@ -33,8 +33,7 @@ class ReplayCorruptionSpec :
             return seen to e
         }
 
-        // Both ways RecordFrame.Codec.decode checks a payload: small ones in one checksum call over a copy behind
-        // the seed, larger ones in the array handed out.
+        // Small records (many to a block, as replay benchmarks them) and large ones (two to a block).
         for (size in listOf(100, 3000)) {
             for (where in listOf("sealed", "active")) {
                 test(

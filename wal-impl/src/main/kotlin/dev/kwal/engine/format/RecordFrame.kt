@@ -34,27 +34,18 @@ internal object RecordFrame {
 
         /**
          * The CRC input that precedes the payload: topic id, sequence, then frame bytes 4..11 (length, magic,
-         * flags, reserved). Bytes 16..19 never change. Behind the seed, room for a payload of up to [SMALL_PAYLOAD]
-         * bytes: [decode] checks the seed and a copy of such a payload in one checksum call (each call has a fixed
-         * cost that a small payload does not amortize).
+         * flags, reserved). Bytes 16..19 never change.
          */
-        private val seedBytes = ByteArray(SEED_SIZE + SMALL_PAYLOAD).also { it[16] = MAGIC }
-
-        /**
-         * Writes the seed of record [seq] of topic [topicId] with a [length]-byte payload into [seedBytes]: bytes
-         * 0..15 as two big-endian longs, the 8-byte words the checksum reads back right after (written any other
-         * way — smaller or straddling stores, or through a ByteBuffer — it measured slower).
-         */
-        private fun writeSeed(topicId: Int, seq: Long, length: Int) {
-            BIG_ENDIAN_LONG.set(seedBytes, 0, (topicId.toLong() shl 32) or (seq ushr 32))
-            BIG_ENDIAN_LONG.set(seedBytes, 8, (seq shl 32) or (length.toLong() and 0xFFFF_FFFFL))
-        }
+        private val seedBytes = ByteArray(SEED_SIZE).also { it[16] = MAGIC }
 
         /**
          * Resets the checksum and feeds it the seed of record [seq] of topic [topicId] with a [length]-byte payload.
+         * Seed bytes 0..15 are written as two big-endian longs, the 8-byte words the checksum reads back right after
+         * (written any other way — smaller or straddling stores, or through a ByteBuffer — it measured slower).
          */
         private fun seed(topicId: Int, seq: Long, length: Int) {
-            writeSeed(topicId, seq, length)
+            BIG_ENDIAN_LONG.set(seedBytes, 0, (topicId.toLong() shl 32) or (seq ushr 32))
+            BIG_ENDIAN_LONG.set(seedBytes, 8, (seq shl 32) or (length.toLong() and 0xFFFF_FFFFL))
             crc.reset()
             crc.update(seedBytes, 0, SEED_SIZE)
         }
@@ -87,22 +78,12 @@ internal object RecordFrame {
          * its payload if the frame is sound (record [seq] of topic [topicId], checksum matching), or null.
          *
          * The payload is copied out of [b] first and the checksum computed over the copy, so [b] is read once
-         * and what is returned is exactly what was checked, even if [b]'s memory changed meanwhile: a payload of
-         * at most [SMALL_PAYLOAD] bytes is copied behind the seed in [seedBytes], checked there in one checksum call,
-         * and returned as a copy of that; a larger one is copied into the array returned and checked there. Only
+         * and what is returned is exactly what was checked, even if [b]'s memory changed meanwhile. Only
          * absolute reads are used: [b]'s position and limit are not moved, and its limit must be at least [end].
          */
         fun decode(b: ByteBuffer, at: Int, end: Int, topicId: Int, seq: Long): ByteArray? {
             val length = soundLength(b, at, end)
             if (length < 0) return null
-            if (length <= SMALL_PAYLOAD) {
-                val input = seedBytes
-                b.get(at + HEADER_SIZE, input, SEED_SIZE, length)
-                writeSeed(topicId, seq, length)
-                crc.reset()
-                crc.update(input, 0, SEED_SIZE + length)
-                return if (crc.value.toInt() == b.getInt(at)) input.copyOfRange(SEED_SIZE, SEED_SIZE + length) else null
-            }
             val payload = ByteArray(length)
             b.get(at + HEADER_SIZE, payload)
             seed(topicId, seq, length)
@@ -121,16 +102,9 @@ internal object RecordFrame {
             return if (b.getInt(at + 8) == MAGIC_WORD) length else -1
         }
 
-        companion object {
+        private companion object {
             /** Topic id (4), sequence (8), frame bytes 4..11 (8). */
-            private const val SEED_SIZE = 20
-
-            /**
-             * The largest payload [decode] checks in one checksum call over a copy behind the seed. Above it, that
-             * extra copy costs more than the second checksum call it saves (measured: a gain at 256 B, a loss at
-             * 512 B).
-             */
-            const val SMALL_PAYLOAD = 256
+            const val SEED_SIZE = 20
 
             private val BIG_ENDIAN_LONG: VarHandle =
                 MethodHandles.byteArrayViewVarHandle(LongArray::class.java, ByteOrder.BIG_ENDIAN)
