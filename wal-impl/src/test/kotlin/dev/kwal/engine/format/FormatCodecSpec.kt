@@ -94,6 +94,31 @@ class FormatCodecSpec :
             }
         }
 
+        test(
+            "RecordFrame: decode checks payloads of a few hundred bytes to a few KiB, " +
+                "and any flipped bit of the frame makes it return null",
+        ) {
+            val codec = RecordFrame.Codec()
+            val sizes = Arb.int(90..4096)
+            checkAll(200, sizes, Arb.int(), Arb.long(), prefixes, Arb.nonNegativeInt()) {
+                    size,
+                    topic,
+                    seq,
+                    prefix,
+                    bit,
+                ->
+                val payload = ByteArray(size) { (it * 31 + seq).toByte() }
+                val (heap, end) = encodeFrame(prefix, topic, seq, payload)
+                val direct = ByteBuffer.allocateDirect(heap.capacity()).put(heap.duplicate().clear())
+                codec.decode(direct, prefix, end, topic, seq) shouldBe payload
+                codec.decode(direct, prefix, end, topic, seq + 1) shouldBe null
+                flip(direct, prefix * 8 + bit % ((end - prefix) * 8))
+                codec.decode(direct, prefix, end, topic, seq) shouldBe null
+                // What was decoded before the flip is the caller's own copy.
+                codec.decode(heap, prefix, end, topic, seq) shouldBe payload
+            }
+        }
+
         test("RecordFrame: a frame cut short fails its check") {
             checkAll(200, payloads, Arb.int(), Arb.long(), Arb.int(1..400)) { payload, topic, seq, cut ->
                 val (b, end) = encodeFrame(0, topic, seq, payload)
