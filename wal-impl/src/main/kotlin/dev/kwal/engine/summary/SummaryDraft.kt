@@ -21,14 +21,14 @@ internal class SummaryDraft(seed: SegmentSummary? = null) {
     val relocated = ArrayList(seed?.relocated.orEmpty())
 
     // Runs as columns (a run per block when many topics interleave: hundreds of thousands per segment, so no object
-    // per run): topic id, first sequence, position, blocks, bytes, records; [count] rows in use.
+    // per run): topic id, first sequence, position, blocks, bytes, records; [runCount] rows in use.
     private var topics = IntArray(INITIAL)
     private var firstSeqs = LongArray(INITIAL)
     private var positions = LongArray(INITIAL)
     private var blocks = IntArray(INITIAL)
     private var bytes = LongArray(INITIAL)
     private var counts = LongArray(INITIAL)
-    private var count = 0
+    private var runCount = 0
 
     /** Each topic's last run, a row of the columns, by topic id (ids are dense); -1 for none. */
     private var lastRun = IntArray(INITIAL) { -1 }
@@ -38,7 +38,7 @@ internal class SummaryDraft(seed: SegmentSummary? = null) {
     }
 
     private fun startRun(topicId: Int, firstSeq: Long, position: LogPosition, blocks: Int, bytes: Long, records: Long) {
-        val i = count
+        val i = runCount
         if (i == topics.size) grow()
         if (topicId >= lastRun.size) {
             val old = lastRun.size
@@ -52,7 +52,7 @@ internal class SummaryDraft(seed: SegmentSummary? = null) {
         this.bytes[i] = bytes
         counts[i] = records
         lastRun[topicId] = i
-        count = i + 1
+        runCount = i + 1
     }
 
     private fun grow() {
@@ -114,7 +114,7 @@ internal class SummaryDraft(seed: SegmentSummary? = null) {
         firstName,
         namesAt,
         names.toList(),
-        List(count) {
+        List(runCount) {
             SegmentSummary.Run(topics[it], firstSeqs[it], LogPosition(positions[it]), blocks[it], bytes[it], counts[it])
         },
         relocated.toList(),
