@@ -1,8 +1,6 @@
 package dev.kwal.bench
 
 import dev.kwal.RecordChecks
-import dev.kwal.WalOptions
-import dev.kwal.engine.Kwal
 import kotlinx.coroutines.runBlocking
 import net.openhft.chronicle.queue.impl.single.SingleChronicleQueueBuilder
 import org.knowm.xchart.BitmapEncoder
@@ -726,13 +724,7 @@ class Compare(private val opt: Opts) {
                 writeAndKill(name, dir, bytes, 1024)
                 val start = System.nanoTime()
                 when (name) {
-                    "kwal", "kwal-clean" -> Kwal.open(WalOptions(dir)).use { wal ->
-                        val ms = (System.nanoTime() - start) / 1e6
-                        check(wal.nextSequence("t") == bytes / 1024) {
-                            "kwal recovered ${wal.nextSequence("t")} records of ${bytes / 1024}"
-                        }
-                        ms
-                    }
+                    "kwal", "kwal-clean" -> timedKwalOpen(dir, bytes / 1024).first
 
                     "rocksdb" -> rocksOptions().use { o ->
                         RocksDB.open(o, dir.toString()).use { (System.nanoTime() - start) / 1e6 }
@@ -793,15 +785,9 @@ class Compare(private val opt: Opts) {
                         writeAndKill(name, dir, SCALE_KILL_TOP_UP, 1024)
                         records += SCALE_KILL_TOP_UP / 1024
                     }
-                    val start = System.nanoTime()
-                    Kwal.open(WalOptions(dir)).use { wal ->
-                        val ms = (System.nanoTime() - start) / 1e6
-                        check(wal.nextSequence("t") == records) {
-                            "kwal recovered ${wal.nextSequence("t")} records of $records"
-                        }
-                        segments[name] = "${wal.recovery.segmentsScanned} of ${wal.recovery.segments} segments scanned"
-                        ms
-                    }
+                    val (ms, recovery) = timedKwalOpen(dir, records)
+                    segments[name] = "${recovery.segmentsScanned} of ${recovery.segments} segments scanned"
+                    ms
                 }
             } finally {
                 dir.toFile().deleteRecursively()

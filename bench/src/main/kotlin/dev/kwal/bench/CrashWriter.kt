@@ -1,6 +1,7 @@
 package dev.kwal.bench
 
 import dev.kwal.Durability
+import dev.kwal.RecoveryReport
 import dev.kwal.WalOptions
 import dev.kwal.engine.Kwal
 import kotlinx.coroutines.runBlocking
@@ -105,4 +106,17 @@ fun writeAndKill(system: String, dir: Path, bytes: Long, recordSize: Int) {
     check(line == "READY") { "crash writer for $system ended without READY (exit ${p.waitFor()})" }
     p.destroyForcibly()
     p.waitFor(30, TimeUnit.SECONDS)
+}
+
+/**
+ * Times `Kwal.open` of the log a [CrashWriter] left in [dir] (page cache hot), checks that it recovered [records]
+ * records of topic `t`, and closes it: the open's milliseconds and its recovery report.
+ */
+fun timedKwalOpen(dir: Path, records: Long): Pair<Double, RecoveryReport> {
+    val start = System.nanoTime()
+    Kwal.open(WalOptions(dir)).use { wal ->
+        val ms = (System.nanoTime() - start) / 1e6
+        check(wal.nextSequence("t") == records) { "kwal recovered ${wal.nextSequence("t")} records of $records" }
+        return ms to wal.recovery
+    }
 }

@@ -1,7 +1,5 @@
 package dev.kwal.bench
 
-import dev.kwal.WalOptions
-import dev.kwal.engine.Kwal
 import java.nio.file.Files
 import java.nio.file.Path
 
@@ -24,16 +22,12 @@ fun main(args: Array<String>) {
     }
     val times = ArrayList<Double>()
     repeat(opens) { i ->
-        val start = System.nanoTime()
-        Kwal.open(WalOptions(dir)).use { wal ->
-            val ms = (System.nanoTime() - start) / 1e6
-            times.add(ms)
-            check(wal.nextSequence("t") == bytes / record) { "recovered ${wal.nextSequence("t")} of ${bytes / record}" }
-            println(
-                "REOPEN_REPEAT open=$i open_ms=${"%.1f".format(ms)} segments=${wal.recovery.segments} " +
-                    "scanned=${wal.recovery.segmentsScanned}",
-            )
-        }
+        val (ms, recovery) = timedKwalOpen(dir, bytes / record)
+        times.add(ms)
+        println(
+            "REOPEN_REPEAT open=$i open_ms=${"%.1f".format(ms)} segments=${recovery.segments} " +
+                "scanned=${recovery.segmentsScanned}",
+        )
     }
     val warm = times.drop(1).sorted()
     println(

@@ -1,7 +1,5 @@
 package dev.kwal.bench
 
-import dev.kwal.WalOptions
-import dev.kwal.engine.Kwal
 import java.nio.file.Files
 import java.nio.file.Path
 
@@ -40,15 +38,10 @@ fun main(args: Array<String>) {
                 var segments = 0
                 // After a kill only the first open is one; later ones follow a clean close (of that open).
                 repeat(if (mode == "kwal") 1 else 3) {
-                    val start = System.nanoTime()
-                    Kwal.open(WalOptions(log)).use { wal ->
-                        times.add((System.nanoTime() - start) / 1e6)
-                        scanned = wal.recovery.segmentsScanned
-                        segments = wal.recovery.segments
-                        check(wal.nextSequence("t") == bytes / record) {
-                            "recovered ${wal.nextSequence("t")} records of ${bytes / record}"
-                        }
-                    }
+                    val (ms, recovery) = timedKwalOpen(log, bytes / record)
+                    times.add(ms)
+                    scanned = recovery.segmentsScanned
+                    segments = recovery.segments
                 }
                 val after = if (mode == "kwal") "kill" else "clean close"
                 println(
